@@ -1,0 +1,39 @@
+# make demo: steal a logistic regression trained on Adult, end to end.
+# make test: install what the tests need, lint, type-check, run the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := demo-out
+
+.PHONY: demo test lint typecheck clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.core: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@ $(VENV)/.core
+
+demo: $(VENV)/.core
+	@mkdir -p $(DEMO) && rm -f $(DEMO)/queries.sqlite*
+	$(BIN)/stealml train --data adult-income --model logreg --seed 0 --out $(DEMO)/target.skops
+	$(BIN)/stealml extract --target $(DEMO)/target.skops --attack equation-solving \
+		--data adult-income --price 0.0001 --log $(DEMO)/queries.sqlite \
+		--out $(DEMO)/stolen.skops
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check src tests
+
+typecheck: $(VENV)/.test
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache

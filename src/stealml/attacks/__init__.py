@@ -1,0 +1,22 @@
+"""Extraction attacks, one file per family, registered by name."""
+
+from __future__ import annotations
+
+from stealml.attacks.base import Attack, ExtractionResult, Querier
+from stealml.attacks.equation_solving import EquationSolving
+from stealml.exceptions import ConfigurationError
+
+__all__ = ["ATTACKS", "Attack", "EquationSolving", "ExtractionResult", "Querier", "get_attack"]
+
+ATTACKS: dict[str, type[Attack]] = {
+    EquationSolving.name: EquationSolving,
+}
+
+
+def get_attack(name: str) -> type[Attack]:
+    """The attack class registered under ``name``."""
+    try:
+        return ATTACKS[name]
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown attack {name!r}; choose one of: {', '.join(sorted(ATTACKS))}") from None

@@ -1,0 +1,221 @@
+"""The ``stealml`` command: parses, calls the library, prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from stealml import __version__
+from stealml.attacks import ATTACKS
+from stealml.exceptions import StealmlError
+from stealml.ledger import Ledger
+from stealml.targets import MODEL_KINDS
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+class StealmlGroup(click.Group):
+    """Turns library errors into one line on stderr and a non-zero exit, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StealmlError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted: every answer paid for so far is in the query log "
+                       "(if --log was given); run the same command again to replay them",
+                       err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=StealmlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stealml")
+def main() -> None:
+    """How cheaply can the model behind a prediction API be stolen?
+
+    Train targets, run extraction attacks against them through a query-accounting
+    oracle, and measure the fidelity of the stolen model.
+    """
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def datasets(as_json: bool) -> None:
+    """List the offline data sets: rows, features, classes and source."""
+    from stealml.datasets import list_datasets
+
+    infos = list_datasets()
+    if as_json:
+        click.echo(json.dumps([_info_dict(i) for i in infos], indent=2))
+        return
+    table = Table("name", "rows", "features", "classes", "paper (rows×features)", "source")
+    for i in infos:
+        paper = (f"{i.paper_rows}×{i.paper_features}" if i.paper_rows else "-")
+        table.add_row(i.name, str(i.rows), str(i.features),
+                      "-" if i.classes is None else str(i.classes), paper, i.source)
+    out_console.print(table)
+
+
+def _info_dict(info: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(info)
+
+
+@main.command()
+@click.option("--data", required=True, help="Data set name (see `stealml datasets`).")
+@click.option("--model", "kind", required=True, type=click.Choice(list(MODEL_KINDS)),
+              help="Kind of target model.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the split and model.")
+@click.option("--max-leaves", type=click.IntRange(min=2), default=None,
+              help="Trees: most leaves.")
+@click.option("--max-depth", type=click.IntRange(min=1), default=None, help="Trees: most depth.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the target (.skops).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def train(data: str, kind: str, seed: int, max_leaves: int | None, max_depth: int | None,
+          out: str, as_json: bool) -> None:
+    """Train a target model on a data set and save it with its feature space."""
+    from stealml.experiments.training import train_target
+
+    with _spinner(f"training {kind} on {data}", enabled=not as_json):
+        report = train_target(data, kind, out, seed=seed, max_leaves=max_leaves,
+                              max_depth=max_depth)
+    if as_json:
+        click.echo(json.dumps(report))
+    else:
+        click.echo(f"trained {kind} on {data}: {report['features']} features, "
+                   f"test {report['metric']} {report['score']:.4f}, saved to {out}")
+
+
+@main.command()
+@click.option("--target", required=True, type=click.Path(dir_okay=False),
+              help="Target model file (.skops, .onnx).")
+@click.option("--space", type=click.Path(dir_okay=False), default=None,
+              help="FeatureSpace JSON (default: the target file's, else [-1, 1]^d).")
+@click.option("--attack", required=True, type=click.Choice(sorted(ATTACKS)),
+              help="Attack to run.")
+@click.option("--budget", type=int, default=None, help="Most queries to pay for.")
+@click.option("--alpha", type=float, default=None,
+              help="Budget as alpha × the model class's unknowns.")
+@click.option("--output", type=click.Choice(["probabilities", "labels"]),
+              default="probabilities", show_default=True, help="What the API reveals.")
+@click.option("--rounding", type=click.IntRange(0, 16), default=None,
+              help="The API rounds probabilities to this many decimals.")
+@click.option("--price", type=float, default=0.0001, show_default=True,
+              help="Dollars per query (Amazon's 2016 price by default).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the attack.")
+@click.option("--log", type=click.Path(dir_okay=False), default=None,
+              help="SQLite query log: paid answers are kept and replayed on a rerun.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Where to save the stolen model (.skops).")
+@click.option("--data", default=None, help="Data set whose test split measures R_test.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Most queries per request.")
+@click.option("--trusted", is_flag=True, help="Load types outside scikit-learn and pickles.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def extract(target: str, space: str | None, attack: str, budget: int | None,
+            alpha: float | None, output: str, rounding: int | None, price: float, seed: int,
+            log: str | None, out: str | None, data: str | None, batch_size: int | None,
+            trusted: bool, as_json: bool) -> None:
+    """Steal TARGET through a query-accounting oracle and report fidelity and cost."""
+    from stealml.experiments.runner import ExtractionConfig, run_extraction
+
+    config = ExtractionConfig(target=target, attack=attack, space=space, budget=budget,
+                              alpha=alpha, output=output,  # type: ignore[arg-type]
+                              rounding=rounding, price=price, seed=seed, log=log, out=out,
+                              data=data, trusted=trusted, batch_size=batch_size)
+    with _query_progress(enabled=not as_json and sys.stderr.isatty()) as progress:
+        _, report = run_extraction(config, progress=progress)
+    if as_json:
+        keys = ("attack", "target", "queries", "replayed", "cost", "seconds", "fidelity",
+                "budget", "complete")
+        click.echo(json.dumps({k: report[k] for k in keys}))
+        return
+    _print_report(report, out)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if value != 0 else "0"
+    return str(value)
+
+
+def _print_report(report: dict[str, Any], out: str | None) -> None:
+    fid = report["fidelity"]
+    table = Table(title=f"{report['attack']} on {report['target']}", show_header=False)
+    rows = [("queries paid", report["queries"]), ("replayed from log", report["replayed"]),
+            ("cost ($)", f"{report['cost']:.4f}"), ("seconds", f"{report['seconds']:.3f}"),
+            ("complete", report["complete"])]
+    rows += [(k.replace("_", " ").replace("r ", "R_").replace("tv ", "R_TV "), _fmt(v))
+             for k, v in fid.items()]
+    if out:
+        rows.append(("stolen model", out))
+    for k, v in rows:
+        table.add_row(str(k), str(v))
+    out_console.print(table)
+
+
+@main.command()
+@click.option("--target", required=True, type=click.Path(dir_okay=False),
+              help="Target model file.")
+@click.option("--stolen", required=True, type=click.Path(dir_okay=False),
+              help="Extracted model file.")
+@click.option("--space", type=click.Path(dir_okay=False), default=None,
+              help="FeatureSpace JSON (default: the target file's, else [-1, 1]^d).")
+@click.option("--data", default=None, help="Data set whose test split measures R_test.")
+@click.option("--seed", default=0, show_default=True, help="Seed of split and uniform points.")
+@click.option("--trusted", is_flag=True, help="Load types outside scikit-learn and pickles.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate(target: str, stolen: str, space: str | None, data: str | None, seed: int,
+             trusted: bool, as_json: bool) -> None:
+    """Measure how closely STOLEN matches TARGET (R_test, R_unif, R_TV)."""
+    from stealml.experiments.evaluation import evaluate_files
+
+    report = evaluate_files(target, stolen, space=space, data=data, seed=seed,
+                            trusted=trusted)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    table = Table("measure", "value", title=f"{stolen} against {target}")
+    for k, v in report["fidelity"].items():
+        table.add_row(k, _fmt(v))
+    out_console.print(table)
+
+
+@contextmanager
+def _spinner(text: str, enabled: bool) -> Iterator[None]:
+    if not enabled or not sys.stderr.isatty():
+        yield
+        return
+    with err_console.status(text):
+        yield
+
+
+@contextmanager
+def _query_progress(enabled: bool) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    columns = (TextColumn("queries"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("${task.fields[cost]:.4f}"), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("queries", total=None, cost=0.0)
+
+        def update(ledger: Ledger) -> None:
+            bar.update(task, completed=ledger.queries, total=ledger.budget, cost=ledger.cost)
+
+        yield update

@@ -1,0 +1,122 @@
+"""One extraction, from a target file to a report: what ``stealml extract`` runs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stealml.attacks import get_attack
+from stealml.attacks.base import ExtractionResult
+from stealml.datasets import load as load_dataset
+from stealml.exceptions import ConfigurationError, FeatureCountError, UnsupportedModelError
+from stealml.ledger import Ledger, Progress
+from stealml.metrics import fidelity
+from stealml.modelio import LoadedModel, load_model, save_model
+from stealml.oracles.local import LocalOracle
+from stealml.policies import ApiPolicy, Output
+from stealml.space import FeatureSpace
+
+__all__ = ["ExtractionConfig", "run_extraction", "target_space", "attack_budget"]
+
+
+@dataclass
+class ExtractionConfig:
+    """Everything that defines one extraction run (recorded with its results)."""
+
+    target: str
+    attack: str
+    space: str | None = None
+    budget: int | None = None
+    alpha: float | None = None
+    output: Output = "probabilities"
+    rounding: int | None = None
+    price: float = 0.0
+    seed: int = 0
+    log: str | None = None
+    out: str | None = None
+    data: str | None = None
+    trusted: bool = False
+    batch_size: int | None = None
+
+
+def target_space(loaded: LoadedModel, space_path: str | None) -> FeatureSpace:
+    """The space given on the command line, else the file's, else continuous [-1, 1]."""
+    if space_path is not None:
+        return FeatureSpace.load(space_path)
+    if loaded.space is not None:
+        return loaded.space
+    n = getattr(loaded.model, "n_features_in_", None)
+    if n is None:
+        raise FeatureCountError(f"{loaded.path} does not say how many features the model "
+                                "takes; give --space SPACE.json")
+    return FeatureSpace.continuous(int(n))
+
+
+def attack_budget(config: ExtractionConfig, attack: Any, space: FeatureSpace,
+                  n_classes: int | None) -> int | None:
+    """``--budget`` as given, or ``--alpha`` times the model class's unknowns."""
+    if config.budget is not None and config.alpha is not None:
+        raise ConfigurationError("give --budget or --alpha, not both")
+    if config.alpha is not None:
+        if not config.alpha > 0:
+            raise ConfigurationError(f"alpha must be positive, not {config.alpha}")
+        return max(1, math.ceil(config.alpha * attack.n_unknowns(space.n_encoded, n_classes)))
+    return config.budget
+
+
+def run_extraction(config: ExtractionConfig,
+                   progress: Progress | None = None) -> tuple[ExtractionResult, dict[str, Any]]:
+    """Load the target, run the attack through a LocalOracle, measure, save.
+
+    Returns the attack's result and a JSON-able report.
+    """
+    loaded = load_model(config.target, trusted=config.trusted)
+    space = target_space(loaded, config.space)
+    attack_cls = get_attack(config.attack)
+    if not attack_cls.supports(loaded.model):
+        raise UnsupportedModelError(
+            f"attack {config.attack!r} does not apply to a {type(loaded.model).__name__} "
+            "target")
+    classes = getattr(loaded.model, "classes_", None)
+    attack = attack_cls(random_state=config.seed, batch_size=config.batch_size)  # type: ignore[call-arg]
+    budget = attack_budget(config, attack, space, None if classes is None else len(classes))
+    policy = ApiPolicy(output=config.output, rounding=config.rounding, price=config.price)
+    ledger = Ledger(budget=budget, log=config.log, progress=progress)
+    oracle = LocalOracle(loaded.model, space=space, policy=policy, ledger=ledger,
+                         digest=loaded.digest)
+    try:
+        result = attack.run(oracle)
+    finally:
+        ledger.close()
+    X_test = None
+    if config.data is not None:
+        X_test = load_dataset(config.data, random_state=config.seed).X_test
+        if X_test.shape[1] != space.n_encoded:
+            raise FeatureCountError(f"data set {config.data} has {X_test.shape[1]} features, "
+                                    f"but the space has {space.n_encoded}")
+    fid = fidelity(loaded.model, result.model, space, X_test, random_state=config.seed)
+    if config.out is not None:
+        save_model(Path(config.out), result.model, space,
+                   {"attack": config.attack, "target": config.target, **loaded.meta,
+                    "stolen": True})
+    report = {
+        "attack": config.attack, "target": config.target, "queries": result.queries,
+        "replayed": result.replayed, "cost": result.cost, "seconds": result.seconds,
+        "fidelity": fid, "budget": budget, "complete": result.complete,
+        "info": result.info, "config": asdict(config),
+    }
+    return result, _jsonable(report)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj

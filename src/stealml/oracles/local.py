@@ -1,0 +1,144 @@
+"""LocalOracle: a scikit-learn estimator or Pipeline, or an ONNX model, behind an API policy.
+
+References: Tramèr et al., USENIX Security 2016, section 2.2 (ML services) and 4.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from sklearn.base import is_regressor
+
+from stealml.answers import to_jsonable
+from stealml.exceptions import FeatureCountError, ModelFileError, OracleUnavailableError
+from stealml.ledger import Ledger
+from stealml.models.onnx import OnnxModel
+from stealml.oracles.base import BaseOracle
+from stealml.policies import ApiPolicy
+from stealml.space import FeatureSpace
+
+__all__ = ["LocalOracle", "model_digest"]
+
+
+def model_digest(model: Any) -> str:
+    """sha256 of a model's serialised form (ONNX bytes, else its pickle, never loaded)."""
+    if isinstance(model, OnnxModel):
+        return hashlib.sha256(model.model_bytes).hexdigest()
+    return hashlib.sha256(pickle.dumps(model, protocol=5)).hexdigest()
+
+
+class LocalOracle(BaseOracle):
+    """A fitted model answering like a prediction API.
+
+    Parameters
+    ----------
+    model : estimator, Pipeline or OnnxModel
+        Anything with ``predict`` (and ``predict_proba`` for probabilities).
+    space : FeatureSpace, optional
+        The API's input features. Defaults to ``n_features_in_`` continuous features in
+        [-1, 1] (so the model space is the model's own input).
+    policy : ApiPolicy, optional
+        What the API reveals, rounding, incomplete queries, price.
+    ledger : Ledger, optional
+        The accountant (budget, log); a fresh one by default.
+    model_input : {"encoded", "raw"}
+        The model takes model-space vectors (targets stealml trains) or raw rows (a
+        Pipeline with its own encoders): the oracle decodes queries for the latter.
+    digest : str, optional
+        Identifies the model in query logs (e.g. the sha256 of its file).
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> target = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    >>> oracle = LocalOracle(target)
+    >>> oracle.query([[0.5]]).probabilities.shape
+    (1, 2)
+    """
+
+    def __init__(self, model: Any, space: FeatureSpace | None = None,
+                 policy: ApiPolicy | None = None, ledger: Ledger | None = None,
+                 model_input: Literal["encoded", "raw"] = "encoded",
+                 digest: str | None = None) -> None:
+        if not hasattr(model, "predict"):
+            raise ModelFileError(f"a {type(model).__name__} cannot predict: not a model")
+        n_in = getattr(model, "n_features_in_", None)
+        if space is None:
+            if n_in is None:
+                raise FeatureCountError("the model does not say how many features it takes; "
+                                        "give its FeatureSpace")
+            space = FeatureSpace.continuous(int(n_in))
+        expected = space.n_encoded if model_input == "encoded" else space.n_features
+        if n_in is not None and int(n_in) != expected:
+            raise FeatureCountError(f"the model takes {n_in} features, but the space has "
+                                    f"{expected}")
+        super().__init__(space, policy, ledger)
+        self._model = model
+        self._model_input = model_input
+        self._digest = digest
+        self._is_regressor = (is_regressor(model) if not isinstance(model, OnnxModel)
+                              else not model.is_classifier)
+        self._has_proba = not self._is_regressor and hasattr(model, "predict_proba")
+
+    @property
+    def fingerprint(self) -> str:
+        if self._digest is None:
+            self._digest = model_digest(self._model)
+        desc = json.dumps({"model": self._digest, "policy": self.policy.describe(),
+                           "space": self.space.to_dict(), "input": self._model_input},
+                          sort_keys=True)
+        return hashlib.sha256(desc.encode()).hexdigest()[:32]
+
+    @property
+    def classes(self) -> np.ndarray | None:
+        if self._is_regressor:
+            return None
+        classes = getattr(self._model, "classes_", None)
+        return None if classes is None else np.asarray(classes)
+
+    @property
+    def reveals(self) -> frozenset[str]:
+        out = {"labels"}
+        if self._is_regressor:
+            out.add("values")
+        elif self._has_proba and self.policy.reveals_probabilities:
+            out.add("probabilities")
+        if self.policy.incomplete != "reject":
+            out.add("incomplete")
+        return frozenset(out)
+
+    def _model_rows(self, X: np.ndarray) -> Any:
+        if self.policy.incomplete == "zeros":
+            X = np.where(np.isnan(X), 0.0, X)
+        return self.space.decode(X) if self._model_input == "raw" else X
+
+    def _fetch(self, X: np.ndarray) -> Sequence[dict[str, Any]]:
+        Xm = self._model_rows(X)
+        try:
+            if self._is_regressor:
+                values = self.policy.round(np.asarray(self._model.predict(Xm), dtype=float))
+                return [{"label": float(v), "value": float(v), "raw": {"prediction": float(v)}}
+                        for v in values]
+            labels = np.asarray(self._model.predict(Xm))
+            proba = (np.asarray(self._model.predict_proba(Xm), dtype=float)
+                     if self._has_proba else None)
+        except (ValueError, TypeError) as exc:
+            raise OracleUnavailableError(f"the model failed to answer: {exc}") from exc
+        shown = None if proba is None else self.policy.reveal(proba)
+        classes = [to_jsonable(c) for c in (self.classes if self.classes is not None else [])]
+        records = []
+        for i, label in enumerate(labels):
+            lab = to_jsonable(label)
+            rec: dict[str, Any] = {"label": lab, "raw": {"label": lab}}
+            if shown is not None:
+                row = [None if np.isnan(p) else float(p) for p in shown[i]]
+                rec["probabilities"] = row
+                rec["raw"]["probabilities"] = {str(c): p for c, p in zip(classes, row)
+                                               if p is not None}
+            records.append(rec)
+        return records

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from stealml.attacks import EquationSolving
+from stealml.exceptions import UnsupportedModelError
+from stealml.ledger import Ledger
+from stealml.metrics import fidelity
+from stealml.oracles import LocalOracle
+from stealml.policies import ApiPolicy
+from stealml.space import FeatureSpace
+
+
+def test_exact_with_d_plus_one_queries(binary_logreg, mixed_space) -> None:
+    oracle = LocalOracle(binary_logreg, mixed_space)
+    result = EquationSolving(random_state=0).run(oracle)
+    assert result.queries == mixed_space.n_encoded + 1 and result.complete
+    stolen = result.model
+    assert type(stolen) is LogisticRegression
+    assert np.allclose(stolen.coef_, binary_logreg.coef_, atol=1e-9)
+    fid = fidelity(binary_logreg, stolen, mixed_space, n_uniform=10_000)
+    assert fid["r_unif"] == 0.0 and fid["tv_unif"] < 1e-9
+
+
+def test_exact_on_a_wide_steep_model() -> None:
+    """108 features and logits up to +-60: saturated answers must not spoil the solve."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (500, 108))
+    y = (X @ rng.normal(size=108) > 0).astype(int)
+    target = LogisticRegression(C=100, max_iter=5000).fit(X, y)
+    space = FeatureSpace.continuous(108)
+    result = EquationSolving(random_state=1).run(LocalOracle(target, space))
+    assert result.queries == 109
+    fid = fidelity(target, result.model, space)
+    assert fid["r_unif"] == 0.0 and fid["tv_unif"] < 1e-9
+
+
+def test_rounded_answers_still_give_a_close_model(binary_logreg, mixed_space) -> None:
+    oracle = LocalOracle(binary_logreg, mixed_space, ApiPolicy(rounding=4))
+    result = EquationSolving(n_queries=40, random_state=0).run(oracle)
+    fid = fidelity(binary_logreg, result.model, mixed_space)
+    assert fid["r_unif"] < 0.01 and fid["tv_unif"] < 1e-3
+
+
+def test_under_budget_returns_best_effort(binary_logreg, mixed_space) -> None:
+    oracle = LocalOracle(binary_logreg, mixed_space, ledger=Ledger(budget=4))
+    result = EquationSolving(random_state=0).run(oracle)
+    assert result.queries == 4 and not result.complete
+    assert result.info["rank"] == 4
+
+
+def test_batches_and_string_labels(mixed_space) -> None:
+    rng = np.random.default_rng(5)
+    X = mixed_space.sample_encoded(300, rng)
+    y = np.where(X[:, 0] - X[:, 1] > 0, "rich", "poor")
+    target = LogisticRegression().fit(X, y)
+    result = EquationSolving(batch_size=3, random_state=0).run(LocalOracle(target, mixed_space))
+    assert list(result.model.classes_) == ["poor", "rich"]
+    assert fidelity(target, result.model, mixed_space)["r_unif"] == 0.0
+
+
+def test_multiclass_is_refused(softmax_logreg, mixed_space) -> None:
+    assert not EquationSolving.supports(softmax_logreg)
+    with pytest.raises(UnsupportedModelError, match="3 classes"):
+        EquationSolving().run(LocalOracle(softmax_logreg, mixed_space))
