@@ -194,7 +194,7 @@ class Ledger:
         if self._conn is not None:
             now = time.time()
             rows = [(self.target, k, json.dumps(x.tolist()), json.dumps(r), self.price, now)
-                    for k, x, r in zip(keys, X_new, records)]
+                    for k, x, r in zip(keys, X_new, records, strict=False)]
             try:
                 with self._conn:
                     self._conn.execute("BEGIN")
@@ -205,7 +205,7 @@ class Ledger:
                 raise LedgerError(f"cannot write the query log {self.log_path}: "
                                   f"{exc}") from exc
             self._logged.update(keys)
-        for k, r in zip(keys, records):
+        for k, r in zip(keys, records, strict=False):
             self._answers[k] = r
         self.queries += len(keys)
         self.paid_keys.extend(keys)

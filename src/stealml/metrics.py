@@ -17,7 +17,7 @@ import numpy as np
 from stealml.random import RandomState
 from stealml.space import FeatureSpace
 
-__all__ = ["disagreement", "tv_distance", "regression_errors", "fidelity", "R_UNIF_POINTS"]
+__all__ = ["R_UNIF_POINTS", "disagreement", "fidelity", "regression_errors", "tv_distance"]
 
 R_UNIF_POINTS = 10_000
 

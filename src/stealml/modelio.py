@@ -19,7 +19,7 @@ from stealml.exceptions import ModelFileError, SpaceDefinitionError, UntrustedTy
 from stealml.models.onnx import OnnxModel
 from stealml.space import FeatureSpace
 
-__all__ = ["LoadedModel", "load_model", "save_model", "TRUSTED_PREFIXES"]
+__all__ = ["TRUSTED_PREFIXES", "LoadedModel", "load_model", "save_model"]
 
 FORMAT = "stealml-model-1"
 TRUSTED_PREFIXES = ("sklearn.", "stealml.")

@@ -18,7 +18,7 @@ from stealml.exceptions import ConfigurationError
 Output = Literal["probabilities", "labels", "top-k"]
 Incomplete = Literal["reject", "zeros", "native"]
 
-__all__ = ["ApiPolicy", "Output", "Incomplete"]
+__all__ = ["ApiPolicy", "Incomplete", "Output"]
 
 
 @dataclass(frozen=True)

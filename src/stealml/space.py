@@ -21,12 +21,13 @@ References: Tramèr et al., USENIX Security 2016, section 3 (feature extraction)
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ from stealml.exceptions import (
 )
 from stealml.random import RandomState, as_generator
 
-__all__ = ["ContinuousFeature", "CategoricalFeature", "Feature", "FeatureSpace", "is_missing"]
+__all__ = ["CategoricalFeature", "ContinuousFeature", "Feature", "FeatureSpace", "is_missing"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,22 @@ class CategoricalFeature:
         return {"name": self.name, "type": "categorical", "values": list(self.values)}
 
 
-Feature = Union[ContinuousFeature, CategoricalFeature]
+Feature = ContinuousFeature | CategoricalFeature
+
+
+def _is_number(value: object) -> bool:
+    try:
+        float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _category_text(value: object) -> str:
+    """How a non-string category value is spelled: 3.0 -> "3", True -> "True"."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def is_missing(value: object) -> bool:
@@ -130,7 +146,7 @@ class FeatureSpace:
             raise SpaceDefinitionError(f"feature names are not unique: {', '.join(dup)}")
         self.features: tuple[Feature, ...] = features
         offsets = np.cumsum([0] + [f.width for f in features])
-        self._slices = [slice(int(a), int(b)) for a, b in zip(offsets[:-1], offsets[1:])]
+        self._slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(offsets)]
         self._index = {f.name: i for i, f in enumerate(features)}
 
     # -- construction -------------------------------------------------------------------
@@ -244,7 +260,7 @@ class FeatureSpace:
         """Lower and upper bounds of each model-space column: [-1, 1] or [0, 1]."""
         lo = np.zeros(self.n_encoded)
         hi = np.ones(self.n_encoded)
-        for f, s in zip(self.features, self._slices):
+        for f, s in zip(self.features, self._slices, strict=False):
             if isinstance(f, ContinuousFeature):
                 lo[s] = -1.0 if f.max > f.min else 0.0
                 hi[s] = 1.0 if f.max > f.min else 0.0
@@ -268,22 +284,17 @@ class FeatureSpace:
                 f"{self.n_encoded} encoded columns)")
 
     # -- raw rows -------------------------------------------------------------------------
-    def as_raw(self, rows: Any, allow_missing: bool = True) -> np.ndarray:
-        """Validate raw rows and return them as an ``object`` array, one column a feature.
-
-        ``rows`` may be a 2-D array or list of lists in feature order, or a list of dicts
-        keyed by feature name (absent keys are missing values).
-
-        Raises
-        ------
-        FeatureCountError, UnknownCategoryError, NonFiniteInputError
-        """
+    def _table(self, rows: Any) -> np.ndarray:
+        """Rows as a 2-D array (object, or float when numeric) of ``n_features`` columns."""
         if isinstance(rows, Mapping):
             rows = [rows]
-        rows = list(rows) if not isinstance(rows, np.ndarray) else rows
-        if len(rows) and isinstance(rows[0], Mapping):
-            rows = [self._row_from_mapping(r) for r in rows]
-        arr = np.asarray(rows, dtype=object)
+        if not isinstance(rows, np.ndarray):
+            rows = list(rows)
+            if rows and isinstance(rows[0], Mapping):
+                rows = [self._row_from_mapping(r) for r in rows]
+        arr = np.asarray(rows)
+        if arr.dtype.kind not in "fiub":
+            arr = np.asarray(rows, dtype=object)
         if arr.ndim == 1 and arr.size == 0:
             arr = arr.reshape(0, self.n_features)
         if arr.ndim == 1:
@@ -293,11 +304,7 @@ class FeatureSpace:
         if arr.shape[1] != self.n_features:
             raise FeatureCountError(
                 f"X has {arr.shape[1]} features, but the space has {self.n_features}")
-        out = np.empty(arr.shape, dtype=object)
-        for j, f in enumerate(self.features):
-            for i in range(arr.shape[0]):
-                out[i, j] = self._check_value(f, arr[i, j], allow_missing)
-        return out
+        return arr
 
     def _row_from_mapping(self, row: Mapping[str, Any]) -> list[Any]:
         unknown = sorted(set(row) - set(self._index))
@@ -306,47 +313,79 @@ class FeatureSpace:
         return [row.get(n) for n in self.names]
 
     @staticmethod
-    def _check_value(f: Feature, v: Any, allow_missing: bool) -> Any:
-        if is_missing(v):
-            if not allow_missing:
-                raise NonFiniteInputError(f"feature {f.name!r} is missing")
-            return None
-        if isinstance(f, CategoricalFeature):
-            s = str(v)
-            if s not in f.values:
-                if isinstance(v, (int, float, np.number)) and float(v).is_integer():
-                    s = str(int(v))
-                if s not in f.values:
-                    raise UnknownCategoryError(
-                        f"feature {f.name!r} has no category {v!r}; "
-                        f"expected one of {', '.join(f.values[:10])}"
-                        + (" ..." if len(f.values) > 10 else ""))
-            return s
+    def _numbers(f: ContinuousFeature, col: np.ndarray, allow_missing: bool) -> np.ndarray:
+        """A continuous column as floats, NaN where missing."""
+        if col.dtype == object:
+            col = np.where(col == None, np.nan, col)  # noqa: E711 (elementwise)
         try:
-            x = float(v)
+            x = np.asarray(col, dtype=float)
         except (TypeError, ValueError) as exc:
+            bad = next(v for v in col if not _is_number(v))
             raise NonFiniteInputError(
-                f"feature {f.name!r} is continuous, but got {v!r}") from exc
-        if not math.isfinite(x):
-            raise NonFiniteInputError(f"feature {f.name!r} is {x}")
+                f"feature {f.name!r} is continuous, but got {bad!r}") from exc
+        if np.isinf(x).any():
+            raise NonFiniteInputError(f"feature {f.name!r} holds an infinity")
+        if not allow_missing and np.isnan(x).any():
+            raise NonFiniteInputError(f"feature {f.name!r} is missing")
         return x
+
+    @staticmethod
+    def _codes(f: CategoricalFeature, col: np.ndarray, allow_missing: bool) -> np.ndarray:
+        """A categorical column as value indices, -1 where missing."""
+        lookup = {v: k for k, v in enumerate(f.values)}
+        codes = np.empty(len(col), dtype=np.intp)
+        for i, v in enumerate(col):
+            k = lookup.get(v) if isinstance(v, str) else None
+            if k is None:
+                if is_missing(v):
+                    if not allow_missing:
+                        raise NonFiniteInputError(f"feature {f.name!r} is missing")
+                    k = -1
+                else:
+                    k = lookup.get(_category_text(v), -2)
+                    if k == -2:
+                        raise UnknownCategoryError(
+                            f"feature {f.name!r} has no category {v!r}; expected one of "
+                            f"{', '.join(f.values[:10])}" + (" ..." if len(f.values) > 10
+                                                              else ""))
+            codes[i] = k
+        return codes
+
+    def as_raw(self, rows: Any, allow_missing: bool = True) -> np.ndarray:
+        """Validate raw rows and return them as an ``object`` array, one column a feature.
+
+        ``rows`` may be a 2-D array or list of lists in feature order, or a list of dicts
+        keyed by feature name (absent keys are missing values). Missing values come back
+        as None, continuous values as float, categories as str.
+
+        Raises
+        ------
+        FeatureCountError, UnknownCategoryError, NonFiniteInputError
+        """
+        arr = self._table(rows)
+        out = np.empty(arr.shape, dtype=object)
+        for j, f in enumerate(self.features):
+            if isinstance(f, CategoricalFeature):
+                codes = self._codes(f, arr[:, j], allow_missing)
+                out[:, j] = [None if k < 0 else f.values[k] for k in codes]
+            else:
+                x = self._numbers(f, arr[:, j], allow_missing)
+                out[:, j] = [None if np.isnan(v) else float(v) for v in x]
+        return out
 
     # -- encoding -------------------------------------------------------------------------
     def encode(self, rows: Any, allow_missing: bool = True) -> np.ndarray:
         """Raw rows -> model-space float array; missing values become NaN columns."""
-        raw = self.as_raw(rows, allow_missing=allow_missing)
-        Z = np.zeros((raw.shape[0], self.n_encoded))
-        for j, (f, s) in enumerate(zip(self.features, self._slices)):
-            col = raw[:, j]
-            miss = np.array([v is None for v in col], dtype=bool)
+        arr = self._table(rows)
+        Z = np.zeros((arr.shape[0], self.n_encoded))
+        for j, (f, s) in enumerate(zip(self.features, self._slices, strict=False)):
             if isinstance(f, CategoricalFeature):
-                lookup = {v: k for k, v in enumerate(f.values)}
-                for i in np.flatnonzero(~miss):
-                    Z[i, s.start + lookup[col[i]]] = 1.0
+                codes = self._codes(f, arr[:, j], allow_missing)
+                have = codes >= 0
+                Z[np.flatnonzero(have), s.start + codes[have]] = 1.0
+                Z[~have, s] = np.nan
             else:
-                x = np.array([np.nan if m else v for v, m in zip(col, miss)], dtype=float)
-                Z[:, s.start] = self._scale(f, x)
-            Z[miss, s] = np.nan
+                Z[:, s.start] = self._scale(f, self._numbers(f, arr[:, j], allow_missing))
         return Z
 
     @staticmethod
@@ -372,7 +411,7 @@ class FeatureSpace:
                 f"X has {Z.shape[-1]} features, but the space has {self.n_encoded} "
                 "encoded columns")
         out = np.empty((Z.shape[0], self.n_features), dtype=object)
-        for j, (f, s) in enumerate(zip(self.features, self._slices)):
+        for j, (f, s) in enumerate(zip(self.features, self._slices, strict=False)):
             block = Z[:, s]
             miss = np.isnan(block).all(axis=1)
             if isinstance(f, CategoricalFeature):

@@ -15,7 +15,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from stealml.exceptions import ConfigurationError
 from stealml.models.kernel_logreg import KernelLogisticRegression
 
-__all__ = ["MODEL_KINDS", "make_target", "REGRESSION_KINDS"]
+__all__ = ["MODEL_KINDS", "REGRESSION_KINDS", "make_target"]
 
 Factory = Callable[[int, int | None, int | None], Any]
 

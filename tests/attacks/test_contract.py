@@ -103,7 +103,7 @@ def test_deterministic_for_a_seed(name, contract_targets, mixed_space) -> None:
     target = _target_for(name, contract_targets)
     a, oa = _run(name, target, mixed_space, seed=7)
     b, ob = _run(name, target, mixed_space, seed=7)
-    c, oc = _run(name, target, mixed_space, seed=8)
+    _c, oc = _run(name, target, mixed_space, seed=8)
     assert oa.ledger.paid_keys == ob.ledger.paid_keys != oc.ledger.paid_keys
     X = mixed_space.sample_encoded(200, 1)
     assert np.array_equal(a.model.predict(X), b.model.predict(X))

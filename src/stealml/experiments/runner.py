@@ -20,7 +20,7 @@ from stealml.oracles.local import LocalOracle
 from stealml.policies import ApiPolicy, Output
 from stealml.space import FeatureSpace
 
-__all__ = ["ExtractionConfig", "run_extraction", "target_space", "attack_budget"]
+__all__ = ["ExtractionConfig", "attack_budget", "run_extraction", "target_space"]
 
 
 @dataclass

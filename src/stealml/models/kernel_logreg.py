@@ -37,7 +37,8 @@ class KernelLogisticRegression(ClassifierMixin, BaseEstimator):
     --------
     >>> from sklearn.datasets import make_moons
     >>> X, y = make_moons(200, random_state=0)
-    >>> KernelLogisticRegression(gamma=1.0, n_representers=20, random_state=0).fit(X, y).score(X, y) > 0.8
+    >>> model = KernelLogisticRegression(gamma=1.0, n_representers=20, random_state=0)
+    >>> model.fit(X, y).score(X, y) > 0.8
     True
     """
 

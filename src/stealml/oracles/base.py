@@ -20,7 +20,7 @@ from stealml.policies import ApiPolicy
 from stealml.space import FeatureSpace
 from stealml.validation import check_queries
 
-__all__ = ["Oracle", "BaseOracle"]
+__all__ = ["BaseOracle", "Oracle"]
 
 
 @runtime_checkable

@@ -138,7 +138,7 @@ class LocalOracle(BaseOracle):
             if shown is not None:
                 row = [None if np.isnan(p) else float(p) for p in shown[i]]
                 rec["probabilities"] = row
-                rec["raw"]["probabilities"] = {str(c): p for c, p in zip(classes, row)
+                rec["raw"]["probabilities"] = {str(c): p for c, p in zip(classes, row, strict=False)
                                                if p is not None}
             records.append(rec)
         return records
