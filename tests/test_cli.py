@@ -1,0 +1,110 @@
+"""The command line, run as a user runs it: a real process, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def stealml(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, "-m", "stealml", *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "target.skops"
+    run = stealml("train", "--data", "breast-cancer", "--model", "logreg", "--seed", "1",
+                  "--out", str(path))
+    assert run.returncode == 0, run.stderr
+    assert "trained logreg on breast-cancer" in run.stdout
+    return path
+
+
+@pytest.mark.parametrize("cmd", [[], ["datasets"], ["train"], ["extract"], ["evaluate"]])
+def test_help_everywhere(cmd: list[str]) -> None:
+    run = stealml(*cmd, "--help")
+    assert run.returncode == 0 and "Usage:" in run.stdout
+
+
+def test_datasets_json() -> None:
+    run = stealml("datasets", "--json")
+    rows = {d["name"]: d for d in json.loads(run.stdout)}
+    assert rows["adult-income"]["rows"] == 48842 and rows["adult-income"]["features"] == 108
+    assert rows["iris"]["classes"] == 3
+
+
+def test_extract_exact_then_replay(target: Path, tmp_path: Path) -> None:
+    log, out = tmp_path / "q.sqlite", tmp_path / "stolen.skops"
+    args = ["extract", "--target", str(target), "--attack", "equation-solving",
+            "--data", "breast-cancer", "--seed", "1", "--log", str(log), "--json"]
+    first = json.loads(stealml(*args, "--out", str(out)).stdout)
+    assert set(first) >= {"attack", "target", "queries", "replayed", "cost", "seconds",
+                          "fidelity"}
+    assert first["queries"] >= 10 and first["replayed"] == 0 and first["complete"]
+    assert first["cost"] == pytest.approx(first["queries"] * 0.0001)
+    fid = first["fidelity"]
+    assert fid["r_test"] == 0 and fid["r_unif"] == 0 and fid["tv_unif"] < 1e-9
+    again = json.loads(stealml(*args).stdout)
+    assert again["queries"] == 0 and again["replayed"] == first["queries"]
+    assert again["fidelity"] == first["fidelity"]
+    ev = stealml("evaluate", "--target", str(target), "--stolen", str(out),
+                 "--data", "breast-cancer", "--seed", "1", "--json")
+    assert json.loads(ev.stdout)["fidelity"]["r_test"] == 0
+
+
+def test_budget_and_alpha(target: Path) -> None:
+    base = ["extract", "--target", str(target), "--attack", "equation-solving", "--json"]
+    small = json.loads(stealml(*base, "--budget", "5").stdout)
+    assert small["queries"] == 5 and small["complete"] is False
+    half = json.loads(stealml(*base, "--alpha", "0.5").stdout)
+    assert half["budget"] == 5 and half["queries"] == 5  # 0.5 * (9 + 1) unknowns
+
+
+def test_table_report(target: Path) -> None:
+    run = stealml("extract", "--target", str(target), "--attack", "equation-solving")
+    assert run.returncode == 0
+    assert "queries paid" in run.stdout and "R_unif" in run.stdout
+
+
+def _one_line_error(run: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, run.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_bad_inputs_give_one_line(target: Path, tmp_path: Path) -> None:
+    ext = ["extract", "--target", str(target), "--attack", "equation-solving"]
+    _one_line_error(stealml(*ext, "--budget", "0"), "budget")
+    _one_line_error(stealml(*ext, "--output", "labels"), "probabilities")
+    _one_line_error(stealml(*ext, "--budget", "5", "--alpha", "1"), "not both")
+    junk = tmp_path / "junk.skops"
+    junk.write_text("not a model")
+    _one_line_error(stealml("extract", "--target", str(junk), "--attack",
+                            "equation-solving"), "not a model file")
+    tree = tmp_path / "tree.skops"
+    assert stealml("train", "--data", "breast-cancer", "--model", "tree", "--out",
+                   str(tree)).returncode == 0
+    _one_line_error(stealml("extract", "--target", str(tree), "--attack", "equation-solving"),
+                    "does not apply", "DecisionTreeClassifier")
+    space = tmp_path / "space.json"
+    space.write_text('{"features": [{"name": "a", "type": "continuous", "min": 0, "max": 1}]}')
+    _one_line_error(stealml(*ext, "--space", str(space)), "the model takes 9 features")
+    space.write_text("{not json")
+    _one_line_error(stealml(*ext, "--space", str(space)), "not valid JSON")
+    _one_line_error(stealml(*ext, "--data", "iris"), "iris", "features")
+    _one_line_error(stealml("train", "--data", "nope", "--model", "logreg", "--out",
+                            str(tmp_path / "x.skops")), "nope")
+    _one_line_error(stealml("train", "--data", "iris", "--model", "logreg", "--out",
+                            str(tmp_path / "x.skops")), "softmax")
