@@ -27,7 +27,7 @@ demo: $(VENV)/.core
 		--out $(DEMO)/stolen.skops
 
 lint: $(VENV)/.test
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
 
 typecheck: $(VENV)/.test
 	$(BIN)/mypy

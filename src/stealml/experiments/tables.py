@@ -12,7 +12,7 @@ from typing import Any
 
 from stealml import __version__
 
-__all__ = ["markdown_table", "write_results", "format_value"]
+__all__ = ["format_value", "markdown_table", "write_results"]
 
 
 def format_value(value: Any) -> str:
