@@ -196,6 +196,21 @@ def evaluate(target: str, stolen: str, space: str | None, data: str | None, seed
     out_console.print(table)
 
 
+@main.command()
+@click.argument("name")
+@click.option("--out", type=click.Path(file_okay=False), default="reproduction",
+              show_default=True, help="Folder for the JSON, Markdown and PNG files.")
+@click.option("--quick", is_flag=True, help="Fewer seeds and budgets.")
+def reproduce(name: str, out: str, quick: bool) -> None:
+    """Reproduce one of the paper's tables or figures (e.g. table4, figure7)."""
+    from pathlib import Path
+
+    from stealml.experiments.reproduce import run_reproduction
+
+    for path in run_reproduction(name, Path(out), quick=quick):
+        click.echo(str(path))
+
+
 @contextmanager
 def _spinner(text: str, enabled: bool) -> Iterator[None]:
     if not enabled or not sys.stderr.isatty():

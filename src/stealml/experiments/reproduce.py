@@ -1,0 +1,33 @@
+"""The paper's tables and figures, each reproduced by one registered function.
+
+Each entry names ``module:function``; the function takes the output folder and whether to
+run the quick grid, writes JSON, Markdown (and PNG where a picture helps) there, and
+returns the paths it wrote. ``stealml reproduce NAME`` runs one.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+
+from stealml.exceptions import ConfigurationError
+
+__all__ = ["REPRODUCTIONS", "run_reproduction"]
+
+Reproduction = Callable[[Path, bool], list[Path]]
+
+# name -> "module:function"; imported only when run, so the CLI starts fast
+REPRODUCTIONS: dict[str, str] = {
+}
+
+
+def run_reproduction(name: str, out: Path, quick: bool = False) -> list[Path]:
+    """Run the reproduction ``name`` into ``out``; returns the files written."""
+    if name not in REPRODUCTIONS:
+        raise ConfigurationError(f"unknown reproduction {name!r}; choose one of: "
+                                 f"{', '.join(sorted(REPRODUCTIONS)) or 'none yet'}")
+    module, func = REPRODUCTIONS[name].split(":")
+    fn: Reproduction = getattr(importlib.import_module(module), func)
+    out.mkdir(parents=True, exist_ok=True)
+    return fn(out, quick)
