@@ -15,7 +15,7 @@ from rich.table import Table
 
 from stealml import __version__
 from stealml.attacks import ATTACKS
-from stealml.exceptions import StealmlError
+from stealml.exceptions import ConfigurationError, StealmlError
 from stealml.ledger import Ledger
 from stealml.targets import MODEL_KINDS
 
@@ -100,8 +100,19 @@ def train(data: str, kind: str, seed: int, max_leaves: int | None, max_depth: in
 
 
 @main.command()
-@click.option("--target", required=True, type=click.Path(dir_okay=False),
-              help="Target model file (.skops, .onnx).")
+@click.option("--target", type=click.Path(dir_okay=False), default=None,
+              help="Target model file (.skops, .onnx); or give --url.")
+@click.option("--url", default=None,
+              help="A prediction service's base URL instead of --target.")
+@click.option("--model", "model_name", default=None,
+              help="--url: the model's name (optional when the service has one).")
+@click.option("--api-key", envvar="STEALML_API_KEY", default=None,
+              help="--url: the service's API key (or STEALML_API_KEY).")
+@click.option("--protocol", type=click.Choice(["stealml", "v2"]), default="stealml",
+              show_default=True, help="--url: stealml's API, or the Open Inference Protocol.")
+@click.option("--eval-queries", type=click.IntRange(min=0), default=10_000,
+              show_default=True,
+              help="--url: uniform points bought to measure fidelity, apart from the attack's.")
 @click.option("--space", type=click.Path(dir_okay=False), default=None,
               help="FeatureSpace JSON (default: the target file's, else [-1, 1]^d).")
 @click.option("--attack", required=True, type=click.Choice(sorted(ATTACKS)),
@@ -125,23 +136,30 @@ def train(data: str, kind: str, seed: int, max_leaves: int | None, max_depth: in
               help="Most queries per request.")
 @click.option("--trusted", is_flag=True, help="Load types outside scikit-learn and pickles.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def extract(target: str, space: str | None, attack: str, budget: int | None,
-            alpha: float | None, output: str, rounding: int | None, price: float, seed: int,
-            log: str | None, out: str | None, data: str | None, batch_size: int | None,
-            trusted: bool, as_json: bool) -> None:
-    """Steal TARGET through a query-accounting oracle and report fidelity and cost."""
+def extract(target: str | None, url: str | None, model_name: str | None,
+            api_key: str | None, protocol: str, eval_queries: int, space: str | None,
+            attack: str, budget: int | None, alpha: float | None, output: str,
+            rounding: int | None, price: float, seed: int, log: str | None, out: str | None,
+            data: str | None, batch_size: int | None, trusted: bool, as_json: bool) -> None:
+    """Steal a target (a model file, or a model behind --url) through a query-accounting
+    oracle and report fidelity and cost."""
     from stealml.experiments.runner import ExtractionConfig, run_extraction
 
-    config = ExtractionConfig(target=target, attack=attack, space=space, budget=budget,
-                              alpha=alpha, output=output,  # type: ignore[arg-type]
+    if (target is None) == (url is None):
+        raise ConfigurationError("give either --target FILE or --url URL")
+    config = ExtractionConfig(target=target or str(url), attack=attack, space=space,
+                              budget=budget, alpha=alpha,
+                              output=output,  # type: ignore[arg-type]
                               rounding=rounding, price=price, seed=seed, log=log, out=out,
-                              data=data, trusted=trusted, batch_size=batch_size)
+                              data=data, trusted=trusted, batch_size=batch_size,
+                              protocol=None if url is None else protocol,  # type: ignore[arg-type]
+                              model=model_name, api_key=api_key, eval_queries=eval_queries)
     with _query_progress(enabled=not as_json and sys.stderr.isatty()) as progress:
         _, report = run_extraction(config, progress=progress)
     if as_json:
         keys = ("attack", "target", "queries", "replayed", "cost", "seconds", "fidelity",
-                "budget", "complete")
-        click.echo(json.dumps({k: report[k] for k in keys}))
+                "budget", "complete", "eval_queries", "eval_cost")
+        click.echo(json.dumps({k: report[k] for k in keys if k in report}))
         return
     _print_report(report, out)
 
@@ -162,6 +180,8 @@ def _print_report(report: dict[str, Any], out: str | None) -> None:
             ("complete", report["complete"])]
     rows += [(k.replace("_", " ").replace("r ", "R_").replace("tv ", "R_TV "), _fmt(v))
              for k, v in fid.items()]
+    if "eval_queries" in report:
+        rows.append(("evaluation queries (not in the attack's)", report["eval_queries"]))
     if out:
         rows.append(("stolen model", out))
     for k, v in rows:
@@ -209,6 +229,52 @@ def reproduce(name: str, out: str, quick: bool) -> None:
 
     for path in run_reproduction(name, Path(out), quick=quick):
         click.echo(str(path))
+
+
+@main.command()
+@click.argument("models", nargs=-1)
+@click.option("--config", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="service.toml with models, policies and API keys (see docs/server.md).")
+@click.option("--host", default=None, help="Address to listen on [default: 127.0.0.1].")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port [default: 8000].")
+@click.option("--api-key", "api_keys", multiple=True,
+              help="NAME:KEY[:QUOTA]; repeat for several. Without any, no key is needed.")
+@click.option("--log", type=click.Path(dir_okay=False), default=None,
+              help="SQLite log of every answered prediction, per key.")
+@click.option("--output", type=click.Choice(["probabilities", "labels", "top-k"]),
+              default=None, help="What answers reveal [default: probabilities].")
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="With --output top-k.")
+@click.option("--rounding", type=click.IntRange(0, 16), default=None,
+              help="Round probabilities to this many decimals (BigML: 5).")
+@click.option("--significant-digits", type=click.IntRange(1, 17), default=None,
+              help="Keep this many significant digits (Amazon: 16).")
+@click.option("--incomplete", type=click.Choice(["reject", "zeros", "native"]), default=None,
+              help="Omitted features: refused, encoded as 0 (Amazon), or the model's own "
+                   "way (BigML trees) [default: reject].")
+@click.option("--price", type=float, default=None, help="Dollars per prediction.")
+def serve(models: tuple[str, ...], config: str | None, host: str | None, port: int | None,
+          api_keys: tuple[str, ...], log: str | None, output: str | None, top_k: int | None,
+          rounding: int | None, significant_digits: int | None, incomplete: str | None,
+          price: float | None) -> None:
+    """Serve MODELS (PATH or NAME=PATH, skops or ONNX) behind a prediction API.
+
+    The policy options apply to the MODELS given here; models in --config have their own.
+    """
+    from stealml.server import load_settings
+    from stealml.server import serve as run_service
+    from stealml.server.settings import key_from_arg, model_from_arg
+
+    policy = {"output": output, "top_k": top_k, "rounding": rounding, "price": price,
+              "significant_digits": significant_digits, "incomplete": incomplete}
+    settings = load_settings(config, host=host, port=port, log=log,
+                             models=[model_from_arg(m, **policy) for m in models],
+                             keys=[key_from_arg(k) for k in api_keys])
+    if not settings.models:
+        raise ConfigurationError("nothing to serve: give model files or --config")
+    click.echo(f"serving {', '.join(m.name for m in settings.models)} on "
+               f"http://{settings.host}:{settings.port} (OpenAPI at /docs)", err=True)
+    run_service(settings)
 
 
 @contextmanager

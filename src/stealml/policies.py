@@ -34,6 +34,8 @@ class ApiPolicy:
         Number of probabilities revealed with ``output="top-k"``.
     rounding : int, optional
         Decimals to which probabilities and regression values are rounded.
+    significant_digits : int, optional
+        Significant digits kept instead (Amazon answered with 16); not with ``rounding``.
     incomplete : {"reject", "zeros", "native"}
         Incomplete queries (NaN in the model space) are refused, have their missing
         columns set to 0 (Amazon's semantics), or are handed to the model as NaN.
@@ -46,6 +48,7 @@ class ApiPolicy:
     rounding: int | None = None
     incomplete: Incomplete = "reject"
     price: float = 0.0
+    significant_digits: int | None = None
 
     def __post_init__(self) -> None:
         if self.output not in ("probabilities", "labels", "top-k"):
@@ -55,6 +58,10 @@ class ApiPolicy:
             raise ConfigurationError("output top-k needs top_k >= 1")
         if self.rounding is not None and not 0 <= self.rounding <= 16:
             raise ConfigurationError(f"rounding must be 0 to 16 decimals, not {self.rounding}")
+        if self.significant_digits is not None and (
+                not 1 <= self.significant_digits <= 17 or self.rounding is not None):
+            raise ConfigurationError("significant_digits must be 1 to 17, and not given "
+                                     "with rounding")
         if self.incomplete not in ("reject", "zeros", "native"):
             raise ConfigurationError(
                 f"incomplete must be reject, zeros or native, not {self.incomplete!r}")
@@ -66,9 +73,16 @@ class ApiPolicy:
         return self.output != "labels"
 
     def describe(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.significant_digits is None:
+            del d["significant_digits"]  # keeps the fingerprints of earlier logs
+        return d
 
     def round(self, values: np.ndarray) -> np.ndarray:
+        if self.significant_digits is not None:
+            n = self.significant_digits
+            flat = [float(f"{v:.{n}g}") for v in np.asarray(values, dtype=float).ravel()]
+            return np.asarray(flat, dtype=float).reshape(np.shape(values))
         return values if self.rounding is None else np.round(values, self.rounding)
 
     def reveal(self, probabilities: np.ndarray) -> np.ndarray | None:

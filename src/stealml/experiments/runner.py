@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from stealml.attacks.base import ExtractionResult
 from stealml.datasets import load as load_dataset
 from stealml.exceptions import ConfigurationError, FeatureCountError, UnsupportedModelError
 from stealml.ledger import Ledger, Progress
-from stealml.metrics import fidelity
+from stealml.metrics import R_UNIF_POINTS, fidelity
 from stealml.modelio import LoadedModel, load_model, save_model
 from stealml.oracles.local import LocalOracle
 from stealml.policies import ApiPolicy, Output
@@ -41,6 +41,10 @@ class ExtractionConfig:
     data: str | None = None
     trusted: bool = False
     batch_size: int | None = None
+    protocol: Literal["stealml", "v2"] | None = None  # set: ``target`` is a service's URL
+    model: str | None = None
+    api_key: str | None = None
+    eval_queries: int = R_UNIF_POINTS
 
 
 def target_space(loaded: LoadedModel, space_path: str | None) -> FeatureSpace:
@@ -72,8 +76,13 @@ def run_extraction(config: ExtractionConfig,
                    progress: Progress | None = None) -> tuple[ExtractionResult, dict[str, Any]]:
     """Load the target, run the attack through a LocalOracle, measure, save.
 
-    Returns the attack's result and a JSON-able report.
+    Returns the attack's result and a JSON-able report. With ``config.protocol`` set,
+    the target is a service's URL: see :func:`stealml.experiments.remote.run_remote`.
     """
+    if config.protocol is not None:
+        from stealml.experiments.remote import run_remote
+
+        return run_remote(config, progress)
     loaded = load_model(config.target, trusted=config.trusted)
     space = target_space(loaded, config.space)
     attack_cls = get_attack(config.attack)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from stealml.oracles.base import BaseOracle, Oracle
+from stealml.oracles.http import HttpOracle
 from stealml.oracles.local import LocalOracle
+from stealml.oracles.oip import OipOracle
+from stealml.oracles.transport import RetryPolicy
 
-__all__ = ["BaseOracle", "LocalOracle", "Oracle"]
+__all__ = ["BaseOracle", "HttpOracle", "LocalOracle", "OipOracle", "Oracle", "RetryPolicy"]

@@ -1,0 +1,111 @@
+"""One extraction against a model behind a prediction API: ``stealml extract --url``.
+
+The attack pays for its queries through the oracle's ledger. Fidelity is then measured
+with *separate* evaluation queries to the same API (``eval_queries`` uniform points of the
+published feature space, and the data set's test split with ``data``), bought through a
+ledger of their own: the report gives them apart and never adds them to the attack's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stealml.attacks import get_attack
+from stealml.attacks.base import ExtractionResult
+from stealml.datasets import load as load_dataset
+from stealml.exceptions import ConfigurationError, FeatureCountError
+from stealml.experiments.runner import ExtractionConfig, _jsonable, attack_budget
+from stealml.ledger import Ledger, Progress
+from stealml.modelio import save_model
+from stealml.oracles.base import BaseOracle
+from stealml.oracles.http import HttpOracle
+from stealml.oracles.oip import OipOracle
+from stealml.space import FeatureSpace
+
+__all__ = ["remote_fidelity", "remote_oracle", "run_remote"]
+
+
+def remote_oracle(config: ExtractionConfig, ledger: Ledger) -> BaseOracle:
+    """The HTTP oracle for ``config.target`` (a URL) in ``config.protocol``."""
+    if config.protocol == "v2":
+        if config.model is None:
+            raise ConfigurationError("--protocol v2 needs --model NAME")
+        space = FeatureSpace.load(config.space) if config.space else None
+        return OipOracle(config.target, config.model, space=space, api_key=config.api_key,
+                         price=config.price, ledger=ledger,
+                         batch_size=config.batch_size or 1000)
+    if config.space is not None:
+        raise ConfigurationError("the service publishes its features: drop --space")
+    return HttpOracle(config.target, config.model, api_key=config.api_key, ledger=ledger,
+                      batch_size=config.batch_size)
+
+
+def remote_fidelity(oracle: BaseOracle, stolen: Any, X_unif: np.ndarray,
+                    X_test: np.ndarray | None) -> dict[str, float | None]:
+    """R_unif, R_test (label disagreement) and R_TV of ``stolen`` against the API's
+    answers at those points (None where not measured)."""
+    out: dict[str, float | None] = {}
+    for tag, X in (("unif", X_unif), ("test", X_test)):
+        if X is None or not len(X):
+            out[f"r_{tag}"] = out[f"tv_{tag}"] = None
+            continue
+        answers = oracle.query(X)
+        ours = np.asarray(stolen.predict(X))
+        out[f"r_{tag}"] = float(np.mean(answers.labels.astype(str) != ours.astype(str)))
+        out[f"tv_{tag}"] = None
+        if answers.probabilities is not None and hasattr(stolen, "predict_proba") and \
+                answers.classes is not None and not np.isnan(answers.probabilities).any():
+            index = {str(c): i for i, c in enumerate(np.asarray(stolen.classes_))}
+            p = np.asarray(stolen.predict_proba(X), dtype=float)
+            mine = np.zeros_like(answers.probabilities)
+            for j, c in enumerate(answers.classes.astype(str)):
+                if c in index:
+                    mine[:, j] = p[:, index[c]]
+            out[f"tv_{tag}"] = float(np.mean(0.5 * np.abs(mine - answers.probabilities)
+                                             .sum(axis=1)))
+    return out
+
+
+def run_remote(config: ExtractionConfig,
+               progress: Progress | None = None) -> tuple[ExtractionResult, dict[str, Any]]:
+    """Run ``config.attack`` against the API at ``config.target``; measure; save."""
+    attack = get_attack(config.attack)(random_state=config.seed,  # type: ignore[call-arg]
+                                       batch_size=config.batch_size)
+    oracle = remote_oracle(config, Ledger())
+    classes = oracle.classes
+    budget = attack_budget(config, attack, oracle.space,
+                           None if classes is None else len(classes))
+    oracle.ledger = Ledger(budget=budget, log=config.log, progress=progress)
+    try:
+        result = attack.run(oracle)
+    finally:
+        oracle.ledger.close()
+    X_test = None
+    if config.data is not None:
+        X_test = load_dataset(config.data, random_state=config.seed).X_test
+        if X_test.shape[1] != oracle.space.n_encoded:
+            raise FeatureCountError(f"data set {config.data} has {X_test.shape[1]} features, "
+                                    f"but the API's space has {oracle.space.n_encoded}")
+    evaluation = Ledger()
+    oracle.ledger = evaluation
+    X_unif = oracle.space.sample_encoded(config.eval_queries,
+                                         np.random.default_rng([config.seed, 1]))
+    fid = remote_fidelity(oracle, result.model, X_unif, X_test)
+    if config.out is not None:
+        save_model(Path(config.out), result.model, oracle.space,
+                   {"attack": config.attack, "target": config.target, "stolen": True})
+    recorded = {**asdict(config), "api_key": None if config.api_key is None else "***"}
+    report = {
+        "attack": config.attack, "target": config.target, "queries": result.queries,
+        "replayed": result.replayed, "cost": result.cost, "seconds": result.seconds,
+        "fidelity": fid, "budget": budget, "complete": result.complete,
+        "eval_queries": evaluation.queries,
+        "eval_cost": evaluation.cost if math.isfinite(evaluation.cost) else None,
+        "info": result.info, "config": recorded,
+    }
+    return result, _jsonable(report)

@@ -1,0 +1,57 @@
+"""Running the service: in the foreground (``stealml serve``) or in a background thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+from stealml.exceptions import OracleUnavailableError
+from stealml.server.app import create_app
+from stealml.server.settings import ServiceSettings
+
+__all__ = ["running", "serve"]
+
+
+def serve(settings: ServiceSettings, log_level: str = "info") -> None:
+    """Serve until interrupted, on ``settings.host`` (loopback by default)."""
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=log_level, timeout_graceful_shutdown=5)
+
+
+@contextmanager
+def running(app: ServiceSettings | Any, host: str = "127.0.0.1", port: int = 0,
+            startup_timeout: float = 30.0) -> Iterator[str]:
+    """Run the service (or any ASGI app) in a background thread; yield its base URL.
+
+    ``port=0`` takes a free port. The server stops when the block ends.
+
+    Examples
+    --------
+    >>> import httpx
+    >>> with running(ServiceSettings(models=[])) as url:
+    ...     httpx.get(url + "/health").json()["status"]
+    'ok'
+    """
+    asgi = create_app(app) if isinstance(app, ServiceSettings) else app
+    config = uvicorn.Config(asgi, host=host, port=port, log_level="warning",
+                            lifespan="on", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="stealml-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise OracleUnavailableError(f"the service did not start on {host}:{port}")
+        time.sleep(0.01)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

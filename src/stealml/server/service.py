@@ -1,0 +1,99 @@
+"""The service's state (models, keys, log) and what every prediction route shares:
+authentication, quotas, idempotent retries, logging.
+
+:class:`Service` is built once by :func:`~stealml.server.app.create_app` from its
+settings and reached by the routes through FastAPI dependencies, never a module global.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+
+from stealml.server.errors import ApiError
+from stealml.server.models import Outcome, ServedModel
+from stealml.server.settings import ApiKey, ServiceSettings
+from stealml.server.store import PredictionLog, body_digest
+
+__all__ = ["Caller", "Service", "caller", "get_service"]
+
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: the key's name (as logged) and its quota."""
+
+    name: str
+    quota: int | None
+
+
+class Service:
+    """Models, API keys and the prediction log of one running service."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.models = {m.name: ServedModel(m) for m in settings.models}
+        self._keys = list(settings.keys)
+        self.log = PredictionLog(settings.log, settings.log_sync)
+
+    def model(self, name: str) -> ServedModel:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise ApiError(404, "unknown_model",
+                           f"no model {name!r}; this service has: "
+                           f"{', '.join(sorted(self.models)) or 'none'}") from None
+
+    def authenticate(self, key: str | None) -> Caller:
+        """401 without a key, 403 with a wrong one (when the service has keys at all)."""
+        if not self._keys:
+            return Caller(ANONYMOUS, None)
+        if not key:
+            raise ApiError(401, "missing_api_key",
+                           "this service needs an API key: send 'Authorization: Bearer KEY' "
+                           "or 'X-API-Key: KEY'", {"WWW-Authenticate": "Bearer"})
+        match: ApiKey | None = None
+        for k in self._keys:  # compare with every key, in constant time
+            if hmac.compare_digest(k.key.encode(), key.encode()):
+                match = k
+        if match is None:
+            raise ApiError(403, "invalid_api_key", "this API key is not valid")
+        return Caller(match.name, match.quota)
+
+    def answer(self, who: Caller, served: ServedModel, request_id: str | None, route: str,
+               body: Any, inputs: list[Any], run: Callable[[], Outcome],
+               respond: Callable[[Outcome], dict[str, Any]]) -> dict[str, Any]:
+        """Answer a batch once: replay a retried request, check the quota, run the model,
+        log every prediction, and return the response (the stored one for a retry)."""
+        digest = body_digest(route, body)
+        stored = self.log.replay(who.name, request_id, digest)
+        if stored is not None:
+            return stored
+        self.log.check_quota(who.name, who.quota, len(inputs))
+        outcome = run()
+        response = respond(outcome)
+        records = outcome.records(served.classes)
+        return self.log.commit(who.name, who.quota, served.name, request_id, digest,
+                               inputs, records, served.policy.price, response)
+
+
+def get_service(request: Request) -> Service:
+    """The running service (a FastAPI dependency)."""
+    service: Service = request.app.state.service
+    return service
+
+
+def caller(service: Annotated[Service, Depends(get_service)],
+           authorization: Annotated[str | None, Header()] = None,
+           x_api_key: Annotated[str | None, Header()] = None) -> Caller:
+    """The authenticated caller (a FastAPI dependency)."""
+    key = x_api_key
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        key = token.strip() if scheme.lower() == "bearer" else authorization.strip()
+    return service.authenticate(key)
