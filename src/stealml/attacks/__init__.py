@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stealml.attacks.base import Attack, ExtractionResult, Querier
-from stealml.attacks.equation_solving import EquationSolving
+from stealml.attacks.equations import EquationSolving
 from stealml.exceptions import ConfigurationError
 
 __all__ = ["ATTACKS", "Attack", "EquationSolving", "ExtractionResult", "Querier", "get_attack"]

@@ -48,7 +48,7 @@ def test_under_budget_returns_best_effort(binary_logreg, mixed_space) -> None:
     oracle = LocalOracle(binary_logreg, mixed_space, ledger=Ledger(budget=4))
     result = EquationSolving(random_state=0).run(oracle)
     assert result.queries == 4 and not result.complete
-    assert result.info["rank"] == 4
+    assert result.info["min_rank"] == 4 and result.info["solver"] == "cross-entropy fit"
 
 
 def test_batches_and_string_labels(mixed_space) -> None:
@@ -61,7 +61,24 @@ def test_batches_and_string_labels(mixed_space) -> None:
     assert fidelity(target, result.model, mixed_space)["r_unif"] == 0.0
 
 
-def test_multiclass_is_refused(softmax_logreg, mixed_space) -> None:
-    assert not EquationSolving.supports(softmax_logreg)
-    with pytest.raises(UnsupportedModelError, match="3 classes"):
-        EquationSolving().run(LocalOracle(softmax_logreg, mixed_space))
+def test_softmax_exact_with_d_plus_one_queries(softmax_logreg, mixed_space) -> None:
+    assert EquationSolving.supports(softmax_logreg)
+    result = EquationSolving(random_state=0).run(LocalOracle(softmax_logreg, mixed_space))
+    assert result.queries == mixed_space.n_encoded + 1 and result.complete
+    fid = fidelity(softmax_logreg, result.model, mixed_space)
+    assert fid["r_unif"] == 0.0 and fid["tv_unif"] < 1e-9
+    assert result.model.coef_.shape == (3, 7)
+
+
+def test_logreg_model_class_on_three_classes_is_refused(softmax_logreg, mixed_space) -> None:
+    with pytest.raises(UnsupportedModelError, match="3"):
+        EquationSolving(model_class="logreg").run(LocalOracle(softmax_logreg, mixed_space))
+
+
+def test_rounded_softmax_falls_back_to_cross_entropy(softmax_logreg, mixed_space) -> None:
+    oracle = LocalOracle(softmax_logreg, mixed_space, ApiPolicy(rounding=3),
+                         ledger=Ledger(budget=3 * 8 * 5))
+    result = EquationSolving(random_state=0).run(oracle)
+    assert result.info["solver"] == "cross-entropy fit" and result.queries == 120
+    fid = fidelity(softmax_logreg, result.model, mixed_space)
+    assert fid["r_unif"] < 0.01 and fid["tv_unif"] < 1e-3

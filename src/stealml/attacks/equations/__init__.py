@@ -1,0 +1,210 @@
+"""Equation solving: each probability answer is a set of equations in the model's parameters.
+
+One attack, ``equation-solving``, with a solver per model class: logistic and softmax
+regression (a linear solve, exact with d + 1 queries), one-vs-rest logistic regression
+(nonlinear least squares), one-hidden-layer MLPs (a quasi-Newton fit of the
+log-probabilities) and RBF kernel logistic regression (weights and representers).
+
+References: Tramèr et al., "Stealing Machine Learning Models via Prediction APIs",
+USENIX Security 2016, section 4.1.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.neural_network import MLPClassifier
+
+from stealml.attacks.base import Attack, Querier
+from stealml.attacks.equations.logistic import (
+    fit_cross_entropy,
+    make_logistic_regression,
+    solve_log_ratios,
+    to_logistic_regression,
+)
+from stealml.attacks.equations.queries import Table, find_center
+from stealml.exceptions import ConfigurationError, UnsupportedModelError
+from stealml.models.kernel_logreg import KernelLogisticRegression
+from stealml.oracles.base import Oracle
+from stealml.random import RandomState, as_generator
+
+__all__ = ["MODEL_CLASSES", "EquationSolving", "make_logistic_regression", "model_class_of"]
+
+MODEL_CLASSES = ("logreg", "softmax", "ovr", "mlp", "kernel-logreg")
+
+
+def model_class_of(model: Any) -> str | None:
+    """The equation-solving model class of a target, or None if none applies."""
+    if isinstance(model, LogisticRegression):
+        return "logreg" if len(getattr(model, "classes_", [])) == 2 else "softmax"
+    if isinstance(model, OneVsRestClassifier) and isinstance(model.estimator,
+                                                              LogisticRegression):
+        return "ovr"
+    if isinstance(model, MLPClassifier) and len(getattr(model, "coefs_", [])) == 2:
+        return "mlp"
+    if isinstance(model, KernelLogisticRegression):
+        return "kernel-logreg"
+    return None
+
+
+class EquationSolving(Attack):
+    """Extract a model from its class probabilities by solving for its parameters.
+
+    Parameters
+    ----------
+    model_class : {"logreg", "softmax", "ovr", "mlp", "kernel-logreg"}, optional
+        The target's model class (the API's documentation says it); by default
+        logistic regression for two classes and softmax for more.
+    n_queries : int, optional
+        Equations to collect. Linear models: d + 1 (the minimum) when answers are
+        exact; with rounded answers, the remaining budget (else c(d + 1)).
+    batch_size : int, optional
+        Most queries sent in one request.
+    spread : float
+        Linear models: queries are drawn uniformly in a box this fraction of the space's
+        half-width wide, around a point whose answer is far from saturation.
+    min_probability : float, optional
+        An answer with a smaller probability is saturated (its log-ratio imprecise): it
+        gives no equation, and the point is asked again nearer the centre. By default
+        1e-6 for two classes (an API may compute one probability as 1 minus the other,
+        which leaves it no digits below 1e-16) and 1e-12 for more (softmax outputs keep
+        their relative precision).
+    max_shrink, max_search : int
+        Rounds of re-asking saturated points; pairs of candidates asked to find a centre.
+    hidden_units : int, optional
+        MLP: hidden units of the target (default: as many as the budget can identify is
+        not knowable, so 20, the paper's).
+    activation : {"tanh", "relu", "logistic"}
+        MLP hidden activation.
+    restarts : int
+        MLP / one-vs-rest: most random restarts of the fit.
+    random_state : int or Generator, optional
+        Seed of the query points and restarts.
+
+    Examples
+    --------
+    >>> from stealml.oracles import LocalOracle
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(-1, 1, (300, 4)); y = np.digitize(X[:, 0] + X[:, 1], [-0.5, 0.5])
+    >>> target = LogisticRegression().fit(X, y)
+    >>> result = EquationSolving(random_state=0).run(LocalOracle(target))
+    >>> result.queries, result.complete
+    (5, True)
+    """
+
+    name: ClassVar[str] = "equation-solving"
+    requires: ClassVar[frozenset[str]] = frozenset({"probabilities"})
+
+    def __init__(self, model_class: str | None = None, n_queries: int | None = None,
+                 batch_size: int | None = None, spread: float = 0.1,
+                 min_probability: float | None = None, max_shrink: int = 8, max_search: int = 32,
+                 hidden_units: int | None = None, activation: str = "tanh",
+                 restarts: int = 8, random_state: RandomState = None) -> None:
+        self.model_class = model_class
+        self.n_queries = n_queries
+        self.batch_size = batch_size
+        self.spread = spread
+        self.min_probability = min_probability
+        self.max_shrink = max_shrink
+        self.max_search = max_search
+        self.hidden_units = hidden_units
+        self.activation = activation
+        self.restarts = restarts
+        self.random_state = random_state
+
+    @classmethod
+    def supports(cls, model: Any) -> bool:
+        return model_class_of(model) is not None
+
+    def _model_class(self, n_classes: int | None) -> str:
+        if self.model_class is None:
+            return "logreg" if n_classes in (None, 2) else "softmax"
+        if self.model_class not in MODEL_CLASSES:
+            raise ConfigurationError(f"model class must be one of {', '.join(MODEL_CLASSES)}, "
+                                     f"not {self.model_class!r}")
+        return self.model_class
+
+    def _threshold(self, classes: np.ndarray | None) -> float:
+        if self.min_probability is not None:
+            return self.min_probability
+        return 1e-6 if classes is None or len(classes) <= 2 else 1e-12
+
+    def n_unknowns(self, n_columns: int, n_classes: int | None) -> int:
+        c = n_classes or 2
+        kind = self._model_class(n_classes)
+        if kind == "logreg":
+            return n_columns + 1
+        if kind in ("softmax", "ovr"):
+            return c * (n_columns + 1)
+        h = self.hidden_units or 20
+        outputs = 1 if c == 2 else c
+        if kind == "mlp":
+            return h * (n_columns + 1) + outputs * (h + 1)
+        return h * (n_columns + 1) + outputs * (h + 1)
+
+    def _run(self, oracle: Oracle, querier: Querier) -> tuple[Any, bool, dict[str, Any]]:
+        classes = oracle.classes
+        kind = self._model_class(None if classes is None else len(classes))
+        if kind == "logreg" and classes is not None and len(classes) != 2:
+            raise UnsupportedModelError(
+                f"logistic regression has two classes; the API has {len(classes)}: use "
+                "model class softmax or ovr")
+        rng = as_generator(self.random_state)
+        table = Table(querier, classes, self._threshold(classes))
+        if kind in ("logreg", "softmax"):
+            return self._run_linear(oracle, table, rng)
+        if kind == "ovr":
+            from stealml.attacks.equations.ovr import run_ovr
+
+            return run_ovr(self, oracle, table, rng)
+        if kind == "mlp":
+            from stealml.attacks.equations.mlp import run_mlp
+
+            return run_mlp(self, oracle, table, rng)
+        from stealml.attacks.equations.kernel import run_kernel
+
+        return run_kernel(self, oracle, table, rng)
+
+    # -- logistic and softmax -------------------------------------------------------------
+    def _run_linear(self, oracle: Oracle, table: Table,
+                    rng: np.random.Generator) -> tuple[Any, bool, dict[str, Any]]:
+        space = oracle.space
+        lo, hi = space.encoded_bounds()
+        free = hi > lo
+        d = int(free.sum())
+        rounded = oracle.policy.rounding is not None
+        if rounded:
+            m = self.n_queries or oracle.ledger.remaining or \
+                len(oracle.classes if oracle.classes is not None else [0, 1]) * (d + 1)
+            table.ask(np.where(free, rng.uniform(lo, hi, size=(m, len(lo))), lo))
+        else:
+            self._ask_exact(table, space, rng, lo, hi, free, self.n_queries or d + 1)
+        X, P = table.data()
+        if table.classes is None or not len(X):
+            raise UnsupportedModelError("no answer was bought: the budget allows no query")
+        theta, info = solve_log_ratios(X, P, free, table.min_probability)
+        exact = info["exact"] and not rounded
+        if not exact:
+            theta = fit_cross_entropy(X, P, init=theta)
+        info.update({"queries_asked": len(X), "solver": "linear solve" if exact
+                     else "cross-entropy fit", "rounded": rounded})
+        return to_logistic_regression(theta, np.asarray(table.classes)), exact or rounded, info
+
+    def _ask_exact(self, table: Table, space: Any, rng: np.random.Generator, lo: np.ndarray,
+                   hi: np.ndarray, free: np.ndarray, m: int) -> None:
+        """Ask until ``m`` usable equations: around a moderate centre, re-asking saturated
+        points nearer to it."""
+        center = find_center(table, space, rng, self.max_search)
+        n_usable = int(table.usable(table.data()[1]).sum())
+        half = (hi - lo) / 2 * self.spread
+        X = np.clip(center + rng.uniform(-half, half, size=(max(m - n_usable, 0), len(lo))),
+                    lo, hi)
+        pending = np.where(free, X, lo)
+        for _ in range(self.max_shrink + 1):
+            if not len(pending) or table.querier.exhausted:
+                break
+            asked, P = table.ask(pending)
+            pending = center + (asked[~table.usable(P)] - center) / 8.0

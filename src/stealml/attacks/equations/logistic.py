@@ -1,0 +1,124 @@
+"""Logistic and softmax regression from probabilities: a linear solve, or a fit.
+
+A softmax model p = softmax(W x + b) is determined only up to a shift shared by all
+classes, but the c - 1 log-ratios log(p_j / p_r) of each answer are linear in the
+parameters: d + 1 answers at independent points fix every (w_j - w_r, b_j - b_r)
+exactly. Binary logistic regression is the case c = 2. When answers are rounded, or too
+few, the paper's regularised cross-entropy fit over the queried points takes over.
+
+References: Tramèr et al., USENIX Security 2016, sections 4.1.1 and 4.1.2 (and Figure 7
+for rounded answers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import log_softmax, softmax
+from sklearn.linear_model import LogisticRegression
+
+__all__ = [
+    "fit_cross_entropy",
+    "make_logistic_regression",
+    "solve_log_ratios",
+    "to_logistic_regression",
+]
+
+
+def make_logistic_regression(coef: Any, intercept: Any, classes: Any) -> LogisticRegression:
+    """A fitted ``LogisticRegression`` with the given parameters."""
+    model = LogisticRegression()
+    model.coef_ = np.atleast_2d(np.asarray(coef, dtype=float))
+    model.intercept_ = np.atleast_1d(np.asarray(intercept, dtype=float))
+    model.classes_ = np.asarray(classes)
+    model.n_features_in_ = model.coef_.shape[1]
+    model.n_iter_ = np.zeros(1, dtype=np.int32)
+    return model
+
+
+def to_logistic_regression(theta: np.ndarray, classes: np.ndarray) -> LogisticRegression:
+    """Softmax parameters ``theta`` (c, d + 1; last column the bias) as scikit-learn's model.
+
+    Two classes become sklearn's binary form: one row, w_1 - w_0.
+    """
+    theta = theta - theta[:1]  # the shared shift is free: pin class 0 at zero
+    if len(classes) == 2:
+        return make_logistic_regression(theta[1:, :-1], theta[1:, -1], classes)
+    return make_logistic_regression(theta[:, :-1], theta[:, -1], classes)
+
+
+def _design(X: np.ndarray) -> np.ndarray:
+    return np.hstack([X, np.ones((len(X), 1))])
+
+
+def solve_log_ratios(X: np.ndarray, P: np.ndarray, free: np.ndarray,
+                     min_probability: float) -> tuple[np.ndarray, dict[str, Any]]:
+    """Exact softmax parameters from the log-ratios of the usable answers.
+
+    Every class j is solved against one reference class r (the one whose probability is
+    most often usable) on the rows where both p_j and p_r are above ``min_probability``;
+    columns outside ``free`` (constant in the space) get weight 0.
+
+    Returns ``theta`` (c, d + 1) and facts: the smallest rank over classes and whether
+    every class's system had full rank.
+    """
+    c = P.shape[1]
+    ok = P >= min_probability
+    ref = int(np.argmax(ok.sum(axis=0) + P.mean(axis=0) * 1e-3))
+    theta = np.zeros((c, X.shape[1] + 1))
+    cols = np.r_[np.flatnonzero(free), X.shape[1]]
+    A_all = _design(X)[:, cols]
+    with np.errstate(divide="ignore"):
+        L = np.log(P)
+    ranks = []
+    groups: dict[bytes, list[int]] = {}
+    for j in range(c):
+        if j != ref:
+            rows = ok[:, j] & ok[:, ref]
+            groups.setdefault(rows.tobytes(), []).append(j)
+    for key, classes in groups.items():
+        rows = np.frombuffer(key, dtype=bool)
+        A = A_all[rows]
+        rhs = L[rows][:, classes] - L[rows][:, [ref]]
+        rank = int(np.linalg.matrix_rank(A)) if len(A) else 0
+        if len(A):
+            sol = np.linalg.lstsq(A, rhs, rcond=None)[0]
+            for k, j in enumerate(classes):
+                theta[j, cols] = sol[:, k]
+        ranks.extend([rank] * len(classes))
+    need = len(cols)
+    min_rank = min(ranks) if ranks else 0
+    return theta, {"unknowns": int(need * (c - 1)), "min_rank": int(min_rank),
+                   "exact": bool(min_rank == need)}
+
+
+def _ce_loss(flat: np.ndarray, A: np.ndarray, P: np.ndarray, l2: float,
+             free_cols: np.ndarray) -> tuple[float, np.ndarray]:
+    c = P.shape[1]
+    theta = flat.reshape(c, -1)
+    Z = A @ theta.T
+    logq = log_softmax(Z, axis=1)
+    n = len(A)
+    loss = -float(np.sum(P * logq)) / n
+    grad = ((softmax(Z, axis=1) - P).T @ A) / n
+    reg = theta[:, free_cols]
+    loss += 0.5 * l2 * float(np.sum(reg**2))
+    grad[:, free_cols] += l2 * reg
+    return loss, grad.ravel()
+
+
+def fit_cross_entropy(X: np.ndarray, P: np.ndarray, init: np.ndarray | None = None,
+                      l2: float = 1e-8, max_iter: int = 5000) -> np.ndarray:
+    """Softmax parameters minimising the cross-entropy to the answers ``P`` (soft labels),
+    with a small L2 penalty on the weights (not the biases); L-BFGS with the analytic
+    gradient. Returns ``theta`` (c, d + 1)."""
+    A = _design(X)
+    c = P.shape[1]
+    start = np.zeros((c, A.shape[1])) if init is None else init
+    free_cols = np.arange(A.shape[1] - 1)
+    res = minimize(_ce_loss, start.ravel(), args=(A, P, l2, free_cols), jac=True,
+                   method="L-BFGS-B", options={"maxiter": max_iter, "gtol": 1e-12,
+                                               "ftol": 1e-15})
+    return np.asarray(res.x).reshape(c, -1)

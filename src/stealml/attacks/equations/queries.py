@@ -1,0 +1,137 @@
+"""Query design shared by the equation-solving solvers.
+
+Each answer is usable as an exact equation only where its probabilities are not
+saturated: an API computing p0 = 1 - sigmoid(z) loses every digit of p0 once it falls
+near 1e-16. The :class:`Table` keeps every (query, probabilities) pair bought and says
+which are usable; :func:`find_center` finds a point of the space whose answer is far from
+saturation, so that queries drawn around it all carry exact equations.
+
+References: Tramèr et al., USENIX Security 2016, section 4.1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stealml.attacks.base import Querier
+from stealml.exceptions import OracleCapabilityError
+from stealml.space import CategoricalFeature, FeatureSpace
+
+__all__ = ["CENTER_MARGIN", "Table", "find_center"]
+
+# a good centre has every class at p >= CENTER_MARGIN x the saturation threshold (for
+# two classes 3e-4, |logit| <= 8), so the points drawn around it stay usable
+CENTER_MARGIN = 300.0
+
+
+class Table:
+    """Every query asked and its probability answer, with the classes seen."""
+
+    def __init__(self, querier: Querier, classes: np.ndarray | None,
+                 min_probability: float) -> None:
+        self.querier = querier
+        self.classes = classes
+        self.min_probability = min_probability
+        self._X: list[np.ndarray] = []
+        self._P: list[np.ndarray] = []
+
+    @property
+    def n(self) -> int:
+        return sum(len(x) for x in self._X)
+
+    def ask(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Query ``X`` (as much of it as the budget pays); returns the rows and answers."""
+        asked, answers = self.querier.ask(X)
+        if not answers:
+            return asked, np.empty((0, 0 if self.classes is None else len(self.classes)))
+        if self.classes is None:
+            self.classes = answers[0].classes
+        blocks = [a.probabilities for a in answers]
+        if any(b is None for b in blocks):
+            raise OracleCapabilityError("the API stopped revealing probabilities")
+        P = np.vstack([np.asarray(b, dtype=float) for b in blocks if b is not None])
+        if np.isnan(P).any():
+            raise OracleCapabilityError(
+                "the API hides some class probabilities (top-k); equation solving needs "
+                "all of them")
+        self._X.append(asked)
+        self._P.append(P)
+        return asked, P
+
+    def usable(self, P: np.ndarray) -> np.ndarray:
+        """Rows whose every probability is above the saturation threshold."""
+        return np.asarray(P.min(axis=1) >= self.min_probability) if len(P) else \
+            np.zeros(0, dtype=bool)
+
+    def data(self) -> tuple[np.ndarray, np.ndarray]:
+        """All rows asked so far and their probabilities."""
+        if not self._X:
+            return np.empty((0, 0)), np.empty((0, 0))
+        return np.vstack(self._X), np.vstack(self._P)
+
+
+def _log_ratio(P: np.ndarray) -> np.ndarray:
+    """log(p1 / p0) of two-class answers; +-inf where a probability is exactly 0."""
+    with np.errstate(divide="ignore"):
+        return np.asarray(np.log(P[:, 1]) - np.log(P[:, 0]))
+
+
+def find_center(table: Table, space: FeatureSpace, rng: np.random.Generator,
+                max_search: int) -> np.ndarray:
+    """A point whose answer gives every class p >= CENTER_MARGIN x the saturation
+    threshold, or the best point seen.
+
+    The centre of the space comes first (a valid row where the space has categories). If
+    it is saturated, candidates (valid rows of the space and points of its box, in turn)
+    are asked; with two classes, once a point of
+    the other class is found, regula falsi on the logit (linear in x for a logistic
+    model, and still approximately known when saturated) reaches a moderate point in a
+    few queries.
+    """
+    good = CENTER_MARGIN * table.min_probability
+    lo, hi = space.encoded_bounds()
+    has_categories = any(isinstance(f, CategoricalFeature) for f in space.features)
+    # a space with categories: its box centre (every one-hot column at 0.5) is no real
+    # input and often far out on the model's scale; start from a valid row instead
+    first = space.sample_encoded(1, rng)[0] if has_categories else (lo + hi) / 2
+    asked, P = table.ask(first[None, :])
+    if not len(asked):
+        return first
+    best, best_p = first, float(P.min())
+    if best_p >= good:
+        return first
+    z_first = float(_log_ratio(P)[0]) if P.shape[1] == 2 else 0.0
+    for i in range(2 * max_search):
+        cand = space.sample_encoded(1, rng) if i % 2 == 0 else \
+            rng.uniform(lo, hi, size=(1, len(lo)))
+        asked, P = table.ask(cand)
+        if not len(asked):
+            break
+        if P[0].min() > best_p:
+            best, best_p = asked[0], float(P[0].min())
+        if best_p >= good:
+            return best
+        if P.shape[1] == 2:
+            z = float(_log_ratio(P)[0])
+            if np.sign(z) == -np.sign(z_first):
+                return _regula_falsi(table, first, z_first, asked[0], z, best, good)
+    return best
+
+
+def _regula_falsi(table: Table, a: np.ndarray, za: float, b: np.ndarray, zb: float,
+                  fallback: np.ndarray, good: float) -> np.ndarray:
+    side = np.sign(za)
+    for _ in range(60):
+        t = za / (za - zb) if np.isfinite(za) and np.isfinite(zb) else 0.5
+        mid = a + min(max(t, 0.05), 0.95) * (b - a)
+        asked, P = table.ask(mid[None, :])
+        if not len(asked):
+            break
+        if P.min() >= good:
+            return mid
+        z = float(_log_ratio(P)[0])
+        if np.sign(z) == side:
+            a, za = mid, z
+        else:
+            b, zb = mid, z
+    return fallback
