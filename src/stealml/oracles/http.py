@@ -50,7 +50,7 @@ def raw_queries(space: FeatureSpace, X: np.ndarray) -> list[dict[str, Any]]:
         i, j = (int(v[0]) for v in np.nonzero(~same))
         raise InvalidInputError(
             f"query row {i} is not a valid encoding of the API's features (column "
-            f"{space.encoded_names[j]!r} = {X[i, j]!r}): a prediction API takes raw feature "
+            f"{space.encoded_names[j]!r} = {float(X[i, j])!r}): a prediction API takes raw feature "
             "values, so one-hot columns must be 0 or 1 with a single 1 and numeric columns "
             "within [-1, 1]")
     names = space.names

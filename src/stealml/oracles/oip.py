@@ -127,6 +127,8 @@ class OipOracle(BaseOracle):
         if isinstance(data, dict) and isinstance(data.get("outputs"), list):
             tensors = {str(t.get("name")): t for t in data["outputs"] if isinstance(t, dict)}
         labels = _tensor(tensors, self.label_output, n)
+        if labels.ndim == 2 and labels.shape[1] == 1:  # MLServer answers [n, 1]
+            labels = labels[:, 0]
         proba = None
         if self.proba_output:
             proba = _tensor(tensors, self.proba_output, n).astype(np.float64)

@@ -1,0 +1,80 @@
+"""HttpOracle and OipOracle against a real service on loopback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stealml.attacks import EquationSolving
+from stealml.exceptions import InvalidInputError, OracleError, OracleUnavailableError
+from stealml.ledger import Ledger
+from stealml.modelio import save_model
+from stealml.oracles import HttpOracle, LocalOracle, OipOracle, Oracle, RetryPolicy
+from stealml.server import load_settings, running
+from stealml.server.store import PredictionLog
+
+
+def test_the_metadata_is_all_an_attacker_needs(service, api_key, numeric_space) -> None:
+    oracle = HttpOracle(service, api_key=api_key)
+    assert isinstance(oracle, Oracle)
+    assert oracle.space == numeric_space and list(oracle.classes) == [0, 1]
+    assert oracle.policy.price == 0.0001 and oracle.reveals == {"labels", "probabilities"}
+
+
+def test_equation_solving_over_http_is_exact(service, api_key, target, make_settings) -> None:
+    model, _ = target
+    oracle = HttpOracle(service, "lr", api_key=api_key, ledger=Ledger(budget=100))
+    result = EquationSolving(random_state=0).run(oracle)
+    assert result.complete
+    np.testing.assert_allclose(result.model.coef_, model.coef_, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(result.model.intercept_, model.intercept_, rtol=0, atol=1e-9)
+    local = EquationSolving(random_state=0).run(LocalOracle(model, oracle.space))
+    assert result.queries == local.queries
+    assert result.cost == pytest.approx(0.0001 * result.queries)
+    served = PredictionLog(make_settings().log).usage("attacker")
+    assert served == result.queries  # what the service charged is what the ledger paid
+
+
+def test_open_inference_protocol_oracle_is_exact(service, api_key, target) -> None:
+    model, _ = target
+    oracle = OipOracle(service, "lr", api_key=api_key, price=0.0001)
+    result = EquationSolving(random_state=0).run(oracle)
+    np.testing.assert_allclose(result.model.coef_, model.coef_, rtol=0, atol=1e-9)
+    assert result.model.classes_.tolist() == [0, 1]
+
+
+def test_queries_must_be_valid_encodings(tmp_path, mixed_space, binary_logreg,
+                                         api_key) -> None:
+    path = tmp_path / "onehot.skops"
+    save_model(path, binary_logreg, mixed_space)
+    settings = load_settings(None, models=[{"name": "m", "path": path,
+                                            "incomplete": "zeros"}])
+    with running(settings) as url:
+        oracle = HttpOracle(url)
+        assert "incomplete" in oracle.reveals
+        X = mixed_space.sample_encoded(3, 0)
+        expect = binary_logreg.predict_proba(X)
+        np.testing.assert_allclose(oracle.query(X).probabilities, expect, rtol=1e-12)
+        partial = mixed_space.encode([[40, None, "F", None]])
+        amazon = binary_logreg.predict_proba(np.nan_to_num(partial))
+        np.testing.assert_allclose(oracle.query(partial).probabilities, amazon, rtol=1e-12)
+        X[0, 2:4] = 0.5
+        with pytest.raises(InvalidInputError, match=r"column 'sex=F' = 0\.5"):
+            oracle.query(X)
+        assert oracle.ledger.queries == 4
+
+
+def test_refusals_are_clear_errors(make_settings, api_key) -> None:
+    with running(make_settings(quota=3)) as url:
+        with pytest.raises(OracleError, match="HTTP 401"):
+            HttpOracle(url, "lr").query(np.zeros((1, 4)))
+        with pytest.raises(OracleError, match="HTTP 403"):
+            HttpOracle(url, "lr", api_key="sk-not-a-key").query(np.zeros((1, 4)))
+        oracle = HttpOracle(url, "lr", api_key=api_key)
+        with pytest.raises(OracleError, match="quota spent"):
+            oracle.query(np.linspace(-1, 1, 20).reshape(5, 4))
+        assert oracle.client.retries == 0 and oracle.ledger.queries == 0
+        with pytest.raises(OracleError, match="no model 'nope'"):
+            HttpOracle(url, "nope")
+    with pytest.raises(OracleUnavailableError, match="did not answer after 2 tries"):
+        HttpOracle(url, retry=RetryPolicy(tries=2, backoff=0.0), timeout=0.5)
