@@ -272,9 +272,7 @@ def serve(models: tuple[str, ...], config: str | None, host: str | None, port: i
                              keys=[key_from_arg(k) for k in api_keys])
     if not settings.models:
         raise ConfigurationError("nothing to serve: give model files or --config")
-    click.echo(f"serving {', '.join(m.name for m in settings.models)} on "
-               f"http://{settings.host}:{settings.port} (OpenAPI at /docs)", err=True)
-    run_service(settings)
+    run_service(settings, announce=lambda line: click.echo(line, err=True))
 
 
 @contextmanager

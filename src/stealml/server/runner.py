@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,10 +17,16 @@ from stealml.server.settings import ServiceSettings
 __all__ = ["running", "serve"]
 
 
-def serve(settings: ServiceSettings, log_level: str = "info") -> None:
-    """Serve until interrupted, on ``settings.host`` (loopback by default)."""
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=log_level, timeout_graceful_shutdown=5)
+def serve(settings: ServiceSettings, log_level: str = "info",
+          announce: Callable[[str], None] | None = None) -> None:
+    """Load the models, then serve until interrupted on ``settings.host`` (loopback by
+    default); ``announce`` is told where, once the models are loaded."""
+    app = create_app(settings)
+    if announce is not None:
+        announce(f"serving {', '.join(app.state.service.models)} on "
+                 f"http://{settings.host}:{settings.port} (OpenAPI at /docs)")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level,
+                timeout_graceful_shutdown=5)
 
 
 @contextmanager
