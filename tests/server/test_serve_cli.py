@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from click.testing import CliRunner
 from sklearn.linear_model import LogisticRegression
@@ -20,6 +17,7 @@ from stealml.cli import main
 from stealml.datasets import load
 from stealml.modelio import save_model
 from stealml.server.mlserver import free_port
+from stealml.server.runner import serving_process
 from stealml.server.store import PredictionLog
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -38,25 +36,11 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     data = load("diabetes", random_state=0)
     model = LogisticRegression(max_iter=5000).fit(data.X_train, data.y_train)
     save_model(tmp_path / "diabetes.skops", model, data.space)
-    port, log = free_port(), tmp_path / "served.sqlite"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stealml", "serve", str(tmp_path / "diabetes.skops"),
-         "--port", str(port), "--api-key", f"attacker:{KEY}:100000", "--log", str(log),
-         "--price", "0.0001", "--significant-digits", "16"], env=ENV, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(url + "/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                time.sleep(0.05)
+    log = tmp_path / "served.sqlite"
+    args = [str(tmp_path / "diabetes.skops"), "--api-key", f"attacker:{KEY}:100000",
+            "--log", str(log), "--price", "0.0001", "--significant-digits", "16"]
+    with serving_process(args, free_port(), log=tmp_path / "serve.out") as url:
         yield url, log
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=20)
 
 
 @pytest.mark.slow

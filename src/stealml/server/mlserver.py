@@ -9,20 +9,16 @@ serve or attack a model.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from stealml.exceptions import OracleUnavailableError
+from stealml.server.runner import stop_process, wait_until_ready
 
 __all__ = ["ensure_venv", "free_port", "serve_sklearn"]
 
@@ -69,34 +65,12 @@ def serve_sklearn(model: Any, name: str, workdir: Path, venv: Path,
     (workdir / "settings.json").write_text(json.dumps({
         "debug": False, "parallel_workers": 0, "host": "127.0.0.1", "http_port": port,
         "grpc_port": free_port(), "metrics_endpoint": None, "metrics_port": free_port()}))
-    log = (workdir / "mlserver.log").open("wb")
-    proc = subprocess.Popen([str(program), "start", str(workdir)], stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, name, proc, startup_timeout, workdir / "mlserver.log")
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+    with (workdir / "mlserver.log").open("wb") as log:
+        proc = subprocess.Popen([str(program), "start", str(workdir)], stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
-
-
-def _wait_ready(url: str, name: str, proc: subprocess.Popen[bytes], timeout: float,
-                log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise OracleUnavailableError(f"MLServer exited ({proc.returncode}): "
-                                         f"{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/v2/models/{name}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    raise OracleUnavailableError(f"MLServer did not get ready in {timeout:.0f} s")
+            wait_until_ready(f"{url}/v2/models/{name}/ready", proc, startup_timeout)
+            yield url
+        finally:
+            stop_process(proc, signal.SIGTERM)

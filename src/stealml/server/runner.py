@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import uvicorn
 
 from stealml.exceptions import OracleUnavailableError
 from stealml.server.app import create_app
 from stealml.server.settings import ServiceSettings
 
-__all__ = ["running", "serve"]
+__all__ = ["running", "serve", "serving_process", "stop_process", "wait_until_ready"]
 
 
 def serve(settings: ServiceSettings, log_level: str = "info",
@@ -61,3 +66,50 @@ def running(app: ServiceSettings | Any, host: str = "127.0.0.1", port: int = 0,
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def wait_until_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+    """Poll ``url`` until it answers 200; raise if ``proc`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise OracleUnavailableError(f"the server exited with status {proc.returncode} "
+                                         f"before {url} answered")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise OracleUnavailableError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
+    """Stop a server started in its own session (its process group), gently then not."""
+    try:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+@contextmanager
+def serving_process(args: list[str], port: int, host: str = "127.0.0.1",
+                    log: str | os.PathLike[str] = os.devnull) -> Iterator[str]:
+    """Run ``stealml serve ARGS --host HOST --port PORT`` as a process; yield its URL.
+
+    The server gets its own process (and GIL): what a benchmark or a command-line test
+    needs. Its output goes to ``log``.
+    """
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "stealml", "serve", *args,
+                                 "--host", host, "--port", str(port)], stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_until_ready(f"http://{host}:{port}/health", proc)
+            yield f"http://{host}:{port}"
+        finally:
+            stop_process(proc)
