@@ -5,7 +5,9 @@ from __future__ import annotations
 from stealml.oracles.base import BaseOracle, Oracle
 from stealml.oracles.http import HttpOracle
 from stealml.oracles.local import LocalOracle
+from stealml.oracles.mapped import JsonApiOracle, JsonMapping
 from stealml.oracles.oip import OipOracle
 from stealml.oracles.transport import RetryPolicy
 
-__all__ = ["BaseOracle", "HttpOracle", "LocalOracle", "OipOracle", "Oracle", "RetryPolicy"]
+__all__ = ["BaseOracle", "HttpOracle", "JsonApiOracle", "JsonMapping", "LocalOracle", "OipOracle",
+           "Oracle", "RetryPolicy"]
