@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo-out
+MLSERVER_VENV := .venv-mlserver
 
 .PHONY: demo test lint typecheck bench clean
 
@@ -26,17 +27,23 @@ demo: $(VENV)/.core
 		--data adult-income --price 0.0001 --log $(DEMO)/queries.sqlite \
 		--out $(DEMO)/stolen.skops
 
+# MLServer (for the integration test and the throughput benchmark) pins an older FastAPI:
+# it gets a virtual environment of its own, made once.
+$(MLSERVER_VENV)/.stealml-ready: | $(VENV)/.core
+	$(BIN)/python -c "from pathlib import Path; from stealml.server.mlserver import \
+		ensure_venv; ensure_venv(Path('$(MLSERVER_VENV)'))"
+
 lint: $(VENV)/.test
 	$(BIN)/ruff check src tests benchmarks
 
 typecheck: $(VENV)/.test
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck $(MLSERVER_VENV)/.stealml-ready
 	$(BIN)/python -m pytest -q
 
-bench: $(VENV)/.core
+bench: $(VENV)/.core $(MLSERVER_VENV)/.stealml-ready
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(MLSERVER_VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache
