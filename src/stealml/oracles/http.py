@@ -122,7 +122,8 @@ class HttpOracle(BaseOracle):
             raise OracleError(f"malformed metadata for model {model!r} at {url}: "
                               f"{exc}") from exc
         super().__init__(space, policy, ledger)
-        self.batch_size = batch_size or int(listing.get("max_batch") or 100)
+        most = int(listing.get("max_batch") or 100)
+        self.batch_size = min(batch_size, most) if batch_size else most
         self._regressor = self.meta.get("task") == "regression"
         self._classes = None if self._regressor else np.asarray(self.meta["classes"])
 

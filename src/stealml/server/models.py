@@ -73,12 +73,12 @@ class ServedModel:
     Raises
     ------
     ModelFileError
-        The file cannot be loaded (only skops and ONNX load; pickles only when trusted) or
-        carries no feature space.
+        The file cannot be loaded (skops files holding only scikit-learn and stealml types,
+        and ONNX, load; a pickle never does) or carries no feature space.
     """
 
     def __init__(self, settings: ModelSettings) -> None:
-        loaded = load_model(settings.path, trusted=settings.trusted)
+        loaded = load_model(settings.path)  # never trusted: no pickle, no foreign type
         self.settings = settings
         self.name = settings.name
         self.model = loaded.model

@@ -15,7 +15,7 @@ the API keys with their quotas::
 
     [[models]]
     name = "adult"
-    path = "adult.skops"          # loaded through stealml.modelio (skops or ONNX)
+    path = "adult.skops"          # skops (trusted types only) or ONNX; never a pickle
     output = "probabilities"      # or "labels", "top-k" (with top_k)
     significant_digits = 16       # Amazon; or rounding = 5 (BigML)
     incomplete = "zeros"          # Amazon; "native" for BigML; "reject"
@@ -56,7 +56,6 @@ class ModelSettings(BaseModel):
     price: float = 0.0
     reveal_ids: bool = False
     extraction: Path | None = None
-    trusted: bool = False
 
     def policy(self) -> ApiPolicy:
         """The :class:`~stealml.policies.ApiPolicy` these settings describe."""
