@@ -253,10 +253,12 @@ def reproduce(name: str, out: str, quick: bool) -> None:
               help="Omitted features: refused, encoded as 0 (Amazon), or the model's own "
                    "way (BigML trees) [default: reject].")
 @click.option("--price", type=float, default=None, help="Dollars per prediction.")
+@click.option("--space", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="FeatureSpace JSON for model files that carry none (ONNX).")
 def serve(models: tuple[str, ...], config: str | None, host: str | None, port: int | None,
           api_keys: tuple[str, ...], log: str | None, output: str | None, top_k: int | None,
           rounding: int | None, significant_digits: int | None, incomplete: str | None,
-          price: float | None) -> None:
+          price: float | None, space: str | None) -> None:
     """Serve MODELS (PATH or NAME=PATH, skops or ONNX) behind a prediction API.
 
     The policy options apply to the MODELS given here; models in --config have their own.
@@ -266,7 +268,8 @@ def serve(models: tuple[str, ...], config: str | None, host: str | None, port: i
     from stealml.server.settings import key_from_arg, model_from_arg
 
     policy = {"output": output, "top_k": top_k, "rounding": rounding, "price": price,
-              "significant_digits": significant_digits, "incomplete": incomplete}
+              "significant_digits": significant_digits, "incomplete": incomplete,
+              "space": space}
     settings = load_settings(config, host=host, port=port, log=log,
                              models=[model_from_arg(m, **policy) for m in models],
                              keys=[key_from_arg(k) for k in api_keys])

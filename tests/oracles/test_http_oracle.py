@@ -78,3 +78,26 @@ def test_refusals_are_clear_errors(make_settings, api_key) -> None:
             HttpOracle(url, "nope")
     with pytest.raises(OracleUnavailableError, match="did not answer after 2 tries"):
         HttpOracle(url, retry=RetryPolicy(tries=2, backoff=0.0), timeout=0.5)
+
+
+def test_top_k_labels_and_regression_answers(tmp_path, mixed_space, softmax_logreg) -> None:
+    from sklearn.tree import DecisionTreeRegressor
+
+    X = mixed_space.sample_encoded(40, 2)
+    reg = DecisionTreeRegressor(max_depth=4).fit(X, X[:, 1] * 3)
+    save_model(tmp_path / "soft.skops", softmax_logreg, mixed_space)
+    save_model(tmp_path / "reg.skops", reg, mixed_space)
+    settings = load_settings(None, models=[
+        {"name": "top2", "path": tmp_path / "soft.skops", "output": "top-k", "top_k": 2},
+        {"name": "labels", "path": tmp_path / "soft.skops", "output": "labels"},
+        {"name": "reg", "path": tmp_path / "reg.skops", "rounding": 3}])
+    with running(settings) as url:
+        top = HttpOracle(url, "top2").query(X)
+        labels = HttpOracle(url, "labels")
+        answers = labels.query(X)
+        values = HttpOracle(url, "reg").query(X)
+    assert top.probabilities is not None and (np.isnan(top.probabilities).sum(axis=1) == 1).all()
+    assert labels.reveals == {"labels"} and answers.probabilities is None
+    assert np.array_equal(answers.labels, softmax_logreg.predict(X))
+    assert values.values is not None
+    assert np.array_equal(values.values, np.round(reg.predict(X), 3))

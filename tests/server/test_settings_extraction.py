@@ -81,3 +81,30 @@ def test_quantile_binning_and_missing_indicators(tmp_path) -> None:
     assert out.probabilities is not None
     assert np.array_equal(out.probabilities, model.predict_proba(ex.transform([[3.0, "a"]])))
     assert "bins" not in str(served.metadata())
+
+
+def test_onnx_labels_top_k_and_regression(tmp_path, softmax_logreg, mixed_space) -> None:
+    from skl2onnx import to_onnx
+    from sklearn.tree import DecisionTreeRegressor
+
+    X = mixed_space.sample_encoded(50, 0)
+    (tmp_path / "m.onnx").write_bytes(to_onnx(softmax_logreg, X[:1].astype(np.float32),
+                                              options={"zipmap": False}).SerializeToString())
+    mixed_space.save(tmp_path / "space.json")
+    rows = mixed_space.decode(X[:5])
+    onnx = ServedModel(ModelSettings(name="o", path=tmp_path / "m.onnx", output="top-k",
+                                     top_k=1, space=tmp_path / "space.json"))
+    shown = onnx.predict(rows).probabilities
+    assert shown is not None and (np.isnan(shown).sum(axis=1) == 2).all()
+    np.testing.assert_allclose(np.nanmax(shown, axis=1),
+                               softmax_logreg.predict_proba(X[:5]).max(axis=1), rtol=1e-5)
+    labels = ServedModel(ModelSettings(name="o", path=tmp_path / "m.onnx", output="labels",
+                                       space=tmp_path / "space.json"))
+    assert labels.predict(rows).probabilities is None and labels.output == "labels"
+    assert labels.predict(rows).labels == softmax_logreg.predict(X[:5]).tolist()
+    reg = DecisionTreeRegressor(max_depth=3).fit(X, X[:, 0] * 10)
+    save_model(tmp_path / "reg.skops", reg, mixed_space)
+    served = ServedModel(ModelSettings(name="r", path=tmp_path / "reg.skops", rounding=2))
+    out = served.predict(rows)
+    assert served.output == "value" and out.values is not None
+    assert np.array_equal(out.values, np.round(reg.predict(X[:5]), 2))

@@ -85,7 +85,9 @@ class ServedModel:
         self.digest = loaded.digest
         self.policy: ApiPolicy = settings.policy()
         n_in = getattr(self.model, "n_features_in_", None)
-        if loaded.space is not None:
+        if settings.space is not None:
+            self.space = FeatureSpace.load(settings.space)
+        elif loaded.space is not None:
             self.space = loaded.space
         elif n_in is not None:
             self.space = FeatureSpace.continuous(int(n_in))

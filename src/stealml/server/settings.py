@@ -20,6 +20,7 @@ the API keys with their quotas::
     significant_digits = 16       # Amazon; or rounding = 5 (BigML)
     incomplete = "zeros"          # Amazon; "native" for BigML; "reject"
     price = 0.0001                # dollars per prediction
+    # space = "space.json"        # FeatureSpace JSON, for a file that carries none (ONNX)
 
 Without any ``[[keys]]`` the service answers everyone (as ``anonymous``). Environment
 variables ``STEALML_SERVE_HOST``, ``STEALML_SERVE_PORT``, ... override the file.
@@ -56,6 +57,7 @@ class ModelSettings(BaseModel):
     price: float = 0.0
     reveal_ids: bool = False
     extraction: Path | None = None
+    space: Path | None = None
 
     def policy(self) -> ApiPolicy:
         """The :class:`~stealml.policies.ApiPolicy` these settings describe."""
@@ -129,8 +131,9 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Service
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigurationError(f"cannot read the service config {path}: {exc}") from exc
         for m in data.get("models", []):
-            if isinstance(m, dict) and "path" in m:
-                m["path"] = str(path.parent / m["path"])
+            for key in ("path", "space", "extraction"):
+                if isinstance(m, dict) and key in m:
+                    m[key] = str(path.parent / m[key])
     for key in ("models", "keys"):
         data[key] = list(data.get(key, [])) + list(overrides.pop(key, None) or [])
     data.update({k: v for k, v in overrides.items() if v is not None})
