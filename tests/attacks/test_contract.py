@@ -7,11 +7,13 @@ from typing import Any
 import numpy as np
 import pytest
 from sklearn.svm import SVC
+from sklearn.tree import BaseDecisionTree
 
 from stealml.answers import Answers
 from stealml.attacks import ATTACKS
 from stealml.exceptions import OracleCapabilityError
 from stealml.ledger import Ledger
+from stealml.models.tree_service import TreeService
 from stealml.oracles import LocalOracle
 from stealml.policies import ApiPolicy
 from stealml.space import FeatureSpace
@@ -71,9 +73,15 @@ def _target_for(name: str, targets: list[Any]) -> Any:
     pytest.fail(f"no contract target for attack {name!r}: add one to contract_targets")
 
 
+def _served(target: Any, space: FeatureSpace) -> Any:
+    """Trees are served as `stealml extract` serves them: BigML's answers."""
+    return TreeService(target, space) if isinstance(target, BaseDecisionTree) else target
+
+
 def _run(name: str, target: Any, space: FeatureSpace, seed: int = 0,
          budget: int | None = None) -> tuple[Any, ProtocolOnlyOracle]:
-    oracle = ProtocolOnlyOracle(LocalOracle(target, space, ledger=Ledger(budget=budget)))
+    oracle = ProtocolOnlyOracle(LocalOracle(_served(target, space), space,
+                                            ledger=Ledger(budget=budget)))
     return ATTACKS[name](random_state=seed).run(oracle), oracle  # type: ignore[call-arg]
 
 
@@ -114,11 +122,12 @@ def test_deterministic_for_a_seed(name, contract_targets, mixed_space) -> None:
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_clear_error_on_wrong_oracle_kind(name, contract_targets, mixed_space) -> None:
     attack = ATTACKS[name]
-    if "probabilities" not in attack.requires:
+    needs = sorted(attack.requires & {"probabilities", "ids"})
+    if not needs:
         pytest.skip("attack works from labels alone")
     target = _target_for(name, contract_targets)
-    oracle = LocalOracle(target, mixed_space, ApiPolicy(output="labels"))
-    with pytest.raises(OracleCapabilityError, match="probabilities"):
+    oracle = LocalOracle(_served(target, mixed_space), mixed_space, ApiPolicy(output="labels"))
+    with pytest.raises(OracleCapabilityError, match=needs[0]):
         attack(random_state=0).run(oracle)  # type: ignore[call-arg]
     assert oracle.ledger.queries == 0
 

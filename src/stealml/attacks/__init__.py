@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from stealml.attacks.base import Attack, ExtractionResult, Querier
 from stealml.attacks.equations import EquationSolving
+from stealml.attacks.path_finding import PathFinding
+from stealml.attacks.top_down import TopDown
 from stealml.exceptions import ConfigurationError
 
-__all__ = ["ATTACKS", "Attack", "EquationSolving", "ExtractionResult", "Querier", "get_attack"]
+__all__ = ["ATTACKS", "Attack", "EquationSolving", "ExtractionResult", "PathFinding", "Querier",
+           "TopDown", "get_attack"]
 
 ATTACKS: dict[str, type[Attack]] = {
     EquationSolving.name: EquationSolving,
+    PathFinding.name: PathFinding,
+    TopDown.name: TopDown,
 }
 
 

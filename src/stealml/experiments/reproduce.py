@@ -19,6 +19,7 @@ Reproduction = Callable[[Path, bool], list[Path]]
 
 # name -> "module:function"; imported only when run, so the CLI starts fast
 REPRODUCTIONS: dict[str, str] = {
+    "table6": "stealml.experiments.table6:reproduce",
 }
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from sklearn.base import RegressorMixin
 
 from stealml.attacks import get_attack
 from stealml.attacks.base import ExtractionResult
@@ -16,6 +17,7 @@ from stealml.exceptions import ConfigurationError, FeatureCountError, Unsupporte
 from stealml.ledger import Ledger, Progress
 from stealml.metrics import R_UNIF_POINTS, fidelity
 from stealml.modelio import LoadedModel, load_model, save_model
+from stealml.models.tree_service import TreeService, serves_as_tree
 from stealml.oracles.local import LocalOracle
 from stealml.policies import ApiPolicy, Output
 from stealml.space import FeatureSpace
@@ -93,9 +95,11 @@ def run_extraction(config: ExtractionConfig,
     classes = getattr(loaded.model, "classes_", None)
     attack = attack_cls(random_state=config.seed, batch_size=config.batch_size)  # type: ignore[call-arg]
     budget = attack_budget(config, attack, space, None if classes is None else len(classes))
-    policy = ApiPolicy(output=config.output, rounding=config.rounding, price=config.price)
+    served = TreeService(loaded.model, space) if serves_as_tree(loaded.model) else loaded.model
+    policy = ApiPolicy(output=config.output, rounding=config.rounding, price=config.price,
+                       incomplete="native" if served is not loaded.model else "reject")
     ledger = Ledger(budget=budget, log=config.log, progress=progress)
-    oracle = LocalOracle(loaded.model, space=space, policy=policy, ledger=ledger,
+    oracle = LocalOracle(served, space=space, policy=policy, ledger=ledger,
                          digest=loaded.digest)
     try:
         result = attack.run(oracle)
@@ -107,7 +111,8 @@ def run_extraction(config: ExtractionConfig,
         if X_test.shape[1] != space.n_encoded:
             raise FeatureCountError(f"data set {config.data} has {X_test.shape[1]} features, "
                                     f"but the space has {space.n_encoded}")
-    fid = fidelity(loaded.model, result.model, space, X_test, random_state=config.seed)
+    fid = fidelity(loaded.model, result.model, space, X_test, random_state=config.seed,
+                   regression=isinstance(result.model, RegressorMixin))
     if config.out is not None:
         save_model(Path(config.out), result.model, space,
                    {"attack": config.attack, "target": config.target, **loaded.meta,

@@ -38,7 +38,10 @@ class LocalOracle(BaseOracle):
     Parameters
     ----------
     model : estimator, Pipeline or OnnxModel
-        Anything with ``predict`` (and ``predict_proba`` for probabilities).
+        Anything with ``predict`` (and ``predict_proba`` for probabilities). A service
+        that builds its own answer records (``answer_records(X, policy)`` and
+        ``reveals(policy)``, e.g. :class:`~stealml.models.TreeService`) answers itself;
+        without a policy it then accepts incomplete queries (``incomplete="native"``).
     space : FeatureSpace, optional
         The API's input features. Defaults to ``n_features_in_`` continuous features in
         [-1, 1] (so the model space is the model's own input).
@@ -77,6 +80,9 @@ class LocalOracle(BaseOracle):
         if n_in is not None and int(n_in) != expected:
             raise FeatureCountError(f"the model takes {n_in} features, but the space has "
                                     f"{expected}")
+        self._service = callable(getattr(model, "answer_records", None))
+        if self._service and policy is None:
+            policy = ApiPolicy(incomplete="native")
         super().__init__(space, policy, ledger)
         self._model = model
         self._model_input = model_input
@@ -103,6 +109,8 @@ class LocalOracle(BaseOracle):
 
     @property
     def reveals(self) -> frozenset[str]:
+        if self._service:
+            return frozenset(self._model.reveals(self.policy))
         out = {"labels"}
         if self._is_regressor:
             out.add("values")
@@ -118,6 +126,8 @@ class LocalOracle(BaseOracle):
         return self.space.decode(X) if self._model_input == "raw" else X
 
     def _fetch(self, X: np.ndarray) -> Sequence[dict[str, Any]]:
+        if self._service:
+            return self._model.answer_records(X, self.policy)
         Xm = self._model_rows(X)
         try:
             if self._is_regressor:

@@ -1,0 +1,109 @@
+"""Splitting one feature's range into pieces that answer alike (the top-down attack's search).
+
+A *signer* answers a batch of values of the feature with, per value, the probe to keep and
+a signature to compare: the answer's identity and fields, or a tuple of several answers
+when one answer is not enough to tell two nodes apart.
+
+References: Tramèr et al., USENIX Security 2016, section 4.2.1 (LINE SEARCH, CATEGORY SPLIT).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+import numpy as np
+
+from stealml.attacks._trees import Grid, Predicate, Probe, Row, TreeQuerier, with_value
+
+__all__ = ["Piece", "Signer", "category_pieces", "deep_signer", "interval_pieces",
+           "simple_signer"]
+
+Signed = tuple[Probe, Hashable]
+Signer = Callable[[Sequence[Any]], list[Signed]]
+Piece = tuple[Predicate, Any, Probe, Any]  # predicate, representative, its answer, other value
+
+
+def simple_signer(tq: TreeQuerier, row: Row, i: int) -> Signer:
+    """Sign a value of feature ``i`` by the answer to ``row`` with ``i`` set to it."""
+    def sign(values: Sequence[Any]) -> list[Signed]:
+        return [(p, p.signature) for p in tq.ask([with_value(row, i, v) for v in values])]
+    return sign
+
+
+def deep_signer(tq: TreeQuerier, row: Row, i: int, s: int, reps: Sequence[Any]) -> Signer:
+    """Sign a value of ``i`` by that answer and the answers one split further down (``s``
+    set to each of ``reps``): tells apart two nodes that answer alike."""
+    n = len(reps) + 1
+
+    def sign(values: Sequence[Any]) -> list[Signed]:
+        rows = []
+        for v in values:
+            base = with_value(row, i, v)
+            rows += [base, *(with_value(base, s, w) for w in reps)]
+        probes = tq.ask(rows)
+        return [(probes[j * n], tuple(p.signature for p in probes[j * n:(j + 1) * n]))
+                for j in range(len(values))]
+    return sign
+
+
+def category_pieces(sign: Signer, values: Sequence[str], known: dict[str, Signed],
+                    rng: np.random.Generator) -> list[Piece]:
+    """Group the values by signature: one piece (a set of values) per group."""
+    ask = [v for v in values if v not in known]
+    signed = {**known, **dict(zip(ask, sign(ask), strict=True))}
+    groups: dict[Hashable, list[str]] = {}
+    for v in values:
+        groups.setdefault(signed[v][1], []).append(v)
+    pieces: list[Piece] = []
+    for members in groups.values():
+        order = rng.permutation(len(members))
+        rep, alt = members[order[0]], (members[order[-1]] if len(members) > 1 else None)
+        pieces.append((frozenset(members), rep, signed[rep][0], alt))
+    return pieces
+
+
+def interval_pieces(sign: Signer, grid: Grid, domain: tuple[float, float],
+                    known: dict[int, Signed], probes: int,
+                    rng: np.random.Generator) -> list[Piece]:
+    """Cut ``domain`` where the signature changes: bisect every segment whose ends differ
+    (all segments of a round in one batch), after ``probes`` random extra values."""
+    first, last = grid.span(*domain)
+    start = sorted({first, last, *rng.integers(first, last + 1, size=probes).tolist(), *known})
+    start = [k for k in start if first <= k <= last]
+    seen = dict(known)
+    ask = [k for k in start if k not in seen]
+    seen.update(zip(ask, sign([grid.value(k) for k in ask]), strict=True))
+    segments = list(itertools.pairwise(start))
+    cuts: list[int] = []
+    while segments:
+        todo = []
+        for a, b in segments:
+            if seen[a][1] == seen[b][1]:
+                continue
+            if b == a + 1:
+                cuts.append(a)
+            else:
+                todo.append((a, (a + b) // 2, b))
+        mids = [m for _, m, _ in todo]
+        seen.update(zip(mids, sign([grid.value(m) for m in mids]), strict=True))
+        segments = [s for a, m, b in todo for s in ((a, m), (m, b))]
+    return _pieces_from_cuts(grid, domain, (first, last), sorted(cuts), seen, rng)
+
+
+def _pieces_from_cuts(grid: Grid, domain: tuple[float, float], span: tuple[int, int],
+                      cuts: list[int], seen: dict[int, Signed],
+                      rng: np.random.Generator) -> list[Piece]:
+    bounds = [span[0] - 1, *cuts, span[1]]
+    pieces: list[Piece] = []
+    for j, (a, b) in enumerate(itertools.pairwise(bounds)):
+        ends = [min(k for k in seen if a < k <= b), max(k for k in seen if a < k <= b)]
+        pick = int(rng.integers(2))
+        rep, alt = ends[pick], ends[1 - pick]
+        lo = domain[0] if j == 0 else grid.cut(a)
+        hi = domain[1] if j == len(bounds) - 2 else grid.cut(b)
+        pieces.append(((lo, hi), grid.value(rep), seen[rep][0],
+                       None if alt == rep else grid.value(alt)))
+    return pieces
+

@@ -1,0 +1,101 @@
+"""Bottom-up (Algorithm 1) and top-down path finding on real scikit-learn trees."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from stealml.attacks import PathFinding, TopDown
+from stealml.datasets import load
+from stealml.exceptions import OracleCapabilityError, UnsupportedModelError
+from stealml.ledger import Ledger
+from stealml.models.tree_service import TreeService
+from stealml.oracles import LocalOracle
+from stealml.policies import ApiPolicy
+from stealml.space import FeatureSpace
+
+ATTACKS = [PathFinding, TopDown]
+
+
+@pytest.fixture(scope="module")
+def german():
+    return load("german-credit", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def german_tree(german) -> DecisionTreeClassifier:
+    """26 leaves over numeric and one-hot features, like the paper's German Credit tree;
+    some leaves share an identity."""
+    return DecisionTreeClassifier(max_leaf_nodes=26, random_state=0).fit(
+        german.X_train, german.y_train)
+
+
+def _oracle(tree, space: FeatureSpace, **policy) -> LocalOracle:
+    return LocalOracle(TreeService(tree, space), space,
+                       ApiPolicy(incomplete="native", **policy))
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_extracts_a_tree_with_shared_identities_exactly(attack, german, german_tree) -> None:
+    result = attack(random_state=0).run(_oracle(german_tree, german.space, rounding=5))
+    stolen = result.model
+    assert result.complete and stolen.complete
+    assert stolen.n_leaves == german_tree.get_n_leaves()
+    assert result.info["unique_ids"] < result.info["leaves"]
+    for X in (german.X_test, german.space.sample_encoded(3000, 1)):
+        assert np.array_equal(stolen.predict(X), german_tree.predict(X))
+        assert np.allclose(stolen.predict_proba(X), german_tree.predict_proba(X), atol=1e-5)
+    assert result.queries / stolen.n_leaves < {"path-finding": 1722, "top-down": 1150}[
+        attack.name] / 26
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_extracts_a_regression_tree(attack) -> None:
+    ds = load("diabetes-progression", random_state=0)
+    tree = DecisionTreeRegressor(max_leaf_nodes=20, random_state=0).fit(ds.X_train, ds.y_train)
+    result = attack(epsilon=1e-4, random_state=0).run(_oracle(tree, ds.space))
+    assert result.complete and result.model.n_leaves >= 20  # top-down may cut finer
+    X = np.vstack([ds.X_test, ds.space.sample_encoded(2000, 2)])
+    assert np.allclose(result.model.predict(X), tree.predict(X))
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_budget_returns_the_leaves_found_so_far(attack, german, german_tree) -> None:
+    space = german.space
+    oracle = LocalOracle(TreeService(german_tree, space), space,
+                         ApiPolicy(incomplete="native"), Ledger(budget=150))
+    result = attack(random_state=0).run(oracle)
+    assert not result.complete and oracle.ledger.queries <= 150
+    assert not result.model.complete
+    assert "# incomplete" in result.model.to_rules()
+    assert len(result.model.predict(german.X_test)) == len(german.X_test)
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_rounded_confidences_still_run(attack, german, german_tree) -> None:
+    exact = attack(random_state=0).run(_oracle(german_tree, german.space))
+    coarse = attack(random_state=0).run(_oracle(german_tree, german.space, rounding=2))
+    assert coarse.info["unique_ids"] < exact.info["unique_ids"]
+    r = np.mean(coarse.model.predict(german.X_test) != german_tree.predict(german.X_test))
+    assert 0.0 <= r < 0.5
+
+
+def test_top_down_needs_incomplete_queries(german, german_tree) -> None:
+    oracle = LocalOracle(TreeService(german_tree, german.space), german.space, ApiPolicy())
+    with pytest.raises(OracleCapabilityError, match="incomplete"):
+        TopDown().run(oracle)
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_a_target_that_is_not_a_tree_is_reported(attack, binary_logreg, mixed_space) -> None:
+    with pytest.raises(OracleCapabilityError, match="ids"):
+        attack().run(LocalOracle(binary_logreg, mixed_space))
+    assert isinstance(binary_logreg, LogisticRegression)
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_too_many_identities_stop_the_attack(attack, german, german_tree) -> None:
+    with pytest.raises(UnsupportedModelError, match="not answer like a decision tree"):
+        attack(max_leaves=5, random_state=0).run(_oracle(german_tree, german.space))
