@@ -176,7 +176,8 @@ class ServedModel:
 def _walk(tree: BaseDecisionTree, Z: np.ndarray) -> np.ndarray:
     """Node each row reaches, stopping at a split on a missing feature (BigML)."""
     t = tree.tree_
-    X = np.asarray(Z, dtype=np.float32)  # scikit-learn compares in float32
+    with np.errstate(over="ignore"):  # beyond float32's range: +-inf, still ordered
+        X = np.asarray(Z, dtype=np.float32)  # scikit-learn compares in float32
     nodes = np.zeros(len(X), dtype=np.intp)
     active = np.ones(len(X), dtype=bool)
     while active.any():
