@@ -121,3 +121,19 @@ def test_retry_after_is_honoured(make_settings, api_key) -> None:
         answer = client.post("/v2/models/lr/infer", body, lambda d: d)
     assert answer["outputs"][0]["name"] == "predict"
     assert waits == [7.0, 7.0]
+
+
+def test_a_batch_asked_again_after_a_failed_chunk_pays_each_row_once(make_settings,
+                                                                     api_key) -> None:
+    settings = make_settings()  # max_batch 4: 10 rows go in 3 requests
+    plan = ["ok", "503", "503", "ok", "ok"]
+    X = np.linspace(-1, 1, 40).reshape(10, 4)
+    with running(Faults(create_app(settings), plan)) as url:
+        oracle = HttpOracle(url, "lr", api_key=api_key,
+                            retry=RetryPolicy(tries=2, backoff=0.0))
+        with pytest.raises(OracleError, match="HTTP 503"):
+            oracle.query(X)
+        assert oracle.ledger.queries == 0
+        answers = oracle.query(X)
+    assert len(answers) == 10 and oracle.ledger.queries == 10
+    assert PredictionLog(settings.log).usage("attacker") == 10

@@ -20,7 +20,6 @@ import hashlib
 import json
 import math
 from dataclasses import replace
-from functools import partial
 from typing import Any
 
 import httpx
@@ -29,7 +28,7 @@ import numpy as np
 from stealml.exceptions import InvalidInputError, OracleError
 from stealml.ledger import Ledger
 from stealml.oracles.base import BaseOracle
-from stealml.oracles.transport import JsonClient, MalformedAnswer, RetryPolicy
+from stealml.oracles.transport import JsonClient, MalformedAnswer, RetryPolicy, post_in_chunks
 from stealml.policies import ApiPolicy
 from stealml.space import ContinuousFeature, FeatureSpace
 
@@ -126,6 +125,7 @@ class HttpOracle(BaseOracle):
         self.batch_size = min(batch_size, most) if batch_size else most
         self._regressor = self.meta.get("task") == "regression"
         self._classes = None if self._regressor else np.asarray(self.meta["classes"])
+        self._paid: dict[str, dict[str, Any]] = {}
 
     @property
     def fingerprint(self) -> str:
@@ -154,13 +154,10 @@ class HttpOracle(BaseOracle):
 
     def _fetch(self, X: np.ndarray) -> list[dict[str, Any]]:
         inputs = raw_queries(self.space, X)
-        records: list[dict[str, Any]] = []
         path = f"/models/{self.model_name}/batch"
-        for start in range(0, len(inputs), self.batch_size):
-            chunk = inputs[start:start + self.batch_size]
-            records.extend(self.client.post(path, {"inputs": chunk},
-                                            partial(self._parse, n=len(chunk))))
-        return records
+        return post_in_chunks(self.client, X, self.batch_size,
+                              lambda rows: (path, {"inputs": [inputs[i] for i in rows]}),
+                              self._parse, self._paid)
 
     def _parse(self, data: Any, n: int) -> list[dict[str, Any]]:
         preds = data.get("predictions") if isinstance(data, dict) else None

@@ -16,7 +16,6 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from typing import Any, Literal
 
 import httpx
@@ -25,7 +24,7 @@ import numpy as np
 from stealml.ledger import Ledger
 from stealml.oracles.base import BaseOracle
 from stealml.oracles.http import raw_queries
-from stealml.oracles.transport import JsonClient, MalformedAnswer, RetryPolicy
+from stealml.oracles.transport import JsonClient, MalformedAnswer, RetryPolicy, post_in_chunks
 from stealml.policies import ApiPolicy, Output
 from stealml.space import FeatureSpace
 
@@ -97,6 +96,7 @@ class JsonApiOracle(BaseOracle):
         self.mapping = mapping
         self._classes = None if classes is None else np.asarray(classes)
         self.batch_size = batch_size
+        self._paid: dict[str, dict[str, Any]] = {}
 
     @property
     def fingerprint(self) -> str:
@@ -125,13 +125,11 @@ class JsonApiOracle(BaseOracle):
 
     def _fetch(self, X: np.ndarray) -> list[dict[str, Any]]:
         rows = self._rows(X)
-        out: list[dict[str, Any]] = []
-        for start in range(0, len(rows), self.batch_size):
-            chunk = rows[start:start + self.batch_size]
-            body = {**self.mapping.extra, self.mapping.request_key: chunk}
-            out.extend(self.client.post(self.mapping.path, body,
-                                        partial(self._parse, n=len(chunk))))
-        return out
+        m = self.mapping
+        return post_in_chunks(
+            self.client, X, self.batch_size,
+            lambda idx: (m.path, {**m.extra, m.request_key: [rows[i] for i in idx]}),
+            self._parse, self._paid)
 
     def _parse(self, data: Any, n: int) -> list[dict[str, Any]]:
         for key in self.mapping.response_key.split("."):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import httpx
@@ -29,7 +28,7 @@ import numpy as np
 from stealml.exceptions import OracleError
 from stealml.ledger import Ledger
 from stealml.oracles.base import BaseOracle
-from stealml.oracles.transport import JsonClient, MalformedAnswer, RetryPolicy
+from stealml.oracles.transport import JsonClient, MalformedAnswer, RetryPolicy, post_in_chunks
 from stealml.policies import ApiPolicy
 from stealml.space import FeatureSpace
 
@@ -91,6 +90,7 @@ class OipOracle(BaseOracle):
         self.label_output = label_output
         self.proba_output = proba_output
         self.batch_size = batch_size
+        self._paid: dict[str, dict[str, Any]] = {}
 
     @property
     def fingerprint(self) -> str:
@@ -111,16 +111,17 @@ class OipOracle(BaseOracle):
         self.client.close()
 
     def _fetch(self, X: np.ndarray) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
         wanted = [self.label_output] + ([self.proba_output] if self.proba_output else [])
-        for start in range(0, len(X), self.batch_size):
-            chunk = X[start:start + self.batch_size]
-            body = {"inputs": [{"name": self.input_name, "shape": list(chunk.shape),
-                                "datatype": "FP64", "data": chunk.ravel().tolist()}],
-                    "outputs": [{"name": n} for n in wanted]}
-            out.extend(self.client.post(f"/v2/models/{self.model_name}/infer", body,
-                                        partial(self._parse, n=len(chunk))))
-        return out
+        path = f"/v2/models/{self.model_name}/infer"
+
+        def request(rows: list[int]) -> tuple[str, Any]:
+            chunk = X[rows]
+            return path, {"inputs": [{"name": self.input_name, "shape": list(chunk.shape),
+                                      "datatype": "FP64", "data": chunk.ravel().tolist()}],
+                          "outputs": [{"name": n} for n in wanted]}
+
+        return post_in_chunks(self.client, X, self.batch_size, request, self._parse,
+                              self._paid)
 
     def _parse(self, data: Any, n: int) -> list[dict[str, Any]]:
         tensors: dict[str, Any] = {}

@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
+import numpy as np
 
 from stealml.exceptions import OracleError, OracleUnavailableError
+from stealml.ledger import query_key
 
-__all__ = ["JsonClient", "MalformedAnswer", "RetryPolicy"]
+__all__ = ["JsonClient", "MalformedAnswer", "RetryPolicy", "post_in_chunks"]
 
 T = TypeVar("T")
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -160,3 +162,31 @@ class JsonClient:
                               "not used as data)")
         raise OracleUnavailableError(f"{url} did not answer after {self.retry.tries} tries: "
                                      f"{problem}")
+
+
+Request = Callable[[list[int]], tuple[str, Any]]
+Parse = Callable[[Any, int], list[dict[str, Any]]]
+
+
+def post_in_chunks(client: JsonClient, X: np.ndarray, size: int, request: Request,
+                   parse: Parse, paid: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Answer the rows of ``X`` with one POST per ``size`` rows.
+
+    ``request(rows)`` gives the path and body for those row indices; ``parse(data, n)``
+    checks an answer of n rows. Answers are kept in ``paid`` (by query key) until the whole
+    batch is answered: when a later chunk fails, asking the batch again pays only for the
+    rows not yet answered, so the service bills each row once, as the ledger counts it.
+    """
+    keys = [query_key(row) for row in X]
+    todo = [i for i, k in enumerate(keys) if k not in paid]
+    for start in range(0, len(todo), max(size, 1)):
+        rows = todo[start:start + size]
+        path, body = request(rows)
+        answers = client.post(path, body, _expecting(parse, len(rows)))
+        for i, answer in zip(rows, answers, strict=True):
+            paid[keys[i]] = answer
+    return [paid.pop(k) for k in keys]
+
+
+def _expecting(parse: Parse, n: int) -> Callable[[Any], list[dict[str, Any]]]:
+    return lambda data: parse(data, n)
