@@ -130,12 +130,51 @@ class TreeQuerier:
         self.space = oracle.space
         self.querier = querier
         self.is_regressor = oracle.classes is None
+        self._slices = [self.space.columns(i) for i in range(self.space.n_features)]
+        self._affine = self._continuous_maps()
+        self._chunks: dict[tuple[int, Any], np.ndarray] = {}
+
+    def _continuous_maps(self) -> dict[int, tuple[float, float]]:
+        """Per continuous feature, the space's linear map raw -> model space (a, b)."""
+        feats = self.space.features
+        lo = [f.min if isinstance(f, ContinuousFeature) else f.values[0] for f in feats]
+        hi = [f.max if isinstance(f, ContinuousFeature) else f.values[0] for f in feats]
+        Z = self.space.encode([lo, hi], allow_missing=False)
+        out = {}
+        for i, f in enumerate(feats):
+            if isinstance(f, ContinuousFeature):
+                z0, z1 = Z[:, self._slices[i].start]
+                a = (z1 - z0) / (f.max - f.min) if f.max > f.min else 0.0
+                out[i] = (float(a), float(z0 - a * f.min))
+        return out
+
+    def _chunk(self, i: int, value: Any) -> Any:
+        if value is None:
+            return np.nan
+        if i in self._affine:
+            a, b = self._affine[i]
+            return a * value + b
+        key = (i, value)
+        if key not in self._chunks:
+            row: Row = [None] * self.space.n_features
+            row[i] = value
+            self._chunks[key] = self.space.encode([row], allow_missing=True)[0][
+                self._slices[i]]
+        return self._chunks[key]
+
+    def encode(self, rows: list[Row]) -> np.ndarray:
+        """Encode raw rows as the space does (continuous values by its linear map)."""
+        X = np.empty((len(rows), self.space.n_encoded))
+        for r, row in enumerate(rows):
+            for i, value in enumerate(row):
+                X[r, self._slices[i]] = self._chunk(i, value)
+        return X
 
     def ask(self, rows: list[Row]) -> list[Probe]:
         """Answer ``rows``; raises :class:`Exhausted` if the budget cannot pay for all."""
         if not rows:
             return []
-        X = self.space.encode(rows, allow_missing=True)
+        X = self.encode(rows)
         done, answers = self.querier.ask(X)
         if len(done) < len(rows):
             raise Exhausted

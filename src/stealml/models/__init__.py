@@ -4,5 +4,8 @@ from __future__ import annotations
 
 from stealml.models.kernel_logreg import KernelLogisticRegression
 from stealml.models.onnx import OnnxModel
+from stealml.models.tree import ExtractedTreeClassifier, ExtractedTreeRegressor
+from stealml.models.tree_service import TreeService
 
-__all__ = ["KernelLogisticRegression", "OnnxModel"]
+__all__ = ["ExtractedTreeClassifier", "ExtractedTreeRegressor", "KernelLogisticRegression",
+           "OnnxModel", "TreeService"]
