@@ -49,6 +49,6 @@ def settings(model_files: dict[str, Path], tmp_path: Path) -> ServiceSettings:
         {"name": "amazon", "path": model_files["binary"], "incomplete": "zeros",
          "significant_digits": 16},
         {"name": "bigml", "path": model_files["tree"], "incomplete": "native",
-         "rounding": 5, "reveal_ids": True}],
+         "rounding": 5}],
         keys=[{"name": "alice", "key": KEYS["alice"], "quota": 20},
               {"name": "bob", "key": KEYS["bob"]}])

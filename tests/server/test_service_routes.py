@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from stealml.modelio import load_model
+from stealml.models.tree_service import wilson_lower_bound
 from stealml.server import ServiceSettings, create_app
 from stealml.server.store import PredictionLog
 
@@ -89,11 +90,14 @@ def test_policies_amazon_and_bigml(client: TestClient, model_files, mixed_space)
     bigml = client.post("/models/bigml/predict", json={"input": {k: v for k, v in ROW.items()
                                                                  if k != root}}, headers=AUTH)
     pred = bigml.json()["prediction"]
-    root_dist = tree.tree_.value[0, 0] / tree.tree_.value[0, 0].sum()
-    assert pred["id"] == 0
+    value, n = tree.tree_.value[0, 0], tree.tree_.n_node_samples[0]
+    root_dist = value / value.sum()
     assert [pred["probabilities"][str(c)] for c in range(3)] == list(np.round(root_dist, 5))
+    assert pred["confidence"] == round(float(wilson_lower_bound(root_dist.max(), n)), 5)
+    assert root in pred["fields"] and pred["label"] == int(root_dist.argmax())
     full = client.post("/models/bigml/predict", json={"input": ROW}, headers=AUTH).json()
-    assert full["prediction"]["id"] == int(tree.apply(mixed_space.encode([ROW]))[0])
+    assert full["prediction"]["label"] == int(tree.predict(mixed_space.encode([ROW]))[0])
+    assert client.get("/models/bigml").json()["confidence"] is True
 
 
 def test_a_retry_is_answered_from_the_log_and_not_charged(client: TestClient,

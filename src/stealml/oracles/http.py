@@ -27,6 +27,7 @@ import numpy as np
 
 from stealml.exceptions import InvalidInputError, OracleError
 from stealml.ledger import Ledger
+from stealml.models.tree_service import identity_key
 from stealml.oracles.base import BaseOracle
 from stealml.oracles.transport import JsonClient, MalformedAnswer, RetryPolicy, post_in_chunks
 from stealml.policies import ApiPolicy
@@ -145,8 +146,8 @@ class HttpOracle(BaseOracle):
             out.add("probabilities")
         if self.policy.incomplete != "reject":
             out.add("incomplete")
-        if self.meta.get("reveals_ids"):
-            out.add("ids")
+        if self.meta.get("confidence"):
+            out.add("ids")  # (label, confidence): a tree leaf's pseudo-identity
         return frozenset(out)
 
     def close(self) -> None:
@@ -174,7 +175,7 @@ class HttpOracle(BaseOracle):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                     not math.isfinite(value):
                 raise MalformedAnswer(f"a regression answer without a finite value: {pred!r}")
-            return {"label": float(value), "value": float(value), "raw": pred}
+            return _identified({"label": float(value), "value": float(value), "raw": pred})
         classes = self._classes if self._classes is not None else np.empty(0)
         by_text = {str(c): c for c in classes.tolist()}
         label = by_text.get(str(pred["label"]))
@@ -184,9 +185,17 @@ class HttpOracle(BaseOracle):
         if "probabilities" in self.reveals:
             rec["probabilities"] = _probabilities(pred.get("probabilities"), list(by_text),
                                                   self.policy)
-        if pred.get("id") is not None:
-            rec["id"] = pred["id"]
-        return rec
+        return _identified(rec)
+
+
+def _identified(rec: dict[str, Any]) -> dict[str, Any]:
+    """Adds a tree answer's identity: its label and confidence (paper, section 4.2)."""
+    confidence = rec["raw"].get("confidence")
+    if confidence is not None:
+        if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
+            raise MalformedAnswer(f"confidence {confidence!r} is not a number")
+        rec["id"] = identity_key(rec["label"], float(confidence))
+    return rec
 
 
 def _listing(data: Any) -> dict[str, Any]:

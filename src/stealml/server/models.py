@@ -7,9 +7,11 @@ the model and applies the policy (labels only, top-k, rounding, significant digi
 Incomplete inputs follow the model's ``incomplete`` setting: ``reject`` refuses them,
 ``zeros`` sets every encoded column of an omitted feature to 0 (Amazon), ``native`` hands
 them to the model as the service's model class would take them: a decision tree stops at
-the first node that splits on a missing feature and answers with that node's class
-distribution (BigML); a model trained with missing-value indicator columns reads those
-(BigML's logistic regression); any other model refuses them.
+the first node that splits on a missing feature and answers with that node's label and
+confidence (BigML; :class:`~stealml.models.tree_service.TreeService`); a model trained
+with missing-value indicator columns reads those (BigML's logistic regression); any other
+model refuses them. Trees answer with a confidence and the fields used under every
+setting, as BigML's did.
 
 References: Tramèr et al., USENIX Security 2016, sections 2.2, 4.2 and 5.
 """
@@ -22,12 +24,12 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import is_regressor
-from sklearn.tree import BaseDecisionTree
 
 from stealml.answers import to_jsonable
 from stealml.exceptions import InvalidInputError, ModelFileError
 from stealml.modelio import load_model
 from stealml.models.onnx import OnnxModel
+from stealml.models.tree_service import TreeService, serves_as_tree
 from stealml.policies import ApiPolicy
 from stealml.server.extraction import FeatureExtraction
 from stealml.server.settings import ModelSettings
@@ -43,10 +45,11 @@ class Outcome:
     labels: list[Any]
     probabilities: np.ndarray | None = None
     values: np.ndarray | None = None
-    ids: list[int] | None = None
+    extras: list[dict[str, Any]] | None = None
 
     def records(self, classes: list[Any]) -> list[dict[str, Any]]:
-        """Each answer as the service's JSON: label, probabilities by class, value, id."""
+        """Each answer as the service's JSON: label, probabilities by class, value, and
+        a tree's confidence and fields."""
         out = []
         for i, label in enumerate(self.labels):
             rec: dict[str, Any] = {"label": label}
@@ -56,8 +59,8 @@ class Outcome:
                                         if not np.isnan(p)}
             if self.values is not None:
                 rec["value"] = float(self.values[i])
-            if self.ids is not None:
-                rec["id"] = self.ids[i]
+            if self.extras is not None:
+                rec.update(self.extras[i])
             out.append(rec)
         return out
 
@@ -102,8 +105,12 @@ class ServedModel:
         if n_in is not None and int(n_in) != self.extraction.n_columns:
             raise ModelFileError(f"{settings.path}: the model takes {n_in} features, but its "
                                  f"feature extraction gives {self.extraction.n_columns}")
+        self.tree: TreeService | None = None
+        if isinstance(self.model, TreeService) or serves_as_tree(self.model):
+            tree = getattr(self.model, "tree", self.model)  # trees answer as BigML's did
+            self.tree = TreeService(tree, self.space if self.extraction.is_identity else None)
         self.is_regressor = (not self.model.is_classifier if isinstance(self.model, OnnxModel)
-                             else is_regressor(self.model))
+                             else is_regressor(self.tree.tree if self.tree else self.model))
         self.has_proba = not self.is_regressor and hasattr(self.model, "predict_proba")
         raw_classes = getattr(self.model, "classes_", None)
         self.classes: list[Any] = [] if raw_classes is None else to_jsonable(
@@ -124,7 +131,7 @@ class ServedModel:
                 "classes": self.classes, "output": self.output, "top_k": p.top_k,
                 "rounding": p.rounding, "significant_digits": p.significant_digits,
                 "incomplete": p.incomplete, "price": p.price,
-                "reveals_ids": self.settings.reveal_ids,
+                "confidence": self.tree is not None and p.reveals_probabilities,
                 "version": hashlib.sha256(self.digest.encode()).hexdigest()[:12]}
 
     def model_input(self, rows: Any) -> np.ndarray:
@@ -141,26 +148,15 @@ class ServedModel:
 
     def predict_columns(self, Z: np.ndarray) -> Outcome:
         """Answer rows already in the model's input columns (NaN where missing)."""
-        ids: list[int] | None = None
-        if isinstance(self.model, BaseDecisionTree):
-            nodes = _walk(self.model, Z)
-            dist = self.model.tree_.value[nodes][:, 0, :]
-            ids = nodes.tolist()
-            if self.is_regressor:
-                labels, proba = dist[:, 0], None
-            else:
-                proba = dist / dist.sum(axis=1, keepdims=True)
-                labels = np.asarray(self.model.classes_)[proba.argmax(axis=1)]
-        else:
-            labels, proba = self._run(Z)
+        if self.tree is not None:
+            return _tree_outcome(self.tree.answer_records(Z, self.policy), self.is_regressor)
+        labels, proba = self._run(Z)
         out = Outcome(labels=[to_jsonable(v) for v in np.asarray(labels)])
         if self.is_regressor:
             out.values = self.policy.round(np.asarray(labels, dtype=float))
             out.labels = [float(v) for v in out.values]
         elif proba is not None:
             out.probabilities = self.policy.reveal(proba)
-        if self.settings.reveal_ids:
-            out.ids = ids
         return out
 
     def _run(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -173,22 +169,15 @@ class ServedModel:
         return labels, proba
 
 
-def _walk(tree: BaseDecisionTree, Z: np.ndarray) -> np.ndarray:
-    """Node each row reaches, stopping at a split on a missing feature (BigML)."""
-    t = tree.tree_
-    with np.errstate(over="ignore"):  # beyond float32's range: +-inf, still ordered
-        X = np.asarray(Z, dtype=np.float32)  # scikit-learn compares in float32
-    nodes = np.zeros(len(X), dtype=np.intp)
-    active = np.ones(len(X), dtype=bool)
-    while active.any():
-        idx = np.flatnonzero(active)
-        node = nodes[idx]
-        leaf = t.children_left[node] == -1
-        v = X[idx, np.where(leaf, 0, t.feature[node])]
-        stop = leaf | np.isnan(v)
-        go = ~stop
-        left = v[go] <= t.threshold[node[go]]
-        nodes[idx[go]] = np.where(left, t.children_left[node[go]], t.children_right[node[go]])
-        active[idx[stop]] = False
-    return nodes
 
+def _tree_outcome(records: list[dict[str, Any]], regressor: bool) -> Outcome:
+    """A TreeService's records as an Outcome: confidence and fields ride along."""
+    out = Outcome(labels=[r["label"] for r in records])
+    if records and records[0].get("probabilities") is not None:
+        out.probabilities = np.array([[np.nan if p is None else p for p in r["probabilities"]]
+                                      for r in records], dtype=float)
+    if regressor:
+        out.values = np.array([r["label"] for r in records], dtype=float)
+    out.extras = [{k: r["raw"][k] for k in ("confidence", "fields") if k in r["raw"]}
+                  for r in records]
+    return out

@@ -34,7 +34,10 @@ class Prediction(BaseModel):
     probabilities: dict[str, float] | None = Field(
         default=None, description="class -> probability, for the classes the API reveals")
     value: float | None = Field(default=None, description="a regressor's prediction")
-    id: int | None = Field(default=None, description="node id, where the API leaks it")
+    confidence: float | None = Field(
+        default=None, description="a tree's confidence (BigML: Wilson lower bound)")
+    fields: list[str] | None = Field(default=None,
+                                     description="the features a tree's answer used")
 
 
 class PredictResponse(BaseModel):
@@ -64,7 +67,7 @@ class ModelMetadata(BaseModel):
     significant_digits: int | None
     incomplete: str
     price: float
-    reveals_ids: bool
+    confidence: bool
     version: str
 
 

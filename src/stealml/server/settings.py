@@ -55,7 +55,6 @@ class ModelSettings(BaseModel):
     significant_digits: int | None = None
     incomplete: Literal["reject", "zeros", "native"] = "reject"
     price: float = 0.0
-    reveal_ids: bool = False
     extraction: Path | None = None
     space: Path | None = None
 
