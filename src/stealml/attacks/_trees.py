@@ -112,15 +112,21 @@ class Leaf:
     predicates: dict[int, Predicate] = field(default_factory=dict)
     complete: bool = False
 
-    def contains(self, row: Row) -> bool:
+    def violated(self, row: Row, limit: int | None = None) -> list[int]:
+        """Features whose predicate ``row`` breaks (the first ``limit`` of them)."""
+        out = []
         for i, pred in self.predicates.items():
             x = row[i]
-            if isinstance(pred, frozenset):
-                if x not in pred:
-                    return False
-            elif x is None or not pred[0] < x <= pred[1]:
-                return False
-        return True
+            ok = (x in pred) if isinstance(pred, frozenset) else (
+                x is not None and pred[0] < x <= pred[1])
+            if not ok:
+                out.append(i)
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    def contains(self, row: Row) -> bool:
+        return not self.violated(row, limit=1)
 
 
 class TreeQuerier:

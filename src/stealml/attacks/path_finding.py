@@ -99,7 +99,7 @@ class PathFinding(Attack):
                 if any(leaf.probe.key == probe.key and leaf.contains(row) for leaf in leaves):
                     continue
                 current = Leaf(probe)
-                queue.extend(self._explore(tq, row, current))
+                queue.extend(self._explore(tq, row, current, leaves))
                 current.complete = True
                 leaves.append(current)
                 current = None
@@ -120,9 +120,11 @@ class PathFinding(Attack):
                 raw[i] = grid.value(grid.index(float(raw[i])))
         return raw
 
-    def _explore(self, tq: TreeQuerier, row: Row, leaf: Leaf) -> list[Row]:
+    def _explore(self, tq: TreeQuerier, row: Row, leaf: Leaf,
+                 known: list[Leaf]) -> list[Row]:
         """Fill ``leaf.predicates`` from ``row``; return the rows just outside it."""
         pushed: list[Row] = []
+        hints = _hints(row, leaf.probe.key, known, self._grids)
         for i, f in enumerate(tq.space.features):
             grid = self._grids[i]
             if isinstance(f, CategoricalFeature):
@@ -133,27 +135,49 @@ class PathFinding(Attack):
                     leaf.predicates[i] = same
                 pushed += [with_value(row, i, v) for v in f.values if v not in same]
             elif grid is not None and grid.size > 1:
-                lo, hi, out = self._line_search(tq, row, i, grid, leaf.probe)
+                lo, hi, out = self._line_search(tq, row, i, grid, leaf.probe,
+                                                hints.get(i, []))
                 if not (math.isinf(lo) and math.isinf(hi)):
                     leaf.predicates[i] = (lo, hi)
                 pushed += out
         return pushed
 
-    def _line_search(self, tq: TreeQuerier, row: Row, i: int, grid: Grid,
-                     probe: Probe) -> tuple[float, float, list[Row]]:
-        """The leaf's interval on feature ``i`` around ``row`` and the rows just past it."""
+    def _line_search(self, tq: TreeQuerier, row: Row, i: int, grid: Grid, probe: Probe,
+                     hints: list[int]) -> tuple[float, float, list[Row]]:
+        """The leaf's interval on feature ``i`` around ``row`` and the rows just past it.
+
+        Each side is searched towards the end of the range, or, where the end answers
+        like the leaf, towards a point of a known leaf with another identity that lies on
+        the line (``hints``): the end may then be a different leaf sharing the identity.
+        """
         k0, last = grid.index(row[i]), grid.size - 1
         ends = tq.ask([with_value(row, i, grid.value(0)), with_value(row, i, grid.value(last))])
         lo, hi, out = -math.inf, math.inf, []
-        if ends[0].key != probe.key:
-            k = self._boundary(tq, row, i, grid, inside=k0, outside=0, key=probe.key)
+        below = [0] if ends[0].key != probe.key else sorted(
+            (k for k in hints if k < k0), reverse=True)
+        k = self._outside(tq, row, i, grid, below, probe.key, ends[0].key != probe.key)
+        if k is not None:
+            k = self._boundary(tq, row, i, grid, inside=k0, outside=k, key=probe.key)
             lo = grid.cut(k - 1)
             out.append(with_value(row, i, grid.value(k - 1)))
-        if ends[1].key != probe.key:
-            k = self._boundary(tq, row, i, grid, inside=k0, outside=last, key=probe.key)
+        above = [last] if ends[1].key != probe.key else sorted(k for k in hints if k > k0)
+        k = self._outside(tq, row, i, grid, above, probe.key, ends[1].key != probe.key)
+        if k is not None:
+            k = self._boundary(tq, row, i, grid, inside=k0, outside=k, key=probe.key)
             hi = grid.cut(k)
             out.append(with_value(row, i, grid.value(k + 1)))
         return lo, hi, out
+
+    @staticmethod
+    def _outside(tq: TreeQuerier, row: Row, i: int, grid: Grid, candidates: list[int],
+                 key: str, known_outside: bool) -> int | None:
+        """The nearest candidate grid index that answers another identity, if any."""
+        if known_outside:
+            return candidates[0]
+        for k in candidates:
+            if tq.ask([with_value(row, i, grid.value(k))])[0].key != key:
+                return k
+        return None
 
     @staticmethod
     def _boundary(tq: TreeQuerier, row: Row, i: int, grid: Grid, inside: int, outside: int,
@@ -166,3 +190,24 @@ class PathFinding(Attack):
             else:
                 outside = mid
         return inside
+
+
+def _hints(row: Row, key: str, known: list[Leaf],
+           grids_: list[Grid | None]) -> dict[int, list[int]]:
+    """Per continuous feature, grid points on the line through ``row`` that lie in a known
+    leaf with another identity (its only broken predicate is on that feature)."""
+    out: dict[int, list[int]] = {}
+    for leaf in known:
+        if leaf.probe.key == key:
+            continue
+        bad = leaf.violated(row, limit=2)
+        grid = grids_[bad[0]] if len(bad) == 1 else None
+        if grid is None:
+            continue
+        i = bad[0]
+        pred = leaf.predicates[i]
+        assert not isinstance(pred, frozenset)
+        first, last = grid.span(*pred)
+        k0 = grid.index(row[i])
+        out.setdefault(i, []).append(first if first > k0 else last)
+    return out

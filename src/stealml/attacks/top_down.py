@@ -153,6 +153,10 @@ class TopDown(Attack):
             raise UnsupportedModelError(
                 f"an incomplete query stopped at a node using {len(new)} missing features "
                 f"({', '.join(sorted(new))}): the target does not answer like a tree")
+        if new - set(tq.space.names):
+            raise OracleCapabilityError(
+                f"the answers name features the space does not have: "
+                f"{', '.join(sorted(new - set(tq.space.names)))}")
         return None if not new else tq.space.names.index(next(iter(new)))
 
     def _expand(self, tq: TreeQuerier, node: Node) -> tuple[int, list[Piece]] | None:

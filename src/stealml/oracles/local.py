@@ -71,6 +71,8 @@ class LocalOracle(BaseOracle):
         if not hasattr(model, "predict"):
             raise ModelFileError(f"a {type(model).__name__} cannot predict: not a model")
         n_in = getattr(model, "n_features_in_", None)
+        if space is None and callable(getattr(model, "feature_space", None)):
+            space = model.feature_space()  # a service that knows its raw features
         if space is None:
             if n_in is None:
                 raise FeatureCountError("the model does not say how many features it takes; "
