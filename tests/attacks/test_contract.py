@@ -11,7 +11,7 @@ from sklearn.tree import BaseDecisionTree
 
 from stealml.answers import Answers
 from stealml.attacks import ATTACKS
-from stealml.exceptions import OracleCapabilityError
+from stealml.exceptions import ConfigurationError, OracleCapabilityError
 from stealml.ledger import Ledger
 from stealml.models.tree_service import TreeService
 from stealml.oracles import LocalOracle
@@ -78,11 +78,18 @@ def _served(target: Any, space: FeatureSpace) -> Any:
     return TreeService(target, space) if isinstance(target, BaseDecisionTree) else target
 
 
+def _labels_only(name: str) -> bool:
+    """Attacks that need nothing but labels run against a labels-only API."""
+    return ATTACKS[name].requires == frozenset({"labels"})
+
+
 def _run(name: str, target: Any, space: FeatureSpace, seed: int = 0,
-         budget: int | None = None) -> tuple[Any, ProtocolOnlyOracle]:
-    oracle = ProtocolOnlyOracle(LocalOracle(_served(target, space), space,
+         budget: int | None = None, **params: Any) -> tuple[Any, ProtocolOnlyOracle]:
+    policy = ApiPolicy(output="labels") if _labels_only(name) else None
+    oracle = ProtocolOnlyOracle(LocalOracle(_served(target, space), space, policy,
                                             ledger=Ledger(budget=budget)))
-    return ATTACKS[name](random_state=seed).run(oracle), oracle  # type: ignore[call-arg]
+    attack = ATTACKS[name](random_state=seed, **params)  # type: ignore[call-arg]
+    return attack.run(oracle), oracle
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
@@ -99,7 +106,9 @@ def test_respects_budget_and_keeps_what_it_learned(name, contract_targets, mixed
     target = _target_for(name, contract_targets)
     full, _ = _run(name, target, mixed_space)
     budget = max(1, full.queries // 2)
-    result, oracle = _run(name, target, mixed_space, budget=budget)
+    # an attack that spends whatever budget it gets is given a plan larger than it
+    plan = {"n_queries": full.queries} if getattr(ATTACKS[name], "fills_budget", False) else {}
+    result, oracle = _run(name, target, mixed_space, budget=budget, **plan)
     assert oracle.ledger.queries == result.queries <= budget
     assert result.complete is False
     X = mixed_space.sample_encoded(50, 0)
@@ -130,6 +139,22 @@ def test_clear_error_on_wrong_oracle_kind(name, contract_targets, mixed_space) -
     with pytest.raises(OracleCapabilityError, match=needs[0]):
         attack(random_state=0).run(oracle)  # type: ignore[call-arg]
     assert oracle.ledger.queries == 0
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_labels_only_attack_uses_probability_api_only_when_asked(
+        name, contract_targets, mixed_space) -> None:
+    if not _labels_only(name):
+        pytest.skip("attack needs more than labels")
+    target = _target_for(name, contract_targets)
+    oracle = LocalOracle(_served(target, mixed_space), mixed_space, ledger=Ledger(budget=40))
+    if "probabilities" not in oracle.reveals:
+        pytest.skip("the contract target reveals no probabilities")
+    with pytest.raises(ConfigurationError, match="labels"):
+        ATTACKS[name](random_state=0).run(oracle)  # type: ignore[call-arg]
+    assert oracle.ledger.queries == 0
+    attack = ATTACKS[name](random_state=0, ignore_probabilities=True)  # type: ignore[call-arg]
+    assert attack.run(oracle).queries > 0
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from stealml.attacks.adaptive import RetrainAdaptive
 from stealml.attacks.base import Attack, ExtractionResult, Querier
 from stealml.attacks.equations import EquationSolving
+from stealml.attacks.lowd_meek import LowdMeek
 from stealml.attacks.path_finding import PathFinding
+from stealml.attacks.retraining import RetrainLineSearch, RetrainUniform
 from stealml.attacks.top_down import TopDown
 from stealml.exceptions import ConfigurationError
 
-__all__ = ["ATTACKS", "Attack", "EquationSolving", "ExtractionResult", "PathFinding", "Querier",
+__all__ = ["ATTACKS", "Attack", "EquationSolving", "ExtractionResult", "LowdMeek",
+           "PathFinding", "Querier", "RetrainAdaptive", "RetrainLineSearch", "RetrainUniform",
            "TopDown", "get_attack"]
 
 ATTACKS: dict[str, type[Attack]] = {
     EquationSolving.name: EquationSolving,
+    LowdMeek.name: LowdMeek,
+    RetrainUniform.name: RetrainUniform,
+    RetrainLineSearch.name: RetrainLineSearch,
+    RetrainAdaptive.name: RetrainAdaptive,
     PathFinding.name: PathFinding,
     TopDown.name: TopDown,
 }

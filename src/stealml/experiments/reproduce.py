@@ -19,6 +19,10 @@ Reproduction = Callable[[Path, bool], list[Path]]
 
 # name -> "module:function"; imported only when run, so the CLI starts fast
 REPRODUCTIONS: dict[str, str] = {
+    "figure4": "stealml.experiments.labels_only:figure4",
+    "figure5": "stealml.experiments.labels_only:figure5",
+    "figure6": "stealml.experiments.labels_only:figure6",
+    "labels-mlp": "stealml.experiments.labels_only:mlp_row",
     "table6": "stealml.experiments.table6:reproduce",
 }
 

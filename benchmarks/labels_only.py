@@ -1,0 +1,33 @@
+"""Labels-only extraction: the paper's Figures 4, 5, 6 and its MLP result (section 6.3).
+
+Run: .venv/bin/python benchmarks/labels_only.py [--full] [--only figure4 figure6 ...]
+Writes benchmarks/results/figure{4,5,6}{.json,.md,.png,-runs.json,-runs.md} and mlp.{json,md}
+(--quick grid by default: alpha in {1, 10, 100}, one seed; --full: the paper's alphas,
+three seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from stealml.experiments.labels_only import FIGURES, mlp_row, run_figure
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="The paper's whole grid.")
+    parser.add_argument("--only", nargs="*", default=[*FIGURES, "mlp"],
+                        choices=[*FIGURES, "mlp"], help="Which results to make.")
+    args = parser.parse_args()
+    for name in args.only:
+        paths = (mlp_row(RESULTS, quick=not args.full) if name == "mlp"
+                 else run_figure(name, RESULTS, quick=not args.full))
+        for path in paths:
+            print(path)
+
+
+if __name__ == "__main__":
+    main()

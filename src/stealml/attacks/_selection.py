@@ -1,0 +1,97 @@
+"""Extract-and-test: choose the local model class and its hyper-parameters from the
+answers already bought, by agreement on a held-out part of them (no new queries).
+
+References: Tramèr et al., "Stealing Machine Learning Models via Prediction APIs",
+USENIX Security 2016, sections 5 (extract-and-test) and 6.4 (the RBF kernel's gamma).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from sklearn.svm import SVC
+
+from stealml.exceptions import ConfigurationError
+
+__all__ = ["FAMILIES", "candidates", "fit", "select_model"]
+
+FAMILIES = ("linear", "poly-svm", "rbf-svm", "mlp")
+AUTO = ("linear", "poly-svm", "rbf-svm")
+SELECT_ROWS = 3000  # most answers the candidates are fit on while selecting
+
+
+def candidates(family: str, X: np.ndarray, hidden_units: int = 20,
+               seed: int = 0) -> list[Any]:
+    """The unfitted estimators of one model family, simplest first.
+
+    Labels of a deterministic target are noiseless, so the grids favour weak
+    regularisation; the RBF widths scale with the data like scikit-learn's "scale".
+    """
+    if family == "linear":
+        return [LogisticRegression(C=c, max_iter=3000) for c in (1e4, 1e2, 1.0)]
+    if family == "poly-svm":
+        return [SVC(kernel="poly", degree=2, coef0=1.0, C=c) for c in (1e3, 10.0)]
+    if family == "rbf-svm":
+        scale = 1.0 / (X.shape[1] * max(float(X.var()), 1e-12))
+        return [SVC(kernel="rbf", gamma=g * scale, C=c)
+                for g in (1.0, 4.0, 0.25, 16.0) for c in (1e3, 10.0)]
+    if family == "mlp":
+        return [MLPClassifier(hidden_layer_sizes=(h,), activation="tanh", alpha=1e-5,
+                              max_iter=500, random_state=seed)
+                for h in (hidden_units, 2 * hidden_units)]
+    raise ConfigurationError(f"model must be auto or one of {', '.join(FAMILIES)}, "
+                             f"not {family!r}")
+
+
+def fit(estimator: Any, X: np.ndarray, y: np.ndarray) -> Any:
+    """A fitted copy of ``estimator``; a constant model when ``y`` has one class."""
+    if len(np.unique(y.astype(str))) < 2:
+        return DummyClassifier(strategy="constant", constant=y[0]).fit(X, y)
+    return clone(estimator).fit(X, y)
+
+
+def select_model(X: np.ndarray, y: np.ndarray, families: tuple[str, ...],
+                 rng: np.random.Generator, hidden_units: int = 20,
+                 holdout: float = 0.25) -> tuple[Any, dict[str, Any]]:
+    """Pick the candidate that best agrees with held-out answers; refit it on all.
+
+    Returns the fitted model and a report (the winner and every candidate's score).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(-1, 1, (200, 2)); y = (X[:, 0] ** 2 + X[:, 1] ** 2 < 0.5)
+    >>> model, report = select_model(X, y, ("linear", "rbf-svm"), rng)
+    >>> report["family"]
+    'rbf-svm'
+    """
+    order = rng.permutation(len(X))[:SELECT_ROWS]
+    n_test = max(1, int(len(order) * holdout))
+    test, train = order[:n_test], order[n_test:]
+    seed = int(rng.integers(2**31 - 1))
+    best: tuple[float, str, Any] | None = None
+    scores: dict[str, float] = {}
+    for family in families:
+        for est in candidates(family, X, hidden_units, seed):
+            model = fit(est, X[train], y[train])
+            score = float(np.mean(model.predict(X[test]).astype(str) == y[test].astype(str)))
+            scores[_describe(family, est)] = score
+            if best is None or score > best[0]:
+                best = (score, family, est)
+    assert best is not None
+    report = {"family": best[1], "chosen": _describe(best[1], best[2]),
+              "holdout_agreement": best[0], "candidates": scores}
+    return fit(best[2], X, y), report
+
+
+def _describe(family: str, est: Any) -> str:
+    keys = ("C", "gamma", "hidden_layer_sizes")
+    params = est.get_params()
+    shown = ", ".join(f"{k}={params[k]:.3g}" if isinstance(params[k], float)
+                      else f"{k}={params[k]}" for k in keys if k in params)
+    return f"{family}({shown})"

@@ -1,0 +1,126 @@
+"""Retraining strategies and extract-and-test on real targets behind labels-only APIs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from sklearn.svm import SVC
+
+from stealml.attacks import RetrainAdaptive, RetrainLineSearch, RetrainUniform
+from stealml.attacks._selection import select_model
+from stealml.attacks.adaptive import farthest_points, margin
+from stealml.exceptions import ConfigurationError
+from stealml.ledger import Ledger
+from stealml.metrics import fidelity
+from stealml.oracles import LocalOracle
+from stealml.policies import ApiPolicy
+from stealml.space import FeatureSpace
+
+LABELS = ApiPolicy(output="labels")
+STRATEGIES = [RetrainUniform, RetrainLineSearch, RetrainAdaptive]
+
+
+def _oracle(target, space, budget=None) -> LocalOracle:
+    return LocalOracle(target, space, LABELS, ledger=Ledger(budget=budget))
+
+
+@pytest.fixture(scope="module")
+def ring() -> tuple[SVC, FeatureSpace]:
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (400, 2))
+    return SVC(kernel="rbf", C=10).fit(X, (X ** 2).sum(axis=1) < 0.4), FeatureSpace.continuous(2)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_each_strategy_steals_a_linear_model(strategy, binary_logreg, mixed_space) -> None:
+    result = strategy(model="linear", random_state=0).run(
+        _oracle(binary_logreg, mixed_space, budget=160))
+    assert result.queries <= 160 and result.complete
+    assert type(result.model) is LogisticRegression
+    assert fidelity(binary_logreg, result.model, mixed_space)["r_unif"] < 0.1
+
+
+def test_ours_beats_uniform_and_the_papers_adaptive(binary_logreg, mixed_space) -> None:
+    def error(attack) -> float:
+        result = attack.run(_oracle(binary_logreg, mixed_space, budget=80))
+        return fidelity(binary_logreg, result.model, mixed_space)["r_unif"]
+
+    seeds = range(2)
+    ours = np.mean([error(RetrainAdaptive(model="linear", rounds=4, random_state=s))
+                    for s in seeds])
+    paper = np.mean([error(RetrainAdaptive(model="linear", rounds=4, selection="uncertainty",
+                                           random_state=s)) for s in seeds])
+    uniform = np.mean([error(RetrainUniform(model="linear", random_state=s)) for s in seeds])
+    assert ours < paper and ours < uniform
+
+
+def test_rbf_svm_gamma_by_extract_and_test(ring) -> None:
+    target, space = ring
+    result = RetrainAdaptive(model="rbf-svm", random_state=0).run(
+        _oracle(target, space, budget=150))
+    assert isinstance(result.model, SVC) and result.model.kernel == "rbf"
+    assert result.info["selection"]["family"] == "rbf-svm"
+    assert len(result.info["selection"]["candidates"]) > 6
+    assert fidelity(target, result.model, space)["r_unif"] < 0.03
+
+
+def test_softmax_target(softmax_logreg, mixed_space) -> None:
+    attack = RetrainAdaptive(model="linear", random_state=0)
+    assert attack.n_unknowns(mixed_space.n_encoded, 3) == 24
+    result = attack.run(_oracle(softmax_logreg, mixed_space, budget=240))
+    assert list(result.model.classes_) == [0, 1, 2]
+    assert fidelity(softmax_logreg, result.model, mixed_space)["r_unif"] < 0.05
+
+
+def test_mlp_local_model_and_its_unknowns(ring) -> None:
+    target, space = ring
+    attack = RetrainUniform(model="mlp", hidden_units=5, random_state=0)
+    assert RetrainUniform(model="mlp").n_unknowns(105, 5) == 2225  # the paper's Adult-Race
+    result = attack.run(_oracle(target, space, budget=300))
+    assert isinstance(result.model, MLPClassifier)
+
+
+def test_extract_and_test_picks_the_family() -> None:
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-1, 1, (300, 3))
+    _, linear = select_model(X, X @ [1.0, -1.0, 0.5] > 0, ("linear", "rbf-svm"), rng)
+    _, ring = select_model(X, (X ** 2).sum(axis=1) < 0.8, ("linear", "rbf-svm"), rng)
+    assert linear["family"] == "linear" and ring["family"] == "rbf-svm"
+    assert ring["holdout_agreement"] > 0.9
+
+
+def test_plan_budget_and_partial_result(binary_logreg, mixed_space) -> None:
+    oracle = _oracle(binary_logreg, mixed_space, budget=30)
+    result = RetrainLineSearch(n_queries=100, random_state=0).run(oracle)
+    assert result.queries == 30 and not result.complete
+    assert len(result.model.predict(mixed_space.sample_encoded(5, 0))) == 5
+    free = _oracle(binary_logreg, mixed_space)
+    assert RetrainUniform(model="linear", random_state=0).run(free).queries == 80  # 10(d+1)
+
+
+def test_one_class_answers_give_a_constant_model(mixed_space) -> None:
+    X = mixed_space.sample_encoded(50, 0)
+    target = LogisticRegression().fit(X, np.r_[np.ones(49), 0].astype(int))
+    target.intercept_ = np.array([100.0])
+    result = RetrainAdaptive(random_state=0).run(_oracle(target, mixed_space, budget=40))
+    assert set(result.model.predict(X)) == {1}
+
+
+def test_bad_options(binary_logreg, mixed_space) -> None:
+    oracle = _oracle(binary_logreg, mixed_space, budget=50)
+    with pytest.raises(ConfigurationError, match="selection"):
+        RetrainAdaptive(selection="random").run(oracle)
+    with pytest.raises(ConfigurationError, match="model must be"):
+        RetrainUniform(model="forest").run(oracle)
+    with pytest.raises(ConfigurationError, match="n_queries"):
+        RetrainUniform(n_queries=0).run(oracle)
+    assert oracle.ledger.queries == 0
+
+
+def test_helpers() -> None:
+    X = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [0.0, 0.1]])
+    assert set(farthest_points(X, 2, np.random.default_rng(0)).tolist()) >= {2}
+    model = LogisticRegression().fit([[-1.0], [1.0]], [0, 1])
+    assert margin(model, np.array([[0.0], [1.0]]))[0] < margin(model, np.array([[1.0]]))[0]
