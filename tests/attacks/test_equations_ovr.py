@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+
+from stealml.attacks import EquationSolving
+from stealml.datasets import load
+from stealml.metrics import fidelity
+from stealml.oracles import LocalOracle
+
+
+@pytest.mark.parametrize("name", ["iris", "5-class"])
+def test_one_vs_rest_exact_with_the_minimum_queries(name: str) -> None:
+    ds = load(name, random_state=0)
+    target = OneVsRestClassifier(LogisticRegression(max_iter=5000)).fit(ds.X_train, ds.y_train)
+    assert EquationSolving.supports(target)
+    result = EquationSolving(model_class="ovr", random_state=0).run(
+        LocalOracle(target, ds.space))
+    c, d = len(target.classes_), ds.X.shape[1]
+    assert result.queries == math.ceil(c * (d + 1) / (c - 1))
+    assert result.complete and isinstance(result.model, OneVsRestClassifier)
+    fid = fidelity(target, result.model, ds.space, ds.X_test)
+    assert fid["r_test"] == 0 and fid["r_unif"] == 0 and fid["tv_unif"] < 1e-9
+    X = ds.space.sample_encoded(100, 1)
+    assert np.allclose(result.model.predict_proba(X), target.predict_proba(X), atol=1e-9)
