@@ -12,6 +12,7 @@ References: Tramèr et al., USENIX Security 2016, section 4.1.2 (multilayer perc
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["fit_mlp", "make_mlp", "mlp_parameter_error", "run_mlp"]
 
-_ACT = {
+Activation = tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]
+_ACT: dict[str, Activation] = {
     "tanh": (np.tanh, lambda h: 1.0 - h**2),
     "relu": (lambda z: np.maximum(z, 0.0), lambda h: (h > 0).astype(float)),
     "logistic": (lambda z: 1.0 / (1.0 + np.exp(-z)), lambda h: h * (1.0 - h)),
