@@ -134,13 +134,17 @@ def train(data: str, kind: str, seed: int, max_leaves: int | None, max_depth: in
 @click.option("--data", default=None, help="Data set whose test split measures R_test.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Most queries per request.")
+@click.option("--model-class", type=click.Choice(["logreg", "softmax", "ovr", "mlp"]),
+              default=None, help="equation-solving: the target's model class "
+              "(default: read from a local target).")
 @click.option("--trusted", is_flag=True, help="Load types outside scikit-learn and pickles.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def extract(target: str | None, url: str | None, model_name: str | None,
             api_key: str | None, protocol: str, eval_queries: int, space: str | None,
             attack: str, budget: int | None, alpha: float | None, output: str,
             rounding: int | None, price: float, seed: int, log: str | None, out: str | None,
-            data: str | None, batch_size: int | None, trusted: bool, as_json: bool) -> None:
+            data: str | None, batch_size: int | None, model_class: str | None, trusted: bool,
+            as_json: bool) -> None:
     """Steal a target (a model file, or a model behind --url) through a query-accounting
     oracle and report fidelity and cost."""
     from stealml.experiments.runner import ExtractionConfig, run_extraction
@@ -153,7 +157,8 @@ def extract(target: str | None, url: str | None, model_name: str | None,
                               rounding=rounding, price=price, seed=seed, log=log, out=out,
                               data=data, trusted=trusted, batch_size=batch_size,
                               protocol=None if url is None else protocol,  # type: ignore[arg-type]
-                              model=model_name, api_key=api_key, eval_queries=eval_queries)
+                              model=model_name, api_key=api_key, eval_queries=eval_queries,
+                              model_class=model_class)
     with _query_progress(enabled=not as_json and sys.stderr.isatty()) as progress:
         _, report = run_extraction(config, progress=progress)
     if as_json:
@@ -182,6 +187,8 @@ def _print_report(report: dict[str, Any], out: str | None) -> None:
              for k, v in fid.items()]
     if "eval_queries" in report:
         rows.append(("evaluation queries (not in the attack's)", report["eval_queries"]))
+    info = report.get("info") or {}
+    rows += [(key, info[key]) for key in ("warning", "message") if info.get(key)]
     if out:
         rows.append(("stolen model", out))
     for k, v in rows:

@@ -47,6 +47,7 @@ class ExtractionConfig:
     model: str | None = None
     api_key: str | None = None
     eval_queries: int = R_UNIF_POINTS
+    model_class: str | None = None
 
 
 def target_space(loaded: LoadedModel, space_path: str | None) -> FeatureSpace:
@@ -60,6 +61,21 @@ def target_space(loaded: LoadedModel, space_path: str | None) -> FeatureSpace:
         raise FeatureCountError(f"{loaded.path} does not say how many features the model "
                                 "takes; give --space SPACE.json")
     return FeatureSpace.continuous(int(n))
+
+
+def describe_target(attack: Any, model: Any, model_class: str | None) -> None:
+    """Tell an equation-solving attack the target's model class and architecture, as an
+    API's documentation would (the paper assumes the attacker knows them)."""
+    from sklearn.neural_network import MLPClassifier
+
+    from stealml.attacks.equations import EquationSolving, model_class_of
+
+    if not isinstance(attack, EquationSolving):
+        return
+    attack.model_class = model_class or model_class_of(model)
+    if isinstance(model, MLPClassifier):
+        attack.hidden_units = int(np.ravel(model.hidden_layer_sizes)[0])
+        attack.activation = str(model.activation)
 
 
 def attack_budget(config: ExtractionConfig, attack: Any, space: FeatureSpace,
@@ -94,6 +110,7 @@ def run_extraction(config: ExtractionConfig,
             "target")
     classes = getattr(loaded.model, "classes_", None)
     attack = attack_cls(random_state=config.seed, batch_size=config.batch_size)  # type: ignore[call-arg]
+    describe_target(attack, loaded.model, config.model_class)
     budget = attack_budget(config, attack, space, None if classes is None else len(classes))
     served = TreeService(loaded.model, space) if serves_as_tree(loaded.model) else loaded.model
     policy = ApiPolicy(output=config.output, rounding=config.rounding, price=config.price,

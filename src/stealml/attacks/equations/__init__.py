@@ -99,7 +99,7 @@ class EquationSolving(Attack):
                  batch_size: int | None = None, spread: float = 0.1,
                  min_probability: float | None = None, max_shrink: int = 8, max_search: int = 32,
                  hidden_units: int | None = None, activation: str = "tanh",
-                 restarts: int = 8, random_state: RandomState = None) -> None:
+                 restarts: int = 4, random_state: RandomState = None) -> None:
         self.model_class = model_class
         self.n_queries = n_queries
         self.batch_size = batch_size

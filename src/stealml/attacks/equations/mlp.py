@@ -92,7 +92,7 @@ def fit_mlp(X: np.ndarray, P: np.ndarray, hidden: int, activation: str,
         start = rng.normal(0, 1 / math.sqrt(d), size)
         res = minimize(_loss, start, args=(X, T, W, hidden, activation), jac=True,
                        method="L-BFGS-B",
-                       options={"maxiter": 20000, "maxfun": 40000, "gtol": 1e-14,
+                       options={"maxiter": 5000, "maxfun": 10000, "gtol": 1e-14,
                                 "ftol": 1e-30, "maxcor": 30})
         if res.fun < best_loss:
             best, best_loss = np.asarray(res.x), float(res.fun)
