@@ -48,9 +48,9 @@ def test_ours_beats_uniform_and_the_papers_adaptive(binary_logreg, mixed_space) 
         return fidelity(binary_logreg, result.model, mixed_space)["r_unif"]
 
     seeds = range(2)
-    ours = np.mean([error(RetrainAdaptive(model="linear", rounds=4, random_state=s))
+    ours = np.mean([error(RetrainAdaptive(model="linear", random_state=s))
                     for s in seeds])
-    paper = np.mean([error(RetrainAdaptive(model="linear", rounds=4, selection="uncertainty",
+    paper = np.mean([error(RetrainAdaptive(model="linear", selection="uncertainty",
                                            random_state=s)) for s in seeds])
     uniform = np.mean([error(RetrainUniform(model="linear", random_state=s)) for s in seeds])
     assert ours < paper and ours < uniform

@@ -33,7 +33,7 @@ def candidates(family: str, X: np.ndarray, hidden_units: int = 20,
     regularisation; the RBF widths scale with the data like scikit-learn's "scale".
     """
     if family == "linear":
-        return [LogisticRegression(C=c, max_iter=3000) for c in (1e4, 1e2, 1.0)]
+        return [LogisticRegression(C=c, max_iter=1000) for c in (1e3, 1.0)]
     if family == "poly-svm":
         return [SVC(kernel="poly", degree=2, coef0=1.0, C=c) for c in (1e3, 10.0)]
     if family == "rbf-svm":
@@ -48,11 +48,29 @@ def candidates(family: str, X: np.ndarray, hidden_units: int = 20,
                              f"not {family!r}")
 
 
-def fit(estimator: Any, X: np.ndarray, y: np.ndarray) -> Any:
-    """A fitted copy of ``estimator``; a constant model when ``y`` has one class."""
+def fit(estimator: Any, X: np.ndarray, y: np.ndarray, warm: bool = False) -> Any:
+    """A fitted copy of ``estimator``; a constant model when ``y`` has one class.
+
+    With ``warm``, a fitted logistic regression or MLP starts from its own weights when
+    the classes are the same (each adaptive round changes the data a little).
+    """
     if len(np.unique(y.astype(str))) < 2:
         return DummyClassifier(strategy="constant", constant=y[0]).fit(X, y)
-    return clone(estimator).fit(X, y)
+    model = clone(estimator)
+    classes = getattr(estimator, "classes_", None)
+    if warm and isinstance(estimator, (LogisticRegression, MLPClassifier)) and \
+            classes is not None and np.array_equal(classes, np.unique(y)):
+        model.set_params(warm_start=True)
+        for key in ("coef_", "intercept_", "coefs_", "intercepts_", "classes_",
+                    "n_features_in_", "n_outputs_", "n_layers_", "out_activation_",
+                    "_label_binarizer", "_best_coefs", "_best_intercepts", "loss_curve_",
+                    "best_loss_", "_no_improvement_count", "t_", "n_iter_"):
+            if hasattr(estimator, key):
+                setattr(model, key, getattr(estimator, key))
+        model.fit(X, y)
+        model.set_params(warm_start=False)
+        return model
+    return model.fit(X, y)
 
 
 def select_model(X: np.ndarray, y: np.ndarray, families: tuple[str, ...],

@@ -34,6 +34,7 @@ from stealml.validation import check_positive_int
 __all__ = ["RetrainAdaptive", "margin"]
 
 LOCAL_STEPS = 24  # bisection steps against the local model (free)
+PROJECTED = 16  # farthest-point selection works in this many random directions
 
 
 def margin(model: Any, X: np.ndarray) -> np.ndarray:
@@ -58,6 +59,8 @@ def farthest_points(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
     already picked (the first at random)."""
     if k >= len(X):
         return np.arange(len(X))
+    if X.shape[1] > PROJECTED:  # distances are kept well enough by a random projection
+        X = X @ rng.normal(size=(X.shape[1], PROJECTED)) / np.sqrt(PROJECTED)
     chosen = [int(rng.integers(len(X)))]
     dist = np.linalg.norm(X - X[chosen[0]], axis=1)
     for _ in range(k - 1):
@@ -143,7 +146,7 @@ class RetrainAdaptive(Retraining):
             if r in (0, rounds // 2):
                 model, _ = select_model(X, y, self.families(), rng, self.hidden_units)
             else:
-                model = fit(model, X, y)
+                model = fit(model, X, y, warm=True)
             n = math.ceil(left / (rounds - r))
             store.ask(self._pick(model, space, path, n, rng))
             done += 1

@@ -258,7 +258,11 @@ class _Search:
     def boundary_points(self, n: int, steps: int) -> None:
         """Line-search until ``n`` boundary points are known (fewer if the budget ends)."""
         while len(self.points) < n and not self.store.exhausted:
-            pairs = self._new_pairs(n - len(self.points))
+            wanted = n - len(self.points)
+            remaining = self.store.querier.oracle.ledger.remaining
+            if remaining is not None:  # a short budget: finish a few searches, not many
+                wanted = min(wanted, max(1, remaining // steps))
+            pairs = self._new_pairs(wanted)
             if not pairs:
                 self._grow_pool()
                 continue
