@@ -23,6 +23,7 @@ REPRODUCTIONS: dict[str, str] = {
     "figure5": "stealml.experiments.labels_only:figure5",
     "figure6": "stealml.experiments.labels_only:figure6",
     "labels-mlp": "stealml.experiments.labels_only:mlp_row",
+    "inversion": "stealml.experiments.inversion:reproduce",
     "table4": "stealml.experiments.table4:reproduce",
     "table6": "stealml.experiments.table6:reproduce",
 }
