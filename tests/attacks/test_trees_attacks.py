@@ -10,7 +10,9 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from stealml.attacks import PathFinding, TopDown
 from stealml.datasets import load
 from stealml.exceptions import OracleCapabilityError, UnsupportedModelError
+from stealml.experiments.runner import ExtractionConfig, run_extraction
 from stealml.ledger import Ledger
+from stealml.modelio import load_model, save_model
 from stealml.models.tree_service import TreeService
 from stealml.oracles import LocalOracle
 from stealml.policies import ApiPolicy
@@ -99,3 +101,17 @@ def test_a_target_that_is_not_a_tree_is_reported(attack, binary_logreg, mixed_sp
 def test_too_many_identities_stop_the_attack(attack, german, german_tree) -> None:
     with pytest.raises(UnsupportedModelError, match="not answer like a decision tree"):
         attack(max_leaves=5, random_state=0).run(_oracle(german_tree, german.space))
+
+
+@pytest.mark.parametrize("attack", ["top-down", "path-finding"])
+def test_extract_serves_a_user_tree_with_bigml_semantics(attack, german, tmp_path) -> None:
+    tree = DecisionTreeClassifier(max_leaf_nodes=8, random_state=1).fit(
+        german.X_train, german.y_train)
+    save_model(tmp_path / "tree.skops", tree, german.space)  # a user's own fitted tree
+    config = ExtractionConfig(target=str(tmp_path / "tree.skops"), attack=attack,
+                              data="german-credit", rounding=4, out=str(tmp_path / "s.skops"))
+    result, report = run_extraction(config)
+    assert report["complete"] and report["fidelity"]["r_test"] == 0.0
+    assert report["fidelity"]["r_unif"] == 0.0
+    stolen = load_model(tmp_path / "s.skops").model
+    assert stolen.n_leaves == result.model.n_leaves >= 8
