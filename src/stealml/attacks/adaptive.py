@@ -148,20 +148,22 @@ class RetrainAdaptive(Retraining):
             else:
                 model = fit(model, X, y, warm=True)
             n = math.ceil(left / (rounds - r))
-            store.ask(self._pick(model, space, path, n, rng))
+            store.ask(self._pick(model, space, path, n, rng, X, y))
             done += 1
         return {"rounds_run": done, "selection_rule": self.selection}
 
-    def _pick(self, model: Any, space: Any, path: Path, n: int,
-              rng: np.random.Generator) -> np.ndarray:
+    def _pick(self, model: Any, space: Any, path: Path, n: int, rng: np.random.Generator,
+              X: np.ndarray, y: np.ndarray) -> np.ndarray:
         pool = space.sample_encoded(max(self.pool_factor * n, 64), rng)
         if self.selection == "uncertainty":
             return pool[np.argsort(margin(model, pool), kind="stable")[:n]]
         found = self._local_boundary(model, space, path, pool, rng)
-        if len(found) < n:
-            rest = pool[np.argsort(margin(model, pool), kind="stable")[:n - len(found)]]
-            return np.vstack([found, rest])
-        return found[farthest_points(found, n, rng)]
+        if len(found) >= n:
+            return found[farthest_points(found, n, rng)]
+        # little boundary yet: look around the rarest class's points, and where unsure
+        near = _near_rare(path, X, y, pool, (n - len(found) + 1) // 2, rng)
+        rest = pool[np.argsort(margin(model, pool), kind="stable")[:n - len(found) - len(near)]]
+        return np.vstack([found, near, rest])
 
     @staticmethod
     def _local_boundary(model: Any, space: Any, path: Path, pool: np.ndarray,
@@ -177,3 +179,17 @@ class RetrainAdaptive(Retraining):
         tau = path.thresholds(len(a), rng)
         lo, hi = bisect(model.predict, path, both[a], both[b], labels[a], LOCAL_STEPS, tau)
         return path.at(both[a], both[b], (lo + hi) / 2, tau)
+
+
+def _near_rare(path: Path, X: np.ndarray, y: np.ndarray, pool: np.ndarray, k: int,
+               rng: np.random.Generator) -> np.ndarray:
+    """``k`` points a short way from answered points of the rarest class towards pool
+    rows: where a class is rare, its region is small and easily missed."""
+    text = y.astype(str)
+    values, counts = np.unique(text, return_counts=True)
+    anchors = X[text == values[np.argmin(counts)]]
+    if k <= 0 or not len(anchors):
+        return np.empty((0, pool.shape[1]))
+    A = anchors[rng.integers(len(anchors), size=k)]
+    B = pool[rng.integers(len(pool), size=k)]
+    return path.at(A, B, rng.uniform(0.0, 0.3, size=k), path.thresholds(k, rng))
