@@ -164,12 +164,14 @@ def solve_ovr(X: np.ndarray, P: np.ndarray, free: np.ndarray,
 
 def run_ovr(attack: EquationSolving, oracle: Oracle, table: Table,
             rng: np.random.Generator) -> tuple[Any, bool, dict[str, Any]]:
-    """Ask ceil(c(d + 1) / (c - 1)) valid rows of the space and solve."""
+    """Ask ceil(c(d + 1) / (c - 1)) uniform points of the space (or the budget) and solve."""
     space = oracle.space
     lo, hi = space.encoded_bounds()
     free = hi > lo
     c = len(oracle.classes) if oracle.classes is not None else 2
-    m = attack.n_queries or math.ceil(c * (int(free.sum()) + 1) / (c - 1))
+    least = math.ceil(c * (int(free.sum()) + 1) / (c - 1))
+    # a budget above the minimum buys better-conditioned equations: spend it
+    m = attack.n_queries or oracle.ledger.remaining or least
     table.ask(np.where(free, rng.uniform(lo, hi, size=(m, len(lo))), lo))
     X, P = table.data()
     theta, info = solve_ovr(X, P, free, attack.restarts)
