@@ -15,7 +15,6 @@ Lowd and Meek, "Adversarial learning", KDD 2005.
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Any, ClassVar
 
@@ -25,13 +24,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import PolynomialFeatures
 from sklearn.svm import SVC, LinearSVC
 
-from stealml.attacks._labels import LabelStore, Path, bisect, refuse_probabilities
+from stealml.attacks._boundary import BoundarySearch
+from stealml.attacks._labels import LabelStore, refuse_probabilities
 from stealml.attacks.base import Attack, Querier
 from stealml.attacks.equations.logistic import make_logistic_regression
 from stealml.exceptions import ConfigurationError, UnsupportedModelError
 from stealml.oracles.base import Oracle
 from stealml.random import RandomState, as_generator
-from stealml.space import FeatureSpace
 
 __all__ = ["LowdMeek", "n_monomials"]
 
@@ -131,7 +130,7 @@ class LowdMeek(Attack):
         lo, hi = oracle.space.encoded_bounds()
         free = hi > lo
         store = LabelStore(querier)
-        search = _Search(store, oracle.space, rng)
+        search = BoundarySearch(store, oracle.space, rng)
         degrees = self._degrees()
         steps = search.steps(self.precision)
         d = int(free.sum())
@@ -178,119 +177,7 @@ class LowdMeek(Attack):
         return model, False, info
 
 
-class _Search:
-    """A pool of labelled points, and boundary points found between its two classes."""
-
-    def __init__(self, store: LabelStore, space: FeatureSpace,
-                 rng: np.random.Generator) -> None:
-        self.store = store
-        self.space = space
-        self.path = Path(space, valid=False)
-        lo, hi = space.encoded_bounds()
-        self.lo, self.hi = lo, hi
-        self.rng = rng
-        self.labels: np.ndarray | None = None  # the two classes, negative first
-        self.pool = np.empty((0, len(lo)))
-        self.pool_y = np.empty(0, dtype=object)
-        self.pool_size = 0
-        self.points: list[np.ndarray] = []  # boundary points
-        self.ends: list[tuple[np.ndarray, np.ndarray]] = []  # their segments
-        self._pairs: set[tuple[int, int]] = set()
-
-    def find_both_classes(self, max_search: int, classes: np.ndarray | None) -> None:
-        """Ask the centre and uniform points of the box until both classes answer."""
-        X = np.empty((max_search, len(self.lo)))
-        X[0] = (self.lo + self.hi) / 2
-        X[1::2] = self.space.sample_encoded(len(X[1::2]), self.rng)
-        X[2::2] = self.rng.uniform(self.lo, self.hi, (len(X[2::2]), len(self.lo)))
-        edges = [0, *[e for e in (8, 16, 32, 64, 128) if e < max_search], max_search]
-        for start, stop in itertools.pairwise(edges):
-            y = self.store.ask(X[start:stop])
-            self.pool = np.vstack([self.pool, X[start:start + len(y)]])
-            self.pool_y = np.concatenate([self.pool_y, y])
-            seen = np.unique(self.pool_y.astype(str))
-            if len(seen) > 2:
-                raise UnsupportedModelError(f"Lowd-Meek extracts binary classifiers; the "
-                                            f"API answered {len(seen)} classes")
-            if len(seen) == 2 or self.store.exhausted:
-                break
-        self.pool_size = len(self.pool)
-        values = list(dict.fromkeys(self.pool_y.tolist()))
-        if len(values) == 2:
-            order = [str(c) for c in classes] if classes is not None else sorted(map(str, values))
-            self.labels = np.array(sorted(values, key=lambda v: order.index(str(v))))
-
-    def steps(self, precision: float) -> int:
-        longest = float(np.linalg.norm(self.hi - self.lo))
-        return max(1, math.ceil(math.log2(longest / precision)))
-
-    def _new_pairs(self, n: int) -> list[tuple[int, int]]:
-        """Up to ``n`` new (negative, positive) pairs of pool points, each time the
-        least used point with the least used partner, so every point's direction is
-        spanned."""
-        assert self.labels is not None
-        negative = self.pool_y.astype(str) == str(self.labels[0])
-        used = np.bincount(np.array([i for p in self._pairs for i in p], dtype=int),
-                           minlength=len(self.pool)).astype(float)
-        out: list[tuple[int, int]] = []
-        for _ in range(n):
-            order = np.lexsort((self.rng.random(len(used)), used))
-            pair = self._partner(order, negative)
-            if pair is None:
-                break
-            out.append(pair)
-            self._pairs.add(pair)
-            used[list(pair)] += 1
-        return out
-
-    def _partner(self, order: np.ndarray,
-                 negative: np.ndarray) -> tuple[int, int] | None:
-        """The first point of ``order`` with a partner of the other class not yet paired
-        with it (the first such partner in ``order``)."""
-        for i in order:
-            for j in order:
-                if negative[i] != negative[j]:
-                    pair = (int(i), int(j)) if negative[i] else (int(j), int(i))
-                    if pair not in self._pairs:
-                        return pair
-        return None
-
-    def boundary_points(self, n: int, steps: int) -> None:
-        """Line-search until ``n`` boundary points are known (fewer if the budget ends)."""
-        while len(self.points) < n and not self.store.exhausted:
-            # all searches run side by side: on a short budget none ends, but their
-            # points all lie near the boundary, the best data for the fallback fit
-            pairs = self._new_pairs(n - len(self.points))
-            if not pairs:
-                self._grow_pool()
-                continue
-            a = np.array([p[0] for p in pairs])
-            b = np.array([p[1] for p in pairs])
-            A, B = self.pool[a], self.pool[b]
-            tau = np.empty((len(A), 0))
-            lo_t, hi_t = bisect(self.store.ask, self.path, A, B, self.pool_y[a], steps, tau)
-            finished = (hi_t - lo_t) <= 2.0 ** -steps * (1 + 1e-9)
-            mid = self.path.at(A, B, (lo_t + hi_t) / 2, tau)
-            for i in np.flatnonzero(finished):
-                self.points.append(mid[i])
-                self.ends.append((A[i], B[i]))
-
-    def grow_pool(self, size: int) -> None:
-        """Ask uniform points of the box until the pool holds ``size`` (affinely
-        independent, almost surely: the boundary points between them then span the
-        boundary)."""
-        while len(self.pool) < size and not self.store.exhausted:
-            self._grow_pool(size - len(self.pool))
-
-    def _grow_pool(self, n: int = 16) -> None:
-        X = self.rng.uniform(self.lo, self.hi, (n, len(self.lo)))
-        y = self.store.ask(X)
-        self.pool = np.vstack([self.pool, X[:len(y)]])
-        self.pool_y = np.concatenate([self.pool_y, y])
-        self.pool_size += len(y)
-
-
-def _fit_surface(search: _Search, free: np.ndarray, degree: int,
+def _fit_surface(search: BoundarySearch, free: np.ndarray, degree: int,
                  precision: float) -> tuple[np.ndarray, float] | None:
     """The surface of ``degree`` through the boundary points, or None if none fits.
 
