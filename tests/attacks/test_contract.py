@@ -6,11 +6,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 from sklearn.tree import BaseDecisionTree
 
 from stealml.answers import Answers
 from stealml.attacks import ATTACKS
+from stealml.attacks._discovery_map import DiscoveredExtraction
 from stealml.exceptions import ConfigurationError, OracleCapabilityError
 from stealml.ledger import Ledger
 from stealml.models.tree_service import TreeService
@@ -63,7 +66,12 @@ def contract_targets(binary_logreg, softmax_logreg, small_tree, mixed_space) -> 
     rng = np.random.default_rng(0)
     X = mixed_space.sample_encoded(200, rng)
     svc = SVC(kernel="rbf").fit(X, X[:, 0] + X[:, 1] > 0)
-    return [binary_logreg, softmax_logreg, small_tree, svc]
+    # a softmax behind server-side quantile bins and one-hot encoding (Amazon)
+    binned = Pipeline([("extraction", DiscoveredExtraction(
+        ["bins", "bins", "onehot", "onehot"], [1, 1, 2, 3], [[-0.4, 0.3], [0.0], [], []])),
+        ("model", LogisticRegression(max_iter=2000))]).fit(
+        X, np.digitize(X[:, 0] - X[:, 1] + X[:, 5], [-0.5, 0.5]))
+    return [binary_logreg, softmax_logreg, small_tree, svc, binned]
 
 
 def _target_for(name: str, targets: list[Any]) -> Any:

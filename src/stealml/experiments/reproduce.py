@@ -24,8 +24,10 @@ REPRODUCTIONS: dict[str, str] = {
     "figure6": "stealml.experiments.labels_only:figure6",
     "labels-mlp": "stealml.experiments.labels_only:mlp_row",
     "inversion": "stealml.experiments.inversion:reproduce",
+    "table1": "stealml.experiments.online:table1",
     "table4": "stealml.experiments.table4:reproduce",
     "table6": "stealml.experiments.table6:reproduce",
+    "table7": "stealml.experiments.online:table7",
 }
 
 

@@ -1,0 +1,390 @@
+"""Feature-extraction discovery: steal a model that sits behind server-side binning.
+
+Amazon ML one-hot encoded categorical features and cut numeric ones into k quantile bins
+learned from the training data, then ran a softmax (or logistic) regression over those
+columns. The attacker controls only the raw features. The attack
+
+1. asks a base row (every feature omitted where the API takes incomplete inputs, else a
+   fixed valid row) and, for each feature alone, every category and the numeric range's
+   two ends and middle: a numeric feature whose answers are affine in its value is taken
+   linearly, any other one is binned;
+2. finds each binned feature's bin boundaries by bisection to ``epsilon`` of its range
+   (or to its published granularity, where finer: integer features are settled on their
+   grid), where the answer changes while the other features stay fixed; the roundest
+   value left inside each interval is asked, as quantiles of real data often fall on one;
+3. builds the discovered feature map (:class:`DiscoveredExtraction`) and solves for the
+   model over it, every answer bought so far an equation (the discovery answers are
+   re-used); and
+4. extract-and-test of the service's hidden model class: the softmax solution is tested
+   on a few fresh complete rows; if it does not reproduce them, the target is taken to be
+   one-vs-rest, more rows are asked and a one-vs-rest model is solved instead.
+
+The stolen model is a ``Pipeline`` of the discovered extraction and a scikit-learn
+``LogisticRegression`` (or ``OneVsRestClassifier``) over model-space rows of the API.
+
+References: Tramèr et al., "Stealing Machine Learning Models via Prediction APIs",
+USENIX Security 2016, section 5.2 (Amazon, Table 7) and 5.3 (extract-and-test).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import Pipeline
+
+from stealml.attacks._discovery_map import DiscoveredExtraction
+from stealml.attacks.base import Attack, Querier
+from stealml.attacks.equations.logistic import (
+    fit_cross_entropy,
+    solve_log_ratios,
+    to_logistic_regression,
+)
+from stealml.attacks.equations.ovr import make_one_vs_rest, solve_ovr
+from stealml.exceptions import ConfigurationError, OracleCapabilityError, UnsupportedModelError
+from stealml.oracles.base import Oracle
+from stealml.random import RandomState, as_generator
+from stealml.space import CategoricalFeature, ContinuousFeature, FeatureSpace
+
+__all__ = ["DiscoveredExtraction", "FeatureDiscovery"]
+
+SAME_RTOL = 1e-9  # two answers this close (relative, per class) come from the same bin
+LINEAR_TOL = 1e-7  # log-ratios affine in a feature to this much: the feature is linear
+TEST_TOL = 1e-6  # a model class reproduces the test answers to this much, or it is wrong
+
+
+class FeatureDiscovery(Attack):
+    """Discover an API's feature extraction (quantile bins, one-hot), then solve for its
+    logistic model over it.
+
+    Parameters
+    ----------
+    epsilon : float
+        Bin boundaries are found to this fraction of a feature's range (paper: 1e-3).
+    model_class : {"softmax", "ovr"}, optional
+        The service's model class; by default it is found by extract-and-test.
+    test_queries : int
+        Fresh uniform rows asked to test the softmax hypothesis (then used as equations);
+        none with two classes, where softmax and one-vs-rest are the same model.
+    min_probability : float
+        Answers with a smaller probability give no equation (saturated).
+    batch_size : int, optional
+        Most queries in one request.
+    random_state : int or Generator, optional
+        Seed of the test rows.
+
+    Examples
+    --------
+    >>> from stealml.oracles import LocalOracle
+    >>> from stealml.space import FeatureSpace
+    >>> space = FeatureSpace.continuous(2)
+    >>> ex = DiscoveredExtraction(["bins", "bins"], [1, 1], [[-0.3, 0.4], [0.1]])
+    >>> rng = np.random.default_rng(0); X = rng.uniform(-1, 1, (300, 2))
+    >>> target = Pipeline([("extraction", ex), ("model", LogisticRegression())]).fit(
+    ...     X, X[:, 0] + X[:, 1] > 0)
+    >>> result = FeatureDiscovery(random_state=0).run(LocalOracle(target, space))
+    >>> result.info["model_class"], [round(e, 2) for e in result.info["features"][0]["edges"]]
+    ('softmax', [-0.3, 0.4])
+    """
+
+    name: ClassVar[str] = "feature-discovery"
+    requires: ClassVar[frozenset[str]] = frozenset({"probabilities"})
+
+    def __init__(self, epsilon: float = 1e-3, model_class: str | None = None,
+                 test_queries: int = 8, min_probability: float = 1e-12,
+                 batch_size: int | None = None, random_state: RandomState = None) -> None:
+        self.epsilon = epsilon
+        self.model_class = model_class
+        self.test_queries = test_queries
+        self.min_probability = min_probability
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    @classmethod
+    def supports(cls, model: Any) -> bool:
+        """A logistic model behind a feature extraction (a ``Pipeline`` ending in one)."""
+        if not isinstance(model, Pipeline):
+            return False
+        last = model.steps[-1][1]
+        return isinstance(last, LogisticRegression) or (
+            isinstance(last, OneVsRestClassifier)
+            and isinstance(last.estimator, LogisticRegression))
+
+    def n_unknowns(self, n_columns: int, n_classes: int | None) -> int:
+        # not knowable before the bins are found: Amazon's default of 10 bins per column
+        return (n_classes or 2) * (10 * n_columns + 1)
+
+    def _run(self, oracle: Oracle, querier: Querier) -> tuple[Any, bool, dict[str, Any]]:
+        if self.model_class not in (None, "softmax", "ovr"):
+            raise ConfigurationError(f"model class must be softmax or ovr, not "
+                                     f"{self.model_class!r}")
+        if not self.epsilon > 0:
+            raise ConfigurationError(f"epsilon must be positive, not {self.epsilon}")
+        rng = as_generator(self.random_state)
+        book = _Book(querier)
+        probe = _Prober(oracle.space, oracle.policy.incomplete != "reject")
+        kinds, edges = self._discover(oracle.space, probe, book)
+        ex = DiscoveredExtraction(kinds, probe.widths, edges, missing=probe.missing)
+        X, P = book.data()
+        if book.classes is None or not len(X):
+            raise UnsupportedModelError("no answer was bought: the budget allows no query")
+        classes = np.asarray(book.classes)
+        info: dict[str, Any] = {
+            "features": ex.describe(oracle.space.names), "missing_queries": probe.missing,
+            "discovery_queries": len(X), "columns": ex.n_columns}
+        kind = self.model_class or "softmax"
+        if self.model_class is None and len(classes) > 2:  # two classes: the same model
+            theta, exact = self._softmax(ex.transform(X), P)
+            T_asked, T_P = book.ask(oracle.space.sample_encoded(self.test_queries, rng))
+            err = _error(_softmax_proba(theta, ex.transform(T_asked)), T_P)
+            info["softmax_test_error"] = err
+            kind = "softmax" if err <= TEST_TOL else "ovr"
+        X, P = book.data()
+        if kind == "softmax":
+            theta, exact = self._softmax(ex.transform(X), P)
+            model: Any = to_logistic_regression(theta, classes)
+        else:
+            model, exact, ovr_info = self._ovr(oracle.space, ex, book, rng, len(classes))
+            info.update(ovr_info)
+        info.update({"model_class": kind, "exact": exact})
+        stolen = Pipeline([("extraction", ex), ("model", model)])
+        return stolen, not book.querier.exhausted, info
+
+    # -- discovery ------------------------------------------------------------------------
+    def _discover(self, space: FeatureSpace, probe: _Prober,
+                  book: _Book) -> tuple[list[str], list[list[float]]]:
+        numeric = [j for j, f in enumerate(space.features)
+                   if isinstance(f, ContinuousFeature) and f.max > f.min]
+        first = [probe.base]
+        for j, f in enumerate(space.features):
+            if isinstance(f, CategoricalFeature):
+                first += [probe.at(j, k) for k in range(len(f.values))]
+        first += [probe.at(j, u) for j in numeric for u in (-1.0, 0.0, 1.0)]
+        if probe.missing:  # a constant feature: present once, to tell it from missing
+            first += [probe.at(j, 0.0) for j, f in enumerate(space.features)
+                      if isinstance(f, ContinuousFeature) and f.max == f.min]
+        book.ask(np.vstack(first))
+        kinds = ["onehot" if isinstance(f, CategoricalFeature) else "bins"
+                 for f in space.features]
+        edges: list[list[float]] = [[] for _ in space.features]
+        pending: list[tuple[int, float, float]] = []
+        for j in numeric:
+            ends = [book.answer(probe.at(j, u)) for u in (-1.0, 0.0, 1.0)]
+            if any(e is None for e in ends):
+                continue  # the budget ran out: taken as one bin
+            a, m, b = (np.asarray(e) for e in ends)
+            if _is_affine(a, m, b):
+                kinds[j] = "linear"
+            else:
+                pending += [(j, -1.0, 0.0), (j, 0.0, 1.0)]
+        eps = {j: _precision(space.features[j], self.epsilon) for j in numeric}
+        found: dict[int, list[tuple[float, float]]] = {j: [] for j in numeric}
+        while pending and not book.querier.exhausted:
+            split, mids = [], []
+            for j, lo, hi in pending:
+                pa, pb = book.answer(probe.at(j, lo)), book.answer(probe.at(j, hi))
+                if pa is None or pb is None or _same(pa, pb):
+                    continue
+                if hi - lo <= eps[j]:
+                    found[j].append((lo, hi))
+                    continue
+                split.append((j, lo, hi))
+                mids.append(probe.at(j, (lo + hi) / 2))
+            if mids:
+                book.ask(np.vstack(mids))
+            pending = [piece for j, lo, hi in split
+                       for piece in ((j, lo, (lo + hi) / 2), (j, (lo + hi) / 2, hi))]
+        for j, pairs in found.items():
+            f = space.features[j]
+            if isinstance(f, ContinuousFeature):
+                edges[j] = self._settle(f, j, sorted(pairs), probe, book)
+        return kinds, edges
+
+    def _settle(self, f: ContinuousFeature, j: int, pairs: list[tuple[float, float]],
+                probe: _Prober, book: _Book) -> list[float]:
+        """Boundaries from the final intervals (scaled unit). Quantile bins of real data
+        often fall on round values (a data value, or the feature's integer grid), where
+        test rows sit too: the roundest value inside each interval (a multiple of the
+        granularity, else of the largest power of ten that has one) is asked, and the
+        boundary put on it when it is in the upper bin, else in the middle of what is
+        left."""
+        rounds = [_roundest(f, lo, hi) for lo, hi in pairs]
+        asks = [probe.at(j, g) for g in rounds if g is not None]
+        if asks:
+            book.ask(np.vstack(asks))
+        out = []
+        for (lo, hi), g in zip(pairs, rounds, strict=True):
+            pg = None if g is None else book.answer(probe.at(j, g))
+            plo = book.answer(probe.at(j, lo))
+            if g is None or pg is None or plo is None:
+                out.append((lo + hi) / 2)
+            elif _same(pg, plo):  # on a grid with no other point inside: the upper end
+                step = 2.0 * (f.granularity or 0.0) / (f.max - f.min)
+                out.append(hi if g + step >= hi else (g + hi) / 2)
+            else:
+                out.append(g)
+        return out
+
+    # -- solving --------------------------------------------------------------------------
+    def _softmax(self, A: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Softmax parameters over the discovered columns: the log-ratio solve, checked
+        on every equation; a cross-entropy fit where it does not reproduce them."""
+        free = np.ones(A.shape[1], dtype=bool)
+        theta, _ = solve_log_ratios(A, P, free, self.min_probability)
+        ok = P.min(axis=1) >= self.min_probability
+        if ok.any() and _error(_softmax_proba(theta, A[ok]), P[ok]) <= TEST_TOL:
+            return theta, True
+        return fit_cross_entropy(A, P, init=theta), False
+
+    def _ovr(self, space: FeatureSpace, ex: DiscoveredExtraction, book: _Book,
+             rng: np.random.Generator, c: int) -> tuple[Any, bool, dict[str, Any]]:
+        """One-vs-rest over the discovered columns: enough fresh rows that every
+        parameter is fixed (c - 1 equations a row), then variable projection."""
+        X, _ = book.data()
+        rank = int(np.linalg.matrix_rank(np.hstack([ex.transform(X), np.ones((len(X), 1))])))
+        need = math.ceil(c * (rank + 1) / (c - 1)) - len(X) + self.test_queries
+        if need > 0:
+            book.ask(space.sample_encoded(need, rng))
+        X, P = book.data()
+        A = ex.transform(X)
+        theta, info = solve_ovr(A, P, np.ones(A.shape[1], dtype=bool), restarts=1)
+        model = make_one_vs_rest(theta, np.asarray(book.classes))
+        err = _error(model.predict_proba(A), P)
+        return model, err <= TEST_TOL, {"ovr_fit_error": err,
+                                        "ovr_residual": info["residual"]}
+
+
+class _Prober:
+    """Rows that set one feature and leave the rest at the base row."""
+
+    def __init__(self, space: FeatureSpace, missing: bool) -> None:
+        self.space = space
+        self.missing = missing
+        self.widths = [f.width for f in space.features]
+        base = np.full(space.n_encoded, np.nan)
+        if not missing:  # no incomplete inputs: every feature at a fixed valid value
+            for j, f in enumerate(space.features):
+                cols = space.columns(j)
+                base[cols] = 0.0
+                if isinstance(f, CategoricalFeature):
+                    base[cols.start] = 1.0
+        self.base = base
+
+    def at(self, j: int, value: float) -> np.ndarray:
+        """The base row with feature ``j`` at ``value`` (category index, or scaled)."""
+        row = self.base.copy()
+        cols = self.space.columns(j)
+        if isinstance(self.space.features[j], CategoricalFeature):
+            row[cols] = 0.0
+            row[cols.start + int(value)] = 1.0
+        else:
+            row[cols.start] = value
+        return row
+
+
+class _Book:
+    """Every answer bought, by row: nothing is asked twice."""
+
+    def __init__(self, querier: Querier) -> None:
+        self.querier = querier
+        self.classes: np.ndarray | None = None
+        self._rows: dict[bytes, int] = {}
+        self._X: list[np.ndarray] = []
+        self._P: list[np.ndarray] = []
+
+    def ask(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Answers to the rows of ``X`` (new ones bought, as far as the budget goes)."""
+        new, seen = [], set()
+        for row in X:
+            key = row.tobytes()
+            if key not in self._rows and key not in seen:
+                seen.add(key)
+                new.append(row)
+        if new and not self.querier.exhausted:
+            asked, answers = self.querier.ask(np.vstack(new))
+            for ans in answers:
+                if ans.probabilities is None or np.isnan(ans.probabilities).any():
+                    raise OracleCapabilityError("feature discovery needs every class "
+                                                "probability in each answer")
+                if self.classes is None:
+                    self.classes = ans.classes
+            if answers:
+                P = np.vstack([np.asarray(a.probabilities, dtype=float) for a in answers])
+                for row, p in zip(asked, P, strict=True):
+                    self._rows[row.tobytes()] = len(self._X)
+                    self._X.append(row)
+                    self._P.append(p)
+        keep = [i for i, row in enumerate(X) if row.tobytes() in self._rows]
+        width = 0 if self.classes is None else len(self.classes)
+        if not keep:
+            return X[:0], np.empty((0, width))
+        return X[keep], np.vstack([self._P[self._rows[X[i].tobytes()]] for i in keep])
+
+    def answer(self, row: np.ndarray) -> np.ndarray | None:
+        i = self._rows.get(row.tobytes())
+        return None if i is None else self._P[i]
+
+    def data(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self._X:
+            return np.empty((0, 0)), np.empty((0, 0))
+        return np.vstack(self._X), np.vstack(self._P)
+
+
+def _precision(f: Any, epsilon: float) -> float:
+    """Width (scaled unit) a boundary's interval is narrowed to: ``epsilon`` of the range
+    (which is 2 wide), or the feature's grid step where finer, so that no two grid values
+    are left in one interval."""
+    eps = 2.0 * epsilon
+    if f.granularity is not None:
+        eps = min(eps, 2.0 * f.granularity / (f.max - f.min))
+    return eps
+
+
+def _roundest(f: ContinuousFeature, lo: float, hi: float) -> float | None:
+    """The scaled value of the roundest raw value strictly inside (lo, hi), if any."""
+    span = f.max - f.min
+    a, b = f.min + (lo + 1.0) * span / 2.0, f.min + (hi + 1.0) * span / 2.0
+    units = [(f.granularity, None)] if f.granularity is not None else [
+        (10.0 ** -k, k) for k in range(-math.floor(math.log10(span)) - 1, 13)]
+    for unit, digits in units:
+        x = math.floor(a / unit + 1.0) * unit
+        if digits is not None:
+            x = round(x, max(digits, 0))
+        if a < x < b:
+            return 2.0 * (x - f.min) / span - 1.0  # as FeatureSpace scales it
+    return None
+
+
+def _same(p: np.ndarray, q: np.ndarray) -> bool:
+    return bool(np.allclose(p, q, rtol=SAME_RTOL, atol=0.0))
+
+
+def _log_ratios(p: np.ndarray) -> np.ndarray | None:
+    if p.min() <= 0:
+        return None
+    lp = np.log(p)
+    return np.asarray(lp[1:] - lp[0])
+
+
+def _is_affine(a: np.ndarray, m: np.ndarray, b: np.ndarray) -> bool:
+    """Log-ratios at a range's ends and middle lie on a line, and not a flat one."""
+    la, lm, lb = (_log_ratios(p) for p in (a, m, b))
+    if la is None or lm is None or lb is None or _same(a, b):
+        return False
+    scale = 1.0 + float(np.max(np.abs(np.r_[la, lm, lb])))
+    return float(np.max(np.abs(la + lb - 2 * lm))) <= LINEAR_TOL * scale
+
+
+def _softmax_proba(theta: np.ndarray, A: np.ndarray) -> np.ndarray:
+    Z = np.hstack([A, np.ones((len(A), 1))]) @ theta.T
+    Z -= Z.max(axis=1, keepdims=True)
+    E = np.exp(Z)
+    return np.asarray(E / E.sum(axis=1, keepdims=True))
+
+
+def _error(Q: np.ndarray, P: np.ndarray) -> float:
+    """Largest difference between two sets of probability answers (0 for none)."""
+    return float(np.max(np.abs(Q - P))) if len(P) else 0.0
