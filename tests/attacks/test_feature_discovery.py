@@ -129,3 +129,22 @@ def test_bad_settings_are_refused_before_any_query(mixed_space, binary_logreg) -
     with pytest.raises(ConfigurationError, match="epsilon"):
         FeatureDiscovery(epsilon=0).run(oracle)
     assert oracle.ledger.queries == 0
+
+
+@pytest.mark.parametrize("indicators", [False, True])
+def test_tells_missing_value_predictors_from_zeros(tmp_path, indicators) -> None:
+    space = FeatureSpace.continuous(3, 0.0, 1.0)
+    ex = FeatureExtraction(space, missing_indicators=indicators)
+    raw = space.sample(400, 6)
+    raw[np.random.default_rng(6).random(raw.shape) < 0.2] = None  # trained with gaps
+    X = np.nan_to_num(space.encode(raw))
+    y = (X[:, 0] - X[:, 1] > 0).astype(int)
+    # as the service encodes an omitted feature: zeros, or (with indicators) its predictor
+    model = LogisticRegression(max_iter=5000).fit(np.nan_to_num(ex.transform(raw)), y)
+    incomplete = "native" if indicators else "zeros"
+    with running(_serve_file(tmp_path, "m", model, space, ex, incomplete)) as url:
+        result = FeatureDiscovery(random_state=0).run(HttpOracle(url, "m"))
+    assert result.info["missing_predictors"] is indicators
+    rows = space.encode(space.sample(500, 8, missing_rate=0.3))
+    want = model.predict_proba(np.nan_to_num(ex.transform(space.decode(rows))))
+    assert np.max(np.abs(result.model.predict_proba(rows) - want)) < 1e-9

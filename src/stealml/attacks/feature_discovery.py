@@ -15,9 +15,12 @@ columns. The attacker controls only the raw features. The attack
 3. builds the discovered feature map (:class:`DiscoveredExtraction`) and solves for the
    model over it, every answer bought so far an equation (the discovery answers are
    re-used); and
-4. extract-and-test of the service's hidden model class: the softmax solution is tested
-   on a few fresh complete rows; if it does not reproduce them, the target is taken to be
-   one-vs-rest, more rows are asked and a one-vs-rest model is solved instead.
+4. extract-and-test of the service's hidden choices: the softmax solution is tested on a
+   few fresh complete rows; if it does not reproduce them, the target is taken to be
+   one-vs-rest, more rows are asked and a one-vs-rest model is solved instead. Whether an
+   omitted feature has its own predictor (BigML) or is encoded as zeros (Amazon) is told
+   by the linear features' answers (``info["missing_predictors"]``); the extraction keeps
+   a missing-indicator column per feature either way.
 
 The stolen model is a ``Pipeline`` of the discovered extraction and a scikit-learn
 ``LogisticRegression`` (or ``OneVsRestClassifier``) over model-space rows of the API.
@@ -37,6 +40,16 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 
 from stealml.attacks._discovery_map import DiscoveredExtraction
+from stealml.attacks._discovery_queries import (
+    Book,
+    Prober,
+    error,
+    is_affine,
+    precision,
+    roundest,
+    same,
+    softmax_proba,
+)
 from stealml.attacks.base import Attack, Querier
 from stealml.attacks.equations.logistic import (
     fit_cross_entropy,
@@ -44,15 +57,13 @@ from stealml.attacks.equations.logistic import (
     to_logistic_regression,
 )
 from stealml.attacks.equations.ovr import make_one_vs_rest, solve_ovr
-from stealml.exceptions import ConfigurationError, OracleCapabilityError, UnsupportedModelError
+from stealml.exceptions import ConfigurationError, UnsupportedModelError
 from stealml.oracles.base import Oracle
 from stealml.random import RandomState, as_generator
 from stealml.space import CategoricalFeature, ContinuousFeature, FeatureSpace
 
 __all__ = ["DiscoveredExtraction", "FeatureDiscovery"]
 
-SAME_RTOL = 1e-9  # two answers this close (relative, per class) come from the same bin
-LINEAR_TOL = 1e-7  # log-ratios affine in a feature to this much: the feature is linear
 TEST_TOL = 1e-6  # a model class reproduces the test answers to this much, or it is wrong
 
 
@@ -124,8 +135,8 @@ class FeatureDiscovery(Attack):
         if not self.epsilon > 0:
             raise ConfigurationError(f"epsilon must be positive, not {self.epsilon}")
         rng = as_generator(self.random_state)
-        book = _Book(querier)
-        probe = _Prober(oracle.space, oracle.policy.incomplete != "reject")
+        book = Book(querier)
+        probe = Prober(oracle.space, oracle.policy.incomplete != "reject")
         kinds, edges = self._discover(oracle.space, probe, book)
         ex = DiscoveredExtraction(kinds, probe.widths, edges, missing=probe.missing)
         X, P = book.data()
@@ -134,12 +145,13 @@ class FeatureDiscovery(Attack):
         classes = np.asarray(book.classes)
         info: dict[str, Any] = {
             "features": ex.describe(oracle.space.names), "missing_queries": probe.missing,
-            "discovery_queries": len(X), "columns": ex.n_columns}
+            "discovery_queries": len(X), "columns": ex.n_columns,
+            "missing_predictors": _missing_predictors(kinds, probe, book)}
         kind = self.model_class or "softmax"
         if self.model_class is None and len(classes) > 2:  # two classes: the same model
             theta, exact = self._softmax(ex.transform(X), P)
             T_asked, T_P = book.ask(oracle.space.sample_encoded(self.test_queries, rng))
-            err = _error(_softmax_proba(theta, ex.transform(T_asked)), T_P)
+            err = error(softmax_proba(theta, ex.transform(T_asked)), T_P)
             info["softmax_test_error"] = err
             kind = "softmax" if err <= TEST_TOL else "ovr"
         X, P = book.data()
@@ -154,8 +166,8 @@ class FeatureDiscovery(Attack):
         return stolen, not book.querier.exhausted, info
 
     # -- discovery ------------------------------------------------------------------------
-    def _discover(self, space: FeatureSpace, probe: _Prober,
-                  book: _Book) -> tuple[list[str], list[list[float]]]:
+    def _discover(self, space: FeatureSpace, probe: Prober,
+                  book: Book) -> tuple[list[str], list[list[float]]]:
         numeric = [j for j, f in enumerate(space.features)
                    if isinstance(f, ContinuousFeature) and f.max > f.min]
         first = [probe.base]
@@ -176,17 +188,17 @@ class FeatureDiscovery(Attack):
             if any(e is None for e in ends):
                 continue  # the budget ran out: taken as one bin
             a, m, b = (np.asarray(e) for e in ends)
-            if _is_affine(a, m, b):
+            if is_affine(a, m, b):
                 kinds[j] = "linear"
             else:
                 pending += [(j, -1.0, 0.0), (j, 0.0, 1.0)]
-        eps = {j: _precision(space.features[j], self.epsilon) for j in numeric}
+        eps = {j: precision(space.features[j], self.epsilon) for j in numeric}
         found: dict[int, list[tuple[float, float]]] = {j: [] for j in numeric}
         while pending and not book.querier.exhausted:
             split, mids = [], []
             for j, lo, hi in pending:
                 pa, pb = book.answer(probe.at(j, lo)), book.answer(probe.at(j, hi))
-                if pa is None or pb is None or _same(pa, pb):
+                if pa is None or pb is None or same(pa, pb):
                     continue
                 if hi - lo <= eps[j]:
                     found[j].append((lo, hi))
@@ -204,14 +216,14 @@ class FeatureDiscovery(Attack):
         return kinds, edges
 
     def _settle(self, f: ContinuousFeature, j: int, pairs: list[tuple[float, float]],
-                probe: _Prober, book: _Book) -> list[float]:
+                probe: Prober, book: Book) -> list[float]:
         """Boundaries from the final intervals (scaled unit). Quantile bins of real data
         often fall on round values (a data value, or the feature's integer grid), where
         test rows sit too: the roundest value inside each interval (a multiple of the
         granularity, else of the largest power of ten that has one) is asked, and the
         boundary put on it when it is in the upper bin, else in the middle of what is
         left."""
-        rounds = [_roundest(f, lo, hi) for lo, hi in pairs]
+        rounds = [roundest(f, lo, hi) for lo, hi in pairs]
         asks = [probe.at(j, g) for g in rounds if g is not None]
         if asks:
             book.ask(np.vstack(asks))
@@ -221,7 +233,7 @@ class FeatureDiscovery(Attack):
             plo = book.answer(probe.at(j, lo))
             if g is None or pg is None or plo is None:
                 out.append((lo + hi) / 2)
-            elif _same(pg, plo):  # on a grid with no other point inside: the upper end
+            elif same(pg, plo):  # on a grid with no other point inside: the upper end
                 step = 2.0 * (f.granularity or 0.0) / (f.max - f.min)
                 out.append(hi if g + step >= hi else (g + hi) / 2)
             else:
@@ -235,11 +247,11 @@ class FeatureDiscovery(Attack):
         free = np.ones(A.shape[1], dtype=bool)
         theta, _ = solve_log_ratios(A, P, free, self.min_probability)
         ok = P.min(axis=1) >= self.min_probability
-        if ok.any() and _error(_softmax_proba(theta, A[ok]), P[ok]) <= TEST_TOL:
+        if ok.any() and error(softmax_proba(theta, A[ok]), P[ok]) <= TEST_TOL:
             return theta, True
         return fit_cross_entropy(A, P, init=theta), False
 
-    def _ovr(self, space: FeatureSpace, ex: DiscoveredExtraction, book: _Book,
+    def _ovr(self, space: FeatureSpace, ex: DiscoveredExtraction, book: Book,
              rng: np.random.Generator, c: int) -> tuple[Any, bool, dict[str, Any]]:
         """One-vs-rest over the discovered columns: enough fresh rows that every
         parameter is fixed (c - 1 equations a row), then variable projection."""
@@ -252,139 +264,21 @@ class FeatureDiscovery(Attack):
         A = ex.transform(X)
         theta, info = solve_ovr(A, P, np.ones(A.shape[1], dtype=bool), restarts=1)
         model = make_one_vs_rest(theta, np.asarray(book.classes))
-        err = _error(model.predict_proba(A), P)
+        err = error(model.predict_proba(A), P)
         return model, err <= TEST_TOL, {"ovr_fit_error": err,
                                         "ovr_residual": info["residual"]}
 
 
-class _Prober:
-    """Rows that set one feature and leave the rest at the base row."""
-
-    def __init__(self, space: FeatureSpace, missing: bool) -> None:
-        self.space = space
-        self.missing = missing
-        self.widths = [f.width for f in space.features]
-        base = np.full(space.n_encoded, np.nan)
-        if not missing:  # no incomplete inputs: every feature at a fixed valid value
-            for j, f in enumerate(space.features):
-                cols = space.columns(j)
-                base[cols] = 0.0
-                if isinstance(f, CategoricalFeature):
-                    base[cols.start] = 1.0
-        self.base = base
-
-    def at(self, j: int, value: float) -> np.ndarray:
-        """The base row with feature ``j`` at ``value`` (category index, or scaled)."""
-        row = self.base.copy()
-        cols = self.space.columns(j)
-        if isinstance(self.space.features[j], CategoricalFeature):
-            row[cols] = 0.0
-            row[cols.start + int(value)] = 1.0
-        else:
-            row[cols.start] = value
-        return row
-
-
-class _Book:
-    """Every answer bought, by row: nothing is asked twice."""
-
-    def __init__(self, querier: Querier) -> None:
-        self.querier = querier
-        self.classes: np.ndarray | None = None
-        self._rows: dict[bytes, int] = {}
-        self._X: list[np.ndarray] = []
-        self._P: list[np.ndarray] = []
-
-    def ask(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Answers to the rows of ``X`` (new ones bought, as far as the budget goes)."""
-        new, seen = [], set()
-        for row in X:
-            key = row.tobytes()
-            if key not in self._rows and key not in seen:
-                seen.add(key)
-                new.append(row)
-        if new and not self.querier.exhausted:
-            asked, answers = self.querier.ask(np.vstack(new))
-            for ans in answers:
-                if ans.probabilities is None or np.isnan(ans.probabilities).any():
-                    raise OracleCapabilityError("feature discovery needs every class "
-                                                "probability in each answer")
-                if self.classes is None:
-                    self.classes = ans.classes
-            if answers:
-                P = np.vstack([np.asarray(a.probabilities, dtype=float) for a in answers])
-                for row, p in zip(asked, P, strict=True):
-                    self._rows[row.tobytes()] = len(self._X)
-                    self._X.append(row)
-                    self._P.append(p)
-        keep = [i for i, row in enumerate(X) if row.tobytes() in self._rows]
-        width = 0 if self.classes is None else len(self.classes)
-        if not keep:
-            return X[:0], np.empty((0, width))
-        return X[keep], np.vstack([self._P[self._rows[X[i].tobytes()]] for i in keep])
-
-    def answer(self, row: np.ndarray) -> np.ndarray | None:
-        i = self._rows.get(row.tobytes())
-        return None if i is None else self._P[i]
-
-    def data(self) -> tuple[np.ndarray, np.ndarray]:
-        if not self._X:
-            return np.empty((0, 0)), np.empty((0, 0))
-        return np.vstack(self._X), np.vstack(self._P)
-
-
-def _precision(f: Any, epsilon: float) -> float:
-    """Width (scaled unit) a boundary's interval is narrowed to: ``epsilon`` of the range
-    (which is 2 wide), or the feature's grid step where finer, so that no two grid values
-    are left in one interval."""
-    eps = 2.0 * epsilon
-    if f.granularity is not None:
-        eps = min(eps, 2.0 * f.granularity / (f.max - f.min))
-    return eps
-
-
-def _roundest(f: ContinuousFeature, lo: float, hi: float) -> float | None:
-    """The scaled value of the roundest raw value strictly inside (lo, hi), if any."""
-    span = f.max - f.min
-    a, b = f.min + (lo + 1.0) * span / 2.0, f.min + (hi + 1.0) * span / 2.0
-    units = [(f.granularity, None)] if f.granularity is not None else [
-        (10.0 ** -k, k) for k in range(-math.floor(math.log10(span)) - 1, 13)]
-    for unit, digits in units:
-        x = math.floor(a / unit + 1.0) * unit
-        if digits is not None:
-            x = round(x, max(digits, 0))
-        if a < x < b:
-            return 2.0 * (x - f.min) / span - 1.0  # as FeatureSpace scales it
-    return None
-
-
-def _same(p: np.ndarray, q: np.ndarray) -> bool:
-    return bool(np.allclose(p, q, rtol=SAME_RTOL, atol=0.0))
-
-
-def _log_ratios(p: np.ndarray) -> np.ndarray | None:
-    if p.min() <= 0:
+def _missing_predictors(kinds: list[str], probe: Prober, book: Book) -> bool | None:
+    """Whether omitting a feature differs from its scaled value 0 (the zeros an omitted
+    feature is encoded as at Amazon): a missing-value predictor (BigML). Told only by a
+    feature taken linearly: for a one-hot block the two are the same model. None when
+    untold."""
+    if not probe.missing:
         return None
-    lp = np.log(p)
-    return np.asarray(lp[1:] - lp[0])
-
-
-def _is_affine(a: np.ndarray, m: np.ndarray, b: np.ndarray) -> bool:
-    """Log-ratios at a range's ends and middle lie on a line, and not a flat one."""
-    la, lm, lb = (_log_ratios(p) for p in (a, m, b))
-    if la is None or lm is None or lb is None or _same(a, b):
-        return False
-    scale = 1.0 + float(np.max(np.abs(np.r_[la, lm, lb])))
-    return float(np.max(np.abs(la + lb - 2 * lm))) <= LINEAR_TOL * scale
-
-
-def _softmax_proba(theta: np.ndarray, A: np.ndarray) -> np.ndarray:
-    Z = np.hstack([A, np.ones((len(A), 1))]) @ theta.T
-    Z -= Z.max(axis=1, keepdims=True)
-    E = np.exp(Z)
-    return np.asarray(E / E.sum(axis=1, keepdims=True))
-
-
-def _error(Q: np.ndarray, P: np.ndarray) -> float:
-    """Largest difference between two sets of probability answers (0 for none)."""
-    return float(np.max(np.abs(Q - P))) if len(P) else 0.0
+    told = []
+    for j, kind in enumerate(kinds):
+        a, b = book.answer(probe.base), book.answer(probe.at(j, 0.0))
+        if kind == "linear" and a is not None and b is not None:
+            told.append(not same(a, b))
+    return any(told) if told else None
