@@ -31,3 +31,17 @@ def test_german_credit_tree_is_stolen_top_down_over_http() -> None:
 def test_tables_are_registered() -> None:
     assert REPRODUCTIONS["table7"] == "stealml.experiments.online:table7"
     assert REPRODUCTIONS["table1"] == "stealml.experiments.online:table1"
+
+
+def test_extract_url_runs_feature_discovery_and_measures_apart() -> None:
+    from stealml.experiments.runner import ExtractionConfig, run_extraction
+
+    case = AMAZON[2]  # iris, binned
+    with serving([case]) as url:
+        config = ExtractionConfig(target=url, attack="feature-discovery", protocol="stealml",
+                                  model=case.name, data="iris", eval_queries=300)
+        result, report = run_extraction(config)
+    assert report["queries"] == result.queries <= case.paper_queries
+    assert report["eval_queries"] == 300 + 45  # uniform points and the test split
+    assert report["fidelity"]["r_test"] == 0.0
+    assert report["info"]["model_class"] == "softmax"
