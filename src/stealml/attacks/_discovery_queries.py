@@ -25,6 +25,7 @@ __all__ = ["Book", "Prober", "error", "is_affine", "precision", "roundest", "sam
 
 SAME_RTOL = 1e-9  # two answers this close (relative, per class) come from the same bin
 LINEAR_TOL = 1e-7  # log-ratios affine in a feature to this much: the feature is linear
+ROUND_RATIO = 10.0  # a "round" value is a multiple of >= this times an interval's width
 
 
 class Prober:
@@ -114,11 +115,15 @@ def precision(f: Any, epsilon: float) -> float:
 
 
 def roundest(f: ContinuousFeature, lo: float, hi: float) -> float | None:
-    """The scaled value of the roundest raw value strictly inside (lo, hi), if any."""
+    """The scaled value of the roundest raw value strictly inside (lo, hi), if any: on a
+    grid, its grid value; else a multiple of a power of ten at least ROUND_RATIO times
+    the interval's width (a value that round, so near the boundary, is likely the
+    boundary itself; any value is inside a wide enough interval)."""
     span = f.max - f.min
     a, b = f.min + (lo + 1.0) * span / 2.0, f.min + (hi + 1.0) * span / 2.0
+    finest = math.floor(-math.log10(ROUND_RATIO * (b - a)))
     units = [(f.granularity, None)] if f.granularity is not None else [
-        (10.0 ** -k, k) for k in range(-math.floor(math.log10(span)) - 1, 13)]
+        (10.0 ** -k, k) for k in range(-math.floor(math.log10(span)) - 1, finest + 1)]
     for unit, digits in units:
         x = math.floor(a / unit + 1.0) * unit
         if digits is not None:

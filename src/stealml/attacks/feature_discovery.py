@@ -10,8 +10,9 @@ columns. The attacker controls only the raw features. The attack
    linearly, any other one is binned;
 2. finds each binned feature's bin boundaries by bisection to ``epsilon`` of its range
    (or to its published granularity, where finer: integer features are settled on their
-   grid), where the answer changes while the other features stay fixed; the roundest
-   value left inside each interval is asked, as quantiles of real data often fall on one;
+   grid), where the answer changes while the other features stay fixed; a value inside
+   an interval much rounder than its width is asked too, as quantiles of real data often
+   fall on one;
 3. builds the discovered feature map (:class:`DiscoveredExtraction`) and solves for the
    model over it, every answer bought so far an equation (the discovery answers are
    re-used); and
@@ -219,10 +220,9 @@ class FeatureDiscovery(Attack):
                 probe: Prober, book: Book) -> list[float]:
         """Boundaries from the final intervals (scaled unit). Quantile bins of real data
         often fall on round values (a data value, or the feature's integer grid), where
-        test rows sit too: the roundest value inside each interval (a multiple of the
-        granularity, else of the largest power of ten that has one) is asked, and the
-        boundary put on it when it is in the upper bin, else in the middle of what is
-        left."""
+        test rows sit too: the grid value inside each interval, else a multiple of a power
+        of ten at least 10 times its width, if one is inside, is asked, and the boundary
+        put on it when it is in the upper bin, else in the middle of what is left."""
         rounds = [roundest(f, lo, hi) for lo, hi in pairs]
         asks = [probe.at(j, g) for g in rounds if g is not None]
         if asks:
