@@ -8,6 +8,8 @@ oracle's :class:`~stealml.ledger.Ledger`, which counts, prices, limits, caches a
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -20,7 +22,14 @@ from stealml.policies import ApiPolicy
 from stealml.space import FeatureSpace
 from stealml.validation import check_queries
 
-__all__ = ["BaseOracle", "Oracle"]
+__all__ = ["BaseOracle", "Oracle", "fingerprint_of"]
+
+
+def fingerprint_of(description: dict[str, Any]) -> str:
+    """A short stable id for a target and its API, for query logs: sha256 of the
+    description's canonical JSON (non-JSON values by their ``str``)."""
+    text = json.dumps(description, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 @runtime_checkable

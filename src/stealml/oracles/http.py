@@ -16,8 +16,6 @@ References: Tramèr et al., USENIX Security 2016, sections 2.2 and 5.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import replace
 from typing import Any
@@ -28,7 +26,7 @@ import numpy as np
 from stealml.exceptions import InvalidInputError, OracleError
 from stealml.ledger import Ledger
 from stealml.models.tree_service import identity_key
-from stealml.oracles.base import BaseOracle
+from stealml.oracles.base import BaseOracle, fingerprint_of
 from stealml.oracles.transport import JsonClient, MalformedAnswer, RetryPolicy, post_in_chunks
 from stealml.policies import ApiPolicy
 from stealml.space import ContinuousFeature, FeatureSpace
@@ -130,8 +128,7 @@ class HttpOracle(BaseOracle):
 
     @property
     def fingerprint(self) -> str:
-        desc = json.dumps({"url": self.client.base_url, "model": self.meta}, sort_keys=True)
-        return hashlib.sha256(desc.encode()).hexdigest()[:32]
+        return fingerprint_of({"url": self.client.base_url, "model": self.meta})
 
     @property
     def classes(self) -> np.ndarray | None:

@@ -6,7 +6,6 @@ References: Tramèr et al., USENIX Security 2016, section 2.2 (ML services) and 
 from __future__ import annotations
 
 import hashlib
-import json
 import pickle
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -18,7 +17,7 @@ from stealml.answers import to_jsonable
 from stealml.exceptions import FeatureCountError, ModelFileError, OracleUnavailableError
 from stealml.ledger import Ledger
 from stealml.models.onnx import OnnxModel
-from stealml.oracles.base import BaseOracle
+from stealml.oracles.base import BaseOracle, fingerprint_of
 from stealml.policies import ApiPolicy
 from stealml.space import FeatureSpace
 
@@ -97,10 +96,8 @@ class LocalOracle(BaseOracle):
     def fingerprint(self) -> str:
         if self._digest is None:
             self._digest = model_digest(self._model)
-        desc = json.dumps({"model": self._digest, "policy": self.policy.describe(),
-                           "space": self.space.to_dict(), "input": self._model_input},
-                          sort_keys=True)
-        return hashlib.sha256(desc.encode()).hexdigest()[:32]
+        return fingerprint_of({"model": self._digest, "policy": self.policy.describe(),
+                              "space": self.space.to_dict(), "input": self._model_input})
 
     @property
     def classes(self) -> np.ndarray | None:

@@ -12,8 +12,6 @@ check theirs: malformed ones are retried, then refused, never used.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -22,7 +20,7 @@ import httpx
 import numpy as np
 
 from stealml.ledger import Ledger
-from stealml.oracles.base import BaseOracle
+from stealml.oracles.base import BaseOracle, fingerprint_of
 from stealml.oracles.http import raw_queries
 from stealml.oracles.transport import JsonClient, MalformedAnswer, RetryPolicy, post_in_chunks
 from stealml.policies import ApiPolicy, Output
@@ -100,9 +98,8 @@ class JsonApiOracle(BaseOracle):
 
     @property
     def fingerprint(self) -> str:
-        desc = json.dumps({"url": self.client.base_url, "mapping": asdict(self.mapping),
-                           "space": self.space.to_dict()}, sort_keys=True, default=str)
-        return hashlib.sha256(desc.encode()).hexdigest()[:32]
+        return fingerprint_of({"url": self.client.base_url, "mapping": asdict(self.mapping),
+                              "space": self.space.to_dict()})
 
     @property
     def classes(self) -> np.ndarray | None:

@@ -17,8 +17,6 @@ References: KServe Open Inference Protocol (REST); Tramèr et al. 2016, section 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +25,7 @@ import numpy as np
 
 from stealml.exceptions import OracleError
 from stealml.ledger import Ledger
-from stealml.oracles.base import BaseOracle
+from stealml.oracles.base import BaseOracle, fingerprint_of
 from stealml.oracles.transport import JsonClient, MalformedAnswer, RetryPolicy, post_in_chunks
 from stealml.policies import ApiPolicy
 from stealml.space import FeatureSpace
@@ -94,10 +92,9 @@ class OipOracle(BaseOracle):
 
     @property
     def fingerprint(self) -> str:
-        desc = json.dumps({"url": self.client.base_url, "model": self.model_name,
-                           "meta": self.meta, "space": self.space.to_dict(),
-                           "policy": self.policy.describe()}, sort_keys=True, default=str)
-        return hashlib.sha256(desc.encode()).hexdigest()[:32]
+        return fingerprint_of({"url": self.client.base_url, "model": self.model_name,
+                              "meta": self.meta, "space": self.space.to_dict(),
+                              "policy": self.policy.describe()})
 
     @property
     def classes(self) -> np.ndarray | None:
