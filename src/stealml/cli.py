@@ -81,21 +81,24 @@ def _info_dict(info: Any) -> dict[str, Any]:
 @click.option("--max-leaves", type=click.IntRange(min=2), default=None,
               help="Trees: most leaves.")
 @click.option("--max-depth", type=click.IntRange(min=1), default=None, help="Trees: most depth.")
+@click.option("--epsilon", type=float, default=None,
+              help="dp-logreg: the differential-privacy budget (default 1.0).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Where to write the target (.skops).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def train(data: str, kind: str, seed: int, max_leaves: int | None, max_depth: int | None,
-          out: str, as_json: bool) -> None:
+          epsilon: float | None, out: str, as_json: bool) -> None:
     """Train a target model on a data set and save it with its feature space."""
     from stealml.experiments.training import train_target
 
     with _spinner(f"training {kind} on {data}", enabled=not as_json):
         report = train_target(data, kind, out, seed=seed, max_leaves=max_leaves,
-                              max_depth=max_depth)
+                              max_depth=max_depth, epsilon=epsilon)
     if as_json:
         click.echo(json.dumps(report))
     else:
-        click.echo(f"trained {kind} on {data}: {report['features']} features, "
+        private = f" (epsilon {report['epsilon']:g})" if "epsilon" in report else ""
+        click.echo(f"trained {kind}{private} on {data}: {report['features']} features, "
                    f"test {report['metric']} {report['score']:.4f}, saved to {out}")
 
 
