@@ -4,6 +4,10 @@ A *signer* answers a batch of values of the feature with, per value, the probe t
 a signature to compare: the answer's identity and fields, or a tuple of several answers
 when one answer is not enough to tell two nodes apart.
 
+Searches are generators (:data:`~stealml.attacks._trees.Asking`): they yield the rows they
+need answered and receive the probes, so that :func:`~stealml.attacks._trees.drive` can run
+the searches of a whole layer of the tree in lockstep, one request per round.
+
 References: Tramèr et al., USENIX Security 2016, section 4.2.1 (LINE SEARCH, CATEGORY SPLIT).
 """
 
@@ -15,44 +19,45 @@ from typing import Any
 
 import numpy as np
 
-from stealml.attacks._trees import Grid, Predicate, Probe, Row, TreeQuerier, with_value
+from stealml.attacks._trees import Asking, Grid, Predicate, Probe, Row, with_value
 
 __all__ = ["Piece", "Signer", "category_pieces", "deep_signer", "interval_pieces",
            "simple_signer"]
 
 Signed = tuple[Probe, Hashable]
-Signer = Callable[[Sequence[Any]], list[Signed]]
+Signer = Callable[[Sequence[Any]], Asking[list[Signed]]]
 Piece = tuple[Predicate, Any, Probe, Any]  # predicate, representative, its answer, other value
 
 
-def simple_signer(tq: TreeQuerier, row: Row, i: int) -> Signer:
+def simple_signer(row: Row, i: int) -> Signer:
     """Sign a value of feature ``i`` by the answer to ``row`` with ``i`` set to it."""
-    def sign(values: Sequence[Any]) -> list[Signed]:
-        return [(p, p.signature) for p in tq.ask([with_value(row, i, v) for v in values])]
+    def sign(values: Sequence[Any]) -> Asking[list[Signed]]:
+        probes = yield [with_value(row, i, v) for v in values]
+        return [(p, p.signature) for p in probes]
     return sign
 
 
-def deep_signer(tq: TreeQuerier, row: Row, i: int, s: int, reps: Sequence[Any]) -> Signer:
+def deep_signer(row: Row, i: int, s: int, reps: Sequence[Any]) -> Signer:
     """Sign a value of ``i`` by that answer and the answers one split further down (``s``
     set to each of ``reps``): tells apart two nodes that answer alike."""
     n = len(reps) + 1
 
-    def sign(values: Sequence[Any]) -> list[Signed]:
+    def sign(values: Sequence[Any]) -> Asking[list[Signed]]:
         rows = []
         for v in values:
             base = with_value(row, i, v)
             rows += [base, *(with_value(base, s, w) for w in reps)]
-        probes = tq.ask(rows)
+        probes = yield rows
         return [(probes[j * n], tuple(p.signature for p in probes[j * n:(j + 1) * n]))
                 for j in range(len(values))]
     return sign
 
 
 def category_pieces(sign: Signer, values: Sequence[str], known: dict[str, Signed],
-                    rng: np.random.Generator) -> list[Piece]:
+                    rng: np.random.Generator) -> Asking[list[Piece]]:
     """Group the values by signature: one piece (a set of values) per group."""
     ask = [v for v in values if v not in known]
-    signed = {**known, **dict(zip(ask, sign(ask), strict=True))}
+    signed = {**known, **dict(zip(ask, (yield from sign(ask)), strict=True))}
     groups: dict[Hashable, list[str]] = {}
     for v in values:
         groups.setdefault(signed[v][1], []).append(v)
@@ -66,7 +71,7 @@ def category_pieces(sign: Signer, values: Sequence[str], known: dict[str, Signed
 
 def interval_pieces(sign: Signer, grid: Grid, domain: tuple[float, float],
                     known: dict[int, Signed], probes: int,
-                    rng: np.random.Generator) -> list[Piece]:
+                    rng: np.random.Generator) -> Asking[list[Piece]]:
     """Cut ``domain`` where the signature changes: bisect every segment whose ends differ
     (all segments of a round in one batch), after ``probes`` random extra values."""
     first, last = grid.span(*domain)
@@ -74,7 +79,7 @@ def interval_pieces(sign: Signer, grid: Grid, domain: tuple[float, float],
     start = [k for k in start if first <= k <= last]
     seen = dict(known)
     ask = [k for k in start if k not in seen]
-    seen.update(zip(ask, sign([grid.value(k) for k in ask]), strict=True))
+    seen.update(zip(ask, (yield from sign([grid.value(k) for k in ask])), strict=True))
     segments = list(itertools.pairwise(start))
     cuts: list[int] = []
     while segments:
@@ -87,7 +92,7 @@ def interval_pieces(sign: Signer, grid: Grid, domain: tuple[float, float],
             else:
                 todo.append((a, (a + b) // 2, b))
         mids = [m for _, m, _ in todo]
-        seen.update(zip(mids, sign([grid.value(m) for m in mids]), strict=True))
+        seen.update(zip(mids, (yield from sign([grid.value(m) for m in mids])), strict=True))
         segments = [s for a, m, b in todo for s in ((a, m), (m, b))]
     return _pieces_from_cuts(grid, domain, (first, last), sorted(cuts), seen, rng)
 

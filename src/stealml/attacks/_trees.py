@@ -11,8 +11,9 @@ References: Tramèr et al., USENIX Security 2016, section 4.2.1 (LINE SEARCH, CA
 from __future__ import annotations
 
 import math
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -22,10 +23,14 @@ from stealml.models.tree import ExtractedTreeClassifier, ExtractedTreeRegressor
 from stealml.oracles.base import Oracle
 from stealml.space import ContinuousFeature, FeatureSpace
 
-__all__ = ["Exhausted", "Grid", "Leaf", "Probe", "TreeQuerier", "build_tree", "grids", "with_value"]
+__all__ = ["Asking", "Exhausted", "Grid", "Leaf", "Probe", "TreeQuerier", "build_tree", "drive",
+           "grids", "with_value"]
 
 Row = list[Any]
 Predicate = tuple[float, float] | frozenset[str]
+T = TypeVar("T")
+# a search that yields the rows it needs answered, is sent their probes, returns a T
+Asking = Generator[list[Row], list["Probe"], T]
 
 
 def with_value(row: Row, i: int, value: Any) -> Row:
@@ -171,9 +176,14 @@ class TreeQuerier:
     def encode(self, rows: list[Row]) -> np.ndarray:
         """Encode raw rows as the space does (continuous values by its linear map)."""
         X = np.empty((len(rows), self.space.n_encoded))
-        for r, row in enumerate(rows):
-            for i, value in enumerate(row):
-                X[r, self._slices[i]] = self._chunk(i, value)
+        for i, column in enumerate(zip(*rows, strict=True)):
+            if i in self._affine:
+                a, b = self._affine[i]
+                values = np.array([np.nan if v is None else v for v in column], dtype=float)
+                X[:, self._slices[i].start] = a * values + b
+            else:
+                for r, value in enumerate(column):
+                    X[r, self._slices[i]] = self._chunk(i, value)
         return X
 
     def ask(self, rows: list[Row]) -> list[Probe]:
@@ -205,6 +215,29 @@ class TreeQuerier:
                 probabilities=None if proba is None else proba[i].tolist(),
                 value=None if answers.values is None else float(answers.values[i])))
         return out
+
+
+def drive(tq: TreeQuerier, searches: list[Asking[T]]) -> list[T]:
+    """Run ``searches`` in lockstep: each round, the rows all of them wait for go out as
+    one request (the ledger answers a row asked twice once). Returns their results."""
+    results: list[Any] = [None] * len(searches)
+    waiting: dict[int, list[Row]] = {}
+    for j, search in enumerate(searches):
+        try:
+            waiting[j] = next(search)
+        except StopIteration as stop:
+            results[j] = stop.value
+    while waiting:
+        probes = tq.ask([row for rows in waiting.values() for row in rows])
+        start, still = 0, {}
+        for j, rows in waiting.items():
+            part, start = probes[start:start + len(rows)], start + len(rows)
+            try:
+                still[j] = searches[j].send(part)
+            except StopIteration as stop:
+                results[j] = stop.value
+        waiting = still
+    return results
 
 
 def check_leaf_count(n_leaves: int, max_leaves: int) -> None:

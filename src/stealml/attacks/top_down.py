@@ -31,6 +31,7 @@ from stealml.attacks._tree_search import (
     simple_signer,
 )
 from stealml.attacks._trees import (
+    Asking,
     Exhausted,
     Leaf,
     Predicate,
@@ -39,6 +40,7 @@ from stealml.attacks._trees import (
     TreeQuerier,
     build_tree,
     check_leaf_count,
+    drive,
     grids,
     with_value,
 )
@@ -51,6 +53,7 @@ from stealml.space import CategoricalFeature
 
 __all__ = ["TopDown"]
 
+Split = tuple[int, list[Piece]]  # the feature a node splits on, and its children
 
 
 @dataclass
@@ -115,29 +118,29 @@ class TopDown(Attack):
     def _run(self, oracle: Oracle, querier: Querier) -> tuple[Any, bool, dict[str, Any]]:
         tq = TreeQuerier(oracle, querier)
         self._grids = grids(oracle.space, self.epsilon)
+        self._space = oracle.space
         self._rng = as_generator(self.random_state)
         leaves: list[Leaf] = []
-        stack: list[Node] = []
+        layer: list[Node] = []
         complete = True
         try:
             root: Row = [None] * oracle.space.n_features
-            stack.append(Node(root, {}, tq.ask([root])[0]))
-            while stack:
-                node = stack[-1]
-                children = self._expand(tq, node)
-                if children is not None and node.alt is not None:
-                    children = self._verify(tq, node, *children)
-                stack.pop()
-                if children is None:
-                    leaves.append(Leaf(node.probe, dict(node.preds), complete=True))
-                    check_leaf_count(len(leaves), self.max_leaves)
-                    continue
-                i, pieces = children
-                stack += [Node(with_value(node.row, i, rep), {**node.preds, i: pred}, child, i,
-                               alt) for pred, rep, child, alt in reversed(pieces)]
+            layer = [Node(root, {}, tq.ask([root])[0])]
+            while layer:
+                found = drive(tq, [self._children(tq, node) for node in layer])
+                deeper: list[Node] = []
+                for node, children in zip(layer, found, strict=True):
+                    if children is None:
+                        leaves.append(Leaf(node.probe, dict(node.preds), complete=True))
+                        continue
+                    i, pieces = children
+                    deeper += [Node(with_value(node.row, i, rep), {**node.preds, i: pred},
+                                    child, i, alt) for pred, rep, child, alt in pieces]
+                check_leaf_count(len(leaves) + len(deeper), self.max_leaves)
+                layer = deeper
         except Exhausted:
             complete = False
-            leaves += [Leaf(n.probe, dict(n.preds), complete=False) for n in stack]
+            leaves += [Leaf(n.probe, dict(n.preds), complete=False) for n in layer]
         model = build_tree(oracle, leaves)
         return model, complete, {"leaves": len(leaves),
                                  "unique_ids": len({leaf.probe.key for leaf in leaves})}
@@ -159,13 +162,21 @@ class TopDown(Attack):
                 f"{', '.join(sorted(new - set(tq.space.names)))}")
         return None if not new else tq.space.names.index(next(iter(new)))
 
-    def _expand(self, tq: TreeQuerier, node: Node) -> tuple[int, list[Piece]] | None:
+    def _children(self, tq: TreeQuerier, node: Node) -> Asking[Split | None]:
+        """The node's split into children (None for a leaf), verified where it can hide
+        two nodes that answer alike."""
+        children = yield from self._expand(tq, node)
+        if children is not None and node.alt is not None:
+            children = yield from self._verify(node, *children)
+        return children
+
+    def _expand(self, tq: TreeQuerier, node: Node) -> Asking[Split | None]:
         """The node's split: on a feature set higher up (a node below may test it again,
         seen as the answer changing within the feature's range), else on the new one."""
         for i in sorted(node.preds):
             if i != node.fresh:
-                pieces = self._pieces(tq, node, simple_signer(tq, node.row, i), i,
-                                      node.preds[i], probes=0)
+                pieces = yield from self._pieces(node, simple_signer(node.row, i), i,
+                                                 node.preds[i], probes=0)
                 if len(pieces) > 1:
                     return i, pieces
         new = self._split_feature(tq, node)
@@ -174,33 +185,35 @@ class TopDown(Attack):
         f = tq.space.features[new]
         domain: Predicate = (frozenset(f.values) if isinstance(f, CategoricalFeature)
                              else (-math.inf, math.inf))
-        return new, self._pieces(tq, node, simple_signer(tq, node.row, new), new, domain,
-                                 probes=self.probes)
+        pieces = yield from self._pieces(node, simple_signer(node.row, new), new, domain,
+                                         probes=self.probes)
+        return new, pieces
 
-    def _verify(self, tq: TreeQuerier, node: Node, s: int,
-                pieces: list[Piece]) -> tuple[int, list[Piece]]:
+    def _verify(self, node: Node, s: int, pieces: list[Piece]) -> Asking[Split]:
         """Ask the children again with the fresh feature at its other value: answers that
         differ show two nodes merged into one piece (they answered alike); the piece is
         then cut again, each value signed by its answers one split further down."""
         i, reps = node.fresh, [rep for _, rep, _, _ in pieces]
         other = with_value(node.row, i, node.alt)
-        again = tq.ask([with_value(other, s, rep) for rep in reps])
+        again = yield [with_value(other, s, rep) for rep in reps]
         differ = sum(p.signature != q.signature for (_, _, p, _), q in zip(pieces, again,
                                                                              strict=True))
         if differ < min(2, len(pieces)):
             return s, pieces  # one child apart: a test on i below it, found there
-        sign = deep_signer(tq, node.row, i, s, reps)
-        return i, self._pieces(tq, node, sign, i, node.preds[i], probes=0)
+        sign = deep_signer(node.row, i, s, reps)
+        pieces = yield from self._pieces(node, sign, i, node.preds[i], probes=0)
+        return i, pieces
 
-    def _pieces(self, tq: TreeQuerier, node: Node, sign: Signer, i: int, domain: Predicate,
-                probes: int) -> list[Piece]:
+    def _pieces(self, node: Node, sign: Signer, i: int, domain: Predicate,
+                probes: int) -> Asking[list[Piece]]:
         value = node.row[i]
+        known_sign = [] if value is None else (yield from sign([value]))
         if isinstance(domain, frozenset):
-            f = tq.space.features[i]
+            f = self._space.features[i]
             values = [v for v in f.values if v in domain]  # type: ignore[union-attr]
-            known = {} if value is None else dict(zip([value], sign([value]), strict=True))
-            return category_pieces(sign, values, known, self._rng)
+            known = dict(zip([value], known_sign, strict=True)) if known_sign else {}
+            return (yield from category_pieces(sign, values, known, self._rng))
         grid = self._grids[i]
         assert grid is not None, "a continuous feature always has a grid"
-        known = {} if value is None else {grid.index(value): sign([value])[0]}
-        return interval_pieces(sign, grid, domain, known, probes, self._rng)
+        known_k = {grid.index(value): known_sign[0]} if known_sign else {}
+        return (yield from interval_pieces(sign, grid, domain, known_k, probes, self._rng))
