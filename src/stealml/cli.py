@@ -242,6 +242,52 @@ def reproduce(name: str, out: str, quick: bool) -> None:
 
 
 @main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--jobs", "n_jobs", type=int, default=None,
+              help="Run on this many local processes (joblib).")
+@click.option("--dask-local", type=int, default=None,
+              help="Start a local Dask cluster of this many workers for the grid.")
+@click.option("--scheduler", default=None,
+              help="Run on the Dask cluster whose scheduler is at this address "
+                   "(tcp://HOST:8786).")
+@click.option("--store", type=click.Path(dir_okay=False), default="results.sqlite",
+              show_default=True,
+              help="SQLite results store: finished jobs are not run again.")
+@click.option("--out", type=click.Path(file_okay=False), default="grid-out",
+              show_default=True, help="Folder for grid.json and grid.md.")
+@click.option("--no-retry-failed", is_flag=True,
+              help="Keep the errors of jobs that failed in an earlier run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
+def grid(config: str, n_jobs: int | None, dask_local: int | None, scheduler: str | None,
+         store: str, out: str, no_retry_failed: bool, as_json: bool) -> None:
+    """Run every job of a grid CONFIG (.toml or .json) that the results store lacks.
+
+    Each (data set, model, attack, budget, seed, defence) cell is a job; a failed job
+    is recorded with its error and the others go on. See docs/grids.md.
+    """
+    from stealml.experiments.executors import make_executor
+    from stealml.experiments.grid import load_grid, run_grid, write_summary
+    from stealml.experiments.store import ResultStore
+
+    spec = load_grid(config)
+    executor = make_executor(jobs=n_jobs, dask_local=dask_local, scheduler=scheduler)
+    with ResultStore(store) as results:
+        run = run_grid(spec.jobs, results, executor, name=spec.name,
+                       retry_failed=not no_retry_failed, progress=not as_json and None)
+    paths = write_summary(run, out)
+    if as_json:
+        click.echo(json.dumps({**run.summary(), "files": [str(p) for p in paths]}))
+        return
+    s = run.summary()
+    click.echo(f"{s['jobs']} jobs: {s['ran']} run, {s['reused']} reused from {store}, "
+               f"{s['failed']} failed ({s['seconds']:.1f} s)")
+    for o in run.failed[:10]:
+        click.echo(f"  failed {o.config}: {(o.error or '').splitlines()[0]}", err=True)
+    for path in paths:
+        click.echo(str(path))
+
+
+@main.command()
 @click.argument("models", nargs=-1)
 @click.option("--config", type=click.Path(dir_okay=False, exists=True), default=None,
               help="service.toml with models, policies and API keys (see docs/server.md).")

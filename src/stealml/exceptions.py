@@ -17,7 +17,8 @@
     │   └── OracleUnavailableError            the target could not be reached
     ├── QueryBudgetExceeded                   a query would go past the ledger's budget
     ├── LedgerError                           the query log cannot be used (other target, corrupt)
-    └── DatasetError                          an unknown or unreadable data set
+    ├── DatasetError                          an unknown or unreadable data set
+    └── GridError                             a grid's results store or cluster cannot be used
 
 Foreign errors (onnxruntime, sqlite3, skops) are translated at the boundary with
 ``raise ... from exc`` so callers only ever need to catch :class:`StealmlError`.
@@ -109,3 +110,7 @@ class LedgerError(StealmlError):
 
 class DatasetError(StealmlError):
     """An unknown data set, or one whose files cannot be read."""
+
+
+class GridError(StealmlError):
+    """A grid's results store cannot be used, or its Dask cluster cannot be reached."""

@@ -14,18 +14,23 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from joblib import Parallel, delayed
 
 from stealml.attacks.adaptive import RetrainAdaptive
 from stealml.attacks.base import Attack
 from stealml.attacks.lowd_meek import LowdMeek
 from stealml.attacks.retraining import RetrainLineSearch, RetrainUniform
 from stealml.datasets import load
+from stealml.exceptions import StealmlError
+from stealml.experiments.executors import Executor, make_executor
+from stealml.experiments.grid import run_grid
+from stealml.experiments.jobs import Job
 from stealml.experiments.progress import track
+from stealml.experiments.store import ResultStore
 from stealml.experiments.tables import write_results
 from stealml.ledger import Ledger
 from stealml.metrics import fidelity
@@ -33,13 +38,15 @@ from stealml.oracles.local import LocalOracle
 from stealml.policies import ApiPolicy
 from stealml.targets import make_target
 
-__all__ = ["FIGURES", "PAPER", "figure4", "figure5", "figure6", "mlp_row", "run_figure"]
+__all__ = ["FIGURES", "PAPER", "cell", "figure4", "figure5", "figure6", "figure_jobs", "mlp_row",
+           "run_figure"]
 
 ALPHAS = (0.5, 1, 2, 5, 10, 20, 50, 100)
 QUICK_ALPHAS = (1, 10, 100)
 BINARY = ("circles", "moons", "breast-cancer", "diabetes", "mushrooms", "adult-income")
 MULTICLASS = ("blobs", "5-class", "iris", "digits", "adult-race")
 SVM_TRAIN_ROWS = 5000  # RBF targets train on at most this many rows (SVC is quadratic)
+JOBS_STORE = "jobs.sqlite"  # finished grid jobs, in the output folder: a rerun resumes
 
 Strategy = Callable[[str, int], Attack]
 
@@ -94,42 +101,70 @@ def _target(kind: str, data: str, seed: int) -> tuple[Any, Any]:
     return ds, model
 
 
-def _one(figure: Figure, data: str, seed: int, alphas: tuple[float, ...],
-         n_uniform: int) -> list[dict[str, Any]]:
-    """Every strategy and alpha on one target."""
-    ds, target = _target(figure.kind, data, seed)
+def _strategies(figure: Figure) -> dict[str, Strategy]:
     strategies: dict[str, Strategy] = dict(STRATEGIES)
     if figure.lowd_meek:
         strategies["lowd-meek"] = lambda family, s: LowdMeek(degree=1, random_state=s)
-    rows = []
-    for name, make in strategies.items():
-        for alpha in alphas:
-            attack = make(figure.family, seed)
-            unknowns = attack.n_unknowns(ds.space.n_encoded, len(target.classes_))
-            budget = max(1, math.ceil(alpha * unknowns))
-            oracle = LocalOracle(target, ds.space, ApiPolicy(output="labels"),
-                                 ledger=Ledger(budget=budget))
-            result = attack.run(oracle)
-            fid = fidelity(target, result.model, ds.space, ds.X_test, n_uniform, seed)
-            rows.append({"data set": data, "seed": seed, "strategy": name, "alpha": alpha,
-                         "queries": result.queries, "complete": result.complete,
-                         "r_test": fid["r_test"], "r_unif": fid["r_unif"],
-                         "seconds": result.seconds})
-    return rows
+    return strategies
 
 
-def run_figure(name: str, out: Path, quick: bool = False, seeds: int | None = None,
-               n_jobs: int = 2) -> list[Path]:
-    """Run one figure's grid; write per-target rows, averaged rows and a PNG."""
+def cell(figure: str, data: str, seed: int, strategy: str, alpha: float,
+         n_uniform: int = 10_000) -> dict[str, Any]:
+    """One grid job (task ``labels-only``): one strategy at one alpha on one target."""
+    fig = FIGURES[figure]
+    ds, target = _cached_target(fig.kind, data, seed)
+    attack = _strategies(fig)[strategy](fig.family, seed)
+    unknowns = attack.n_unknowns(ds.space.n_encoded, len(target.classes_))
+    budget = max(1, math.ceil(alpha * unknowns))
+    oracle = LocalOracle(target, ds.space, ApiPolicy(output="labels"),
+                         ledger=Ledger(budget=budget))
+    result = attack.run(oracle)
+    fid = fidelity(target, result.model, ds.space, ds.X_test, n_uniform, seed)
+    return {"queries": result.queries, "complete": result.complete,
+            "r_test": fid["r_test"], "r_unif": fid["r_unif"], "seconds": result.seconds}
+
+
+@lru_cache(maxsize=2)
+def _cached_target(kind: str, data: str, seed: int) -> tuple[Any, Any]:
+    return _target(kind, data, seed)
+
+
+def figure_jobs(name: str, quick: bool = False, seeds: int | None = None) -> list[Job]:
+    """The grid of one figure: a job per (data set, seed, strategy, alpha)."""
     figure = FIGURES[name]
     alphas = QUICK_ALPHAS if quick else ALPHAS
     n_seeds = seeds if seeds is not None else (1 if quick else 3)
     datasets = figure.quick_datasets if quick else figure.datasets
-    jobs = [(data, seed) for seed in range(n_seeds) for data in datasets]
-    parts = Parallel(n_jobs=n_jobs)(
-        delayed(_one)(figure, data, seed, alphas, 10_000)
-        for data, seed in track(jobs, name))
-    rows = [r for part in parts for r in part]
+    return [Job.make("labels-only", {"figure": name, "data": data, "seed": seed,
+                                     "strategy": strategy, "alpha": alpha,
+                                     "n_uniform": 10_000})
+            for seed in range(n_seeds) for data in datasets
+            for strategy in _strategies(figure) for alpha in alphas]
+
+
+def run_figure(name: str, out: Path, quick: bool = False, seeds: int | None = None,
+               n_jobs: int = 2, store: str | Path | None = None,
+               executor: Executor | None = None) -> list[Path]:
+    """Run one figure's grid; write per-target rows, averaged rows and a PNG.
+
+    Jobs already in the results ``store`` (a SQLite file) are not run again; by default
+    they run on ``n_jobs`` local processes.
+    """
+    figure = FIGURES[name]
+    alphas = QUICK_ALPHAS if quick else ALPHAS
+    n_seeds = seeds if seeds is not None else (1 if quick else 3)
+    datasets = figure.quick_datasets if quick else figure.datasets
+    jobs = figure_jobs(name, quick, seeds)
+    with ResultStore(store if store is not None else ":memory:") as results:
+        run = run_grid(jobs, results, executor or make_executor(jobs=n_jobs), name=name)
+    if run.failed:
+        first = run.failed[0]
+        raise StealmlError(f"{len(run.failed)} of {len(jobs)} jobs of {name} failed; first: "
+                           f"{first.config}: {(first.error or '').splitlines()[0]}")
+    rows = [{k: r[k] for k in ("data", "seed", "strategy", "alpha", "queries", "complete",
+                               "r_test", "r_unif", "seconds")} for r in run.rows]
+    for r in rows:
+        r["data set"] = r.pop("data")
     table = average(rows)
     _add_paper(table, name)
     grid = "quick grid" if quick else "full grid"
@@ -214,17 +249,17 @@ def plot(table: list[dict[str, Any]], title: str, path: Path, name: str) -> Path
 
 def figure4(out: Path, quick: bool) -> list[Path]:
     """Binary logistic regression on every binary data set: Lowd-Meek and retraining."""
-    return run_figure("figure4", out, quick)
+    return run_figure("figure4", out, quick, store=out / JOBS_STORE)
 
 
 def figure5(out: Path, quick: bool) -> list[Path]:
     """Softmax regression on every multiclass data set."""
-    return run_figure("figure5", out, quick)
+    return run_figure("figure5", out, quick, store=out / JOBS_STORE)
 
 
 def figure6(out: Path, quick: bool) -> list[Path]:
     """RBF kernel SVMs on every binary data set (gamma by extract-and-test)."""
-    return run_figure("figure6", out, quick)
+    return run_figure("figure6", out, quick, store=out / JOBS_STORE)
 
 
 MLP_DATASETS = ("blobs", "iris", "5-class")
