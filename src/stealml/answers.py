@@ -65,8 +65,10 @@ class Answers:
         labels = np.array([r.get("label") for r in records])
         probs = values = ids = None
         if records and records[0].get("probabilities") is not None:
-            probs = np.array([[np.nan if p is None else p for p in r["probabilities"]]
-                              for r in records], dtype=float)
+            width = len(records[0]["probabilities"])
+            probs = np.array([[np.nan if p is None else p for p in
+                               (r.get("probabilities") or [None] * width)]
+                              for r in records], dtype=float)  # None: labels only from here
         if records and records[0].get("value") is not None:
             values = np.array([r["value"] for r in records], dtype=float)
         if records and records[0].get("id") is not None:

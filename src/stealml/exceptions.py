@@ -16,6 +16,7 @@
     │   ├── OracleCapabilityError             the API does not reveal what the attack needs
     │   └── OracleUnavailableError            the target could not be reached
     ├── QueryBudgetExceeded                   a query would go past the ledger's budget
+    │   └── KeyBlocked                        an extraction monitor flagged the client: no more
     ├── LedgerError                           the query log cannot be used (other target, corrupt)
     ├── DatasetError                          an unknown or unreadable data set
     └── GridError                             a grid's results store or cluster cannot be used
@@ -114,3 +115,22 @@ class DatasetError(StealmlError):
 
 class GridError(StealmlError):
     """A grid's results store cannot be used, or its Dask cluster cannot be reached."""
+
+
+class KeyBlocked(QueryBudgetExceeded):
+    """The service blocked the client: an extraction monitor flagged it.
+
+    It is a :class:`QueryBudgetExceeded` with nothing left, so an attack stops as it does
+    at the end of its budget; ``remaining`` rows of the refused batch (those answered
+    before the flag was raised) may still be asked once.
+    """
+
+    def __init__(self, requested: int, remaining: int, detector: str, at_query: int) -> None:
+        self.detector = detector
+        self.at_query = at_query
+        super().__init__(requested, remaining, at_query)
+        self.args = (f"the service blocked this client: the {detector} monitor flagged it "
+                     f"as extracting the model after {at_query} queries",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])

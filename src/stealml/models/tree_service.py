@@ -214,7 +214,11 @@ class TreeService(BaseEstimator):
         fields = self._fields(X, nodes)
         if self.is_regressor:
             labels = policy.round(labels.astype(float))
-        shown = None if self.is_regressor else policy.reveal(dist)
+        elif policy.perturbs:  # the confidence is perturbed as a two-class answer
+            conf = policy.perturb(np.column_stack([conf, 1.0 - conf]), X)[:, 0]
+        shown = None
+        if not self.is_regressor:
+            labels, shown = policy.apply(labels, dist, X, self.classes_)
         conf = policy.round(conf)
         classes = [] if self.is_regressor else [str(c) for c in to_jsonable(self.classes_)]
         records = []

@@ -14,7 +14,13 @@ import numpy as np
 from sklearn.base import is_regressor
 
 from stealml.answers import to_jsonable
-from stealml.exceptions import FeatureCountError, ModelFileError, OracleUnavailableError
+from stealml.defences.monitor import Monitor
+from stealml.exceptions import (
+    FeatureCountError,
+    KeyBlocked,
+    ModelFileError,
+    OracleUnavailableError,
+)
 from stealml.ledger import Ledger
 from stealml.models.onnx import OnnxModel
 from stealml.oracles.base import BaseOracle, fingerprint_of
@@ -53,6 +59,14 @@ class LocalOracle(BaseOracle):
         Pipeline with its own encoders): the oracle decodes queries for the latter.
     digest : str, optional
         Identifies the model in query logs (e.g. the sha256 of its file).
+    monitor : Monitor, optional
+        Extraction detection (:mod:`stealml.defences`): every paid query is observed as
+        ``client``'s; once flagged, each later query gets the monitor's response, from
+        the query after the flagging one (``block`` raises
+        :class:`~stealml.exceptions.KeyBlocked`, which attacks take as the end of their
+        budget).
+    client : str
+        The client (API key) the monitor records these queries under.
 
     Examples
     --------
@@ -66,7 +80,8 @@ class LocalOracle(BaseOracle):
     def __init__(self, model: Any, space: FeatureSpace | None = None,
                  policy: ApiPolicy | None = None, ledger: Ledger | None = None,
                  model_input: Literal["encoded", "raw"] = "encoded",
-                 digest: str | None = None) -> None:
+                 digest: str | None = None, monitor: Monitor | None = None,
+                 client: str = "local") -> None:
         if not hasattr(model, "predict"):
             raise ModelFileError(f"a {type(model).__name__} cannot predict: not a model")
         n_in = getattr(model, "n_features_in_", None)
@@ -91,6 +106,11 @@ class LocalOracle(BaseOracle):
         self._is_regressor = (is_regressor(model) if not isinstance(model, OnnxModel)
                               else not model.is_classifier)
         self._has_proba = not self._is_regressor and hasattr(model, "predict_proba")
+        n_classes = None if self.classes is None else len(self.classes)
+        self.policy.check_model(n_classes, self._has_proba or self._service)
+        self.monitor = monitor
+        self.client = client
+        self._owed = 0  # rows answered before a block, refused with their batch
 
     @property
     def fingerprint(self) -> str:
@@ -125,12 +145,38 @@ class LocalOracle(BaseOracle):
         return self.space.decode(X) if self._model_input == "raw" else X
 
     def _fetch(self, X: np.ndarray) -> Sequence[dict[str, Any]]:
+        m = self.monitor
+        if m is None:
+            return self._answer(X, self.policy)
+        if m.blocks(self.client):
+            if 0 < len(X) <= self._owed:  # the rows before the flag, asked again
+                self._owed = 0
+                return self._answer(X, self.policy)
+            raise self._blocked(len(X), 0)
+        policy = m.policy_for(self.client, self.policy)
+        records = list(self._answer(X, policy))
+        hit = m.observe(self.client, X, [r["label"] for r in records])
+        if hit is None or hit + 1 == len(X):
+            return records
+        if m.response == "block":
+            self._owed = hit + 1
+            raise self._blocked(len(X), hit + 1)
+        records[hit + 1:] = self._answer(X[hit + 1:], m.flagged_policy(self.policy))
+        return records
+
+    def _blocked(self, requested: int, remaining: int) -> KeyBlocked:
+        assert self.monitor is not None
+        flag = self.monitor.flag(self.client) or {}
+        return KeyBlocked(requested, remaining, flag.get("detector", "?"),
+                          int(flag.get("at_query", 0)))
+
+    def _answer(self, X: np.ndarray, policy: ApiPolicy) -> Sequence[dict[str, Any]]:
         if self._service:
-            return self._model.answer_records(X, self.policy)
+            return self._model.answer_records(X, policy)
         Xm = self._model_rows(X)
         try:
             if self._is_regressor:
-                values = self.policy.round(np.asarray(self._model.predict(Xm), dtype=float))
+                values = policy.round(np.asarray(self._model.predict(Xm), dtype=float))
                 return [{"label": float(v), "value": float(v), "raw": {"prediction": float(v)}}
                         for v in values]
             labels = np.asarray(self._model.predict(Xm))
@@ -138,7 +184,10 @@ class LocalOracle(BaseOracle):
                      if self._has_proba else None)
         except (ValueError, TypeError) as exc:
             raise OracleUnavailableError(f"the model failed to answer: {exc}") from exc
-        shown = None if proba is None else self.policy.reveal(proba)
+        if proba is not None and self.classes is not None:
+            labels, shown = policy.apply(labels, proba, X, self.classes)
+        else:
+            shown = None if proba is None else policy.reveal(proba)
         classes = [to_jsonable(c) for c in (self.classes if self.classes is not None else [])]
         records = []
         for i, label in enumerate(labels):

@@ -11,7 +11,8 @@ Routes (stealml's protocol; the Open Inference Protocol ones are in :mod:`.v2`):
 ==============================  ===========================================================
 
 Predictions need an API key when the service has keys (``Authorization: Bearer KEY`` or
-``X-API-Key``): 401 without one, 403 for a wrong one, 429 past its quota; malformed input
+``X-API-Key``): 401 without one, 403 for a wrong one (or one an extraction monitor
+blocked, code ``extraction_suspected``), 429 past its quota; malformed input
 is 422. Each error has a JSON body. A request sent again with the same ``Idempotency-Key``
 header is answered from the log and not charged twice.
 
@@ -46,7 +47,8 @@ __all__ = ["create_app"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorBody, "description": d} for s, d in (
-        (401, "no API key"), (403, "wrong API key"), (404, "no such model"),
+        (401, "no API key"), (403, "wrong API key, or a key the extraction monitor blocked"),
+        (404, "no such model"),
         (422, "malformed input"), (429, "past the key's quota"))}
 
 ServiceDep = Annotated[Service, Depends(get_service)]
@@ -101,7 +103,7 @@ def _predict(service: Service, who: Caller, served: ServedModel, request_id: str
         return body
 
     return service.answer(who, served, request_id, route, inputs, inputs,
-                          lambda: served.predict(inputs), respond)
+                          lambda policy: served.predict(inputs, policy), respond)
 
 
 def _add_routes(app: FastAPI) -> None:

@@ -26,13 +26,14 @@ import numpy as np
 from sklearn.base import is_regressor
 
 from stealml.answers import to_jsonable
-from stealml.exceptions import InvalidInputError, ModelFileError
+from stealml.defences import Monitor, OutOfDistribution, Prada
+from stealml.exceptions import ConfigurationError, InvalidInputError, ModelFileError
 from stealml.modelio import load_model
 from stealml.models.onnx import OnnxModel
 from stealml.models.tree_service import TreeService, serves_as_tree
 from stealml.policies import ApiPolicy
 from stealml.server.extraction import FeatureExtraction
-from stealml.server.settings import ModelSettings
+from stealml.server.settings import ModelSettings, MonitorSettings
 from stealml.space import FeatureSpace
 
 __all__ = ["Outcome", "ServedModel"]
@@ -115,6 +116,10 @@ class ServedModel:
         raw_classes = getattr(self.model, "classes_", None)
         self.classes: list[Any] = [] if raw_classes is None else to_jsonable(
             np.asarray(raw_classes))
+        self.policy.check_model(None if self.is_regressor else len(self.classes),
+                                self.has_proba or self.tree is not None)
+        self.monitor = None if settings.monitor is None else build_monitor(
+            settings.monitor, self.space.n_encoded)
 
     @property
     def output(self) -> str:
@@ -142,31 +147,67 @@ class ServedModel:
             Z = np.nan_to_num(Z, nan=0.0)
         return Z
 
-    def predict(self, rows: Any) -> Outcome:
-        """Answer raw rows (a list of dicts by feature name, or rows in feature order)."""
-        return self.predict_columns(self.model_input(rows))
+    def encoded(self, inputs: list[Any]) -> np.ndarray:
+        """Inputs as the monitor sees them: model-space rows of the published features
+        (raw rows by name are encoded; V2 tensors' rows already are)."""
+        if inputs and isinstance(inputs[0], dict):
+            return self.space.encode(self.space.as_raw(inputs, allow_missing=True))
+        return np.asarray(inputs, dtype=float).reshape(len(inputs), -1)
 
-    def predict_columns(self, Z: np.ndarray) -> Outcome:
-        """Answer rows already in the model's input columns (NaN where missing)."""
+    def predict(self, rows: Any, policy: ApiPolicy | None = None) -> Outcome:
+        """Answer raw rows (a list of dicts by feature name, or rows in feature order)."""
+        return self.predict_columns(self.model_input(rows), policy)
+
+    def predict_columns(self, Z: np.ndarray, policy: ApiPolicy | None = None) -> Outcome:
+        """Answer rows already in the model's input columns (NaN where missing), under
+        ``policy`` (the model's own by default; a flagged client's otherwise)."""
+        policy = self.policy if policy is None else policy
         if self.tree is not None:
-            return _tree_outcome(self.tree.answer_records(Z, self.policy), self.is_regressor)
-        labels, proba = self._run(Z)
+            return _tree_outcome(self.tree.answer_records(Z, policy), self.is_regressor)
+        labels, proba = self._run(Z, policy)
         out = Outcome(labels=[to_jsonable(v) for v in np.asarray(labels)])
         if self.is_regressor:
-            out.values = self.policy.round(np.asarray(labels, dtype=float))
+            out.values = policy.round(np.asarray(labels, dtype=float))
             out.labels = [float(v) for v in out.values]
         elif proba is not None:
-            out.probabilities = self.policy.reveal(proba)
+            labels, out.probabilities = policy.apply(
+                np.asarray(labels), proba, Z, np.asarray(self.classes, dtype=object))
+            out.labels = [to_jsonable(v) for v in labels]
         return out
 
-    def _run(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def _run(self, Z: np.ndarray, policy: ApiPolicy) -> tuple[np.ndarray, np.ndarray | None]:
         if np.isnan(Z).any():
             raise InvalidInputError(f"model {self.name!r} cannot answer incomplete inputs; "
                                     "give every feature")
         labels = np.asarray(self.model.predict(Z))
         proba = (np.asarray(self.model.predict_proba(Z), dtype=float)
-                 if self.has_proba and self.policy.reveals_probabilities else None)
+                 if self.has_proba and (policy.reveals_probabilities or policy.perturbs)
+                 else None)
         return labels, proba
+
+
+def build_monitor(settings: MonitorSettings, n_columns: int) -> Monitor:
+    """The :class:`~stealml.defences.Monitor` a model's settings describe; its reference
+    data (for ``ood``) is loaded now, so a bad file fails at start-up."""
+    detectors: list[Any] = []
+    for name in settings.detectors:
+        if name == "prada":
+            detectors.append(Prada(delta=settings.prada_delta,
+                                   min_samples=settings.prada_min_samples))
+            continue
+        assert settings.ood_reference is not None  # checked by MonitorSettings
+        try:
+            reference = np.load(settings.ood_reference, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read the ood reference "
+                                     f"{settings.ood_reference}: {exc}") from exc
+        if reference.ndim != 2 or reference.shape[1] != n_columns:
+            raise ConfigurationError(f"the ood reference {settings.ood_reference} has shape "
+                                     f"{reference.shape}, but the model space has "
+                                     f"{n_columns} columns")
+        detectors.append(OutOfDistribution(reference, quantile=settings.ood_quantile,
+                                           alpha=settings.ood_alpha))
+    return Monitor(detectors, response=settings.response, noise=settings.noise)
 
 
 

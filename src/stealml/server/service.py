@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
+from stealml.policies import ApiPolicy
 from stealml.server.errors import ApiError
 from stealml.server.models import Outcome, ServedModel
 from stealml.server.settings import ApiKey, ServiceSettings
@@ -40,6 +41,7 @@ class Service:
         self.models = {m.name: ServedModel(m) for m in settings.models}
         self._keys = list(settings.keys)
         self.log = PredictionLog(settings.log, settings.log_sync)
+        self._replay_monitors()
 
     def model(self, name: str) -> ServedModel:
         try:
@@ -66,20 +68,46 @@ class Service:
         return Caller(match.name, match.quota)
 
     def answer(self, who: Caller, served: ServedModel, request_id: str | None, route: str,
-               body: Any, inputs: list[Any], run: Callable[[], Outcome],
+               body: Any, inputs: list[Any], run: Callable[[ApiPolicy], Outcome],
                respond: Callable[[Outcome], dict[str, Any]]) -> dict[str, Any]:
-        """Answer a batch once: replay a retried request, check the quota, run the model,
-        log every prediction, and return the response (the stored one for a retry)."""
+        """Answer a batch once: replay a retried request, check the quota and the
+        extraction monitor, run the model under the client's policy, log every
+        prediction, show it to the monitor, and return the response (the stored one for
+        a retry)."""
         digest = body_digest(route, body)
         stored = self.log.replay(who.name, request_id, digest)
         if stored is not None:
             return stored
         self.log.check_quota(who.name, who.quota, len(inputs))
-        outcome = run()
+        monitor = served.monitor
+        policy = served.policy
+        if monitor is not None:
+            if monitor.blocks(who.name):
+                flag = monitor.flag(who.name) or {}
+                raise ApiError(403, "extraction_suspected",
+                               f"this key is blocked: the {flag.get('detector')} monitor "
+                               f"flagged it as extracting model {served.name!r} after "
+                               f"{flag.get('at_query')} queries")
+            policy = monitor.policy_for(who.name, policy)
+        outcome = run(policy)
         response = respond(outcome)
         records = outcome.records(served.classes)
-        return self.log.commit(who.name, who.quota, served.name, request_id, digest,
-                               inputs, records, served.policy.price, response)
+        out = self.log.commit(who.name, who.quota, served.name, request_id, digest,
+                              inputs, records, served.policy.price, response)
+        if monitor is not None and out is response:
+            monitor.observe(who.name, served.encoded(inputs), outcome.labels)
+        return out
+
+    def _replay_monitors(self) -> None:
+        """Rebuild each monitor's records from the log: flags survive a restart."""
+        monitored = {n: m for n, m in self.models.items() if m.monitor is not None}
+        if not monitored:
+            return
+        for p in self.log.predictions():
+            served = monitored.get(p["model"])
+            if served is not None and served.monitor is not None:
+                served.monitor.observe(p["key"], served.encoded([p["input"]]),
+                                       [p["output"].get("label")])
 
 
 def get_service(request: Request) -> Service:

@@ -20,6 +20,14 @@ the API keys with their quotas::
     significant_digits = 16       # Amazon; or rounding = 5 (BigML)
     incomplete = "zeros"          # Amazon; "native" for BigML; "reject"
     price = 0.0001                # dollars per prediction
+    # noise = 0.01                # Gaussian noise on probabilities (std), noise_seed = 0
+    # reverse_sigmoid = [0.7, 0.4]  # Lee et al.'s (beta, gamma)
+
+    [models.monitor]              # extraction detection per API key (docs/defences.md)
+    detectors = ["prada", "ood"]  # PRADA; out-of-distribution rate (needs ood_reference)
+    response = "block"            # or "labels", "noise" (std: noise = 0.1), "log"
+    prada_delta = 0.9
+    ood_reference = "adult-train.npy"  # the owner's rows, in the model space
     # space = "space.json"        # FeatureSpace JSON, for a file that carries none (ONNX)
 
 Without any ``[[keys]]`` the service answers everyone (as ``anonymous``). Environment
@@ -32,14 +40,49 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stealml.exceptions import ConfigurationError
 from stealml.policies import ApiPolicy
 
-__all__ = ["ApiKey", "ModelSettings", "ServiceSettings", "key_from_arg", "load_settings",
-           "model_from_arg"]
+__all__ = ["ApiKey", "ModelSettings", "MonitorSettings", "ServiceSettings", "key_from_arg",
+           "load_settings", "model_from_arg"]
+
+
+class MonitorSettings(BaseModel):
+    """Extraction detection on one model's clients (see ``docs/defences.md``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    detectors: list[Literal["prada", "ood"]] = Field(default=["prada"], min_length=1)
+    response: Literal["block", "labels", "noise", "log"] = "block"
+    noise: float = 0.1
+    prada_delta: float = 0.9
+    prada_min_samples: int = 100
+    ood_reference: Path | None = None  # .npy of model-space rows of the owner's data
+    ood_quantile: float = 0.99
+    ood_alpha: float = 1e-6
+
+    @model_validator(mode="after")
+    def _valid(self) -> MonitorSettings:
+        from stealml.defences import Monitor, Prada
+
+        Prada(delta=self.prada_delta, min_samples=self.prada_min_samples)
+        Monitor([Prada()], response=self.response, noise=self.noise)
+        if "ood" in self.detectors and self.ood_reference is None:
+            raise ValueError("the ood detector needs ood_reference, a .npy file of the "
+                             "owner's data in the model space")
+        if not (0.5 <= self.ood_quantile < 1 and 0 < self.ood_alpha < 1):
+            raise ValueError("ood_quantile must be in [0.5, 1) and ood_alpha in (0, 1)")
+        return self
 
 
 class ModelSettings(BaseModel):
@@ -55,14 +98,24 @@ class ModelSettings(BaseModel):
     significant_digits: int | None = None
     incomplete: Literal["reject", "zeros", "native"] = "reject"
     price: float = 0.0
+    noise: float | None = None
+    noise_seed: int = 0
+    reverse_sigmoid: tuple[float, float] | None = None
     extraction: Path | None = None
     space: Path | None = None
+    monitor: MonitorSettings | None = None
+
+    @model_validator(mode="after")
+    def _valid_policy(self) -> ModelSettings:
+        self.policy()  # a bad defence parameter fails when the settings are loaded
+        return self
 
     def policy(self) -> ApiPolicy:
         """The :class:`~stealml.policies.ApiPolicy` these settings describe."""
         return ApiPolicy(output=self.output, top_k=self.top_k, rounding=self.rounding,
                          incomplete=self.incomplete, price=self.price,
-                         significant_digits=self.significant_digits)
+                         significant_digits=self.significant_digits, noise=self.noise,
+                         noise_seed=self.noise_seed, reverse_sigmoid=self.reverse_sigmoid)
 
 
 class ApiKey(BaseModel):
@@ -133,6 +186,9 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Service
             for key in ("path", "space", "extraction"):
                 if isinstance(m, dict) and key in m:
                     m[key] = str(path.parent / m[key])
+            mon = m.get("monitor") if isinstance(m, dict) else None
+            if isinstance(mon, dict) and "ood_reference" in mon:
+                mon["ood_reference"] = str(path.parent / mon["ood_reference"])
     for key in ("models", "keys"):
         data[key] = list(data.get(key, [])) + list(overrides.pop(key, None) or [])
     data.update({k: v for k, v in overrides.items() if v is not None})

@@ -19,6 +19,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Header
 
 from stealml import __version__
+from stealml.policies import ApiPolicy
 from stealml.server.errors import ApiError
 from stealml.server.models import Outcome, ServedModel
 from stealml.server.schemas import V2InferenceRequest, V2InferenceResponse
@@ -94,10 +95,10 @@ def infer(name: str, body: V2InferenceRequest, service: ServiceDep, who: CallerD
     rows = X.tolist()
     request_id = idempotency_key or body.id
 
-    def run() -> Outcome:
+    def run(policy: ApiPolicy) -> Outcome:
         if served.extraction.is_identity:
-            return served.predict_columns(X)
-        return served.predict(served.space.decode(X))
+            return served.predict_columns(X, policy)
+        return served.predict(served.space.decode(X), policy)
 
     def respond(out: Outcome) -> dict[str, Any]:
         tensors = []
@@ -105,8 +106,7 @@ def infer(name: str, body: V2InferenceRequest, service: ServiceDep, who: CallerD
             if o == "predict":
                 tensors.append({"name": o, "shape": [len(rows)], "data": out.labels,
                                 "datatype": _label_type(out.labels)})
-            else:
-                assert out.probabilities is not None  # the policy reveals them in full
+            elif out.probabilities is not None:  # none for a client flagged to labels
                 tensors.append({"name": o, "shape": list(out.probabilities.shape),
                                 "datatype": "FP64",
                                 "data": out.probabilities.ravel().tolist()})

@@ -1,0 +1,142 @@
+"""An out-of-distribution rate monitor: a cheaper heuristic than PRADA.
+
+The model owner knows its training data. A query is *out of distribution* when its
+distance to the nearest training row exceeds the ``quantile`` (0.99 by default) of the
+training rows' own nearest-neighbour distances (leave-one-out), so an honest client's
+queries, drawn from the same distribution, are out with probability about
+1 - quantile. A client is flagged once the number k of its n queries that are out is
+improbable under that rate: the binomial tail P[K >= k | n, 1 - quantile] < ``alpha``.
+With alpha = 1e-6 a client whose first queries all fall outside the data (equation
+solving's random points in a wide feature space) is flagged within a handful of
+queries; an honest client is flagged with probability below alpha per query.
+
+References: the query-distribution monitors surveyed by Juuti et al., "PRADA", IEEE
+EuroS&P 2019, section VII; Kesarwani et al., "Model extraction warning in MLaaS
+paradigm", ACSAC 2018 (coverage of the feature space by a client's queries).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.stats import binom
+from sklearn.neighbors import NearestNeighbors
+
+from stealml.exceptions import ConfigurationError
+from stealml.random import RandomState, as_generator
+
+__all__ = ["OutOfDistribution", "OutOfDistributionState"]
+
+
+@dataclass(frozen=True, eq=False)
+class OutOfDistribution:
+    """The out-of-distribution rate detector's settings and its reference data.
+
+    Parameters
+    ----------
+    reference : array (n, d)
+        Model-space rows of the owner's data (its training split); at least 10.
+    quantile : float
+        A query is out when farther from the data than this quantile of the data's own
+        nearest-neighbour distances (0.5 <= quantile < 1).
+    alpha : float
+        Flag when the binomial tail of the client's out count is below this (0 < alpha < 1).
+    min_queries : int
+        Queries observed before a client can be flagged.
+    max_reference : int
+        Rows of ``reference`` kept (a seeded sample) to bound the cost per query.
+    random_state : int or Generator
+        Seed of that sample.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> ood = OutOfDistribution(rng.normal(0, 0.1, (500, 5)))
+    >>> ood.new_state().update(rng.uniform(-1, 1, (20, 5)), np.zeros(20)) is not None
+    True
+    """
+
+    reference: Any
+    quantile: float = 0.99
+    alpha: float = 1e-6
+    min_queries: int = 3
+    max_reference: int = 2000
+    random_state: RandomState = 0
+    name = "ood"
+    _index: list[Any] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        ref = np.asarray(self.reference, dtype=float)
+        if ref.ndim != 2 or len(ref) < 10 or not np.isfinite(ref).all():
+            raise ConfigurationError("the out-of-distribution monitor needs at least 10 "
+                                     "finite reference rows (the owner's training data)")
+        if not 0.5 <= self.quantile < 1:
+            raise ConfigurationError(f"quantile must be in [0.5, 1), not {self.quantile}")
+        if not 0 < self.alpha < 1:
+            raise ConfigurationError(f"alpha must be between 0 and 1, not {self.alpha}")
+        if int(self.min_queries) != self.min_queries or self.min_queries < 1:
+            raise ConfigurationError(f"min_queries must be >= 1, not {self.min_queries}")
+        if int(self.max_reference) != self.max_reference or self.max_reference < 10:
+            raise ConfigurationError(f"max_reference must be >= 10, not {self.max_reference}")
+
+    def _fitted(self) -> tuple[NearestNeighbors, float]:
+        if not self._index:  # fitted once, on first use, and shared by every client
+            ref = np.asarray(self.reference, dtype=float)
+            if len(ref) > self.max_reference:
+                rng = as_generator(self.random_state)
+                ref = ref[rng.choice(len(ref), self.max_reference, replace=False)]
+            nn = NearestNeighbors(n_neighbors=2).fit(ref)
+            own = nn.kneighbors(ref, 2, return_distance=True)[0][:, 1]
+            self._index.extend([nn, float(np.quantile(own, self.quantile))])
+        return self._index[0], self._index[1]
+
+    @property
+    def radius(self) -> float:
+        """Distance beyond which a query is out of distribution."""
+        return self._fitted()[1]
+
+    def new_state(self) -> OutOfDistributionState:
+        self._fitted()
+        return OutOfDistributionState(self)
+
+
+class OutOfDistributionState:
+    """One client's out-of-distribution record (``queries``, ``out``, ``statistic``: the
+    latest binomial tail, ``flagged_at``: the 1-based query that raised the flag)."""
+
+    def __init__(self, detector: OutOfDistribution) -> None:
+        self.detector = detector
+        self.queries = 0
+        self.out = 0
+        self.statistic: float | None = None
+        self.min_statistic: float | None = None
+        self.flagged_at: int | None = None
+
+    def update(self, X: np.ndarray, labels: Any) -> int | None:
+        """Observe queries in order; returns the index of the row that raised the flag
+        (rows after it are not observed), or None."""
+        if self.flagged_at is not None or len(X) == 0:
+            return None
+        nn, radius = self.detector._fitted()
+        X = np.nan_to_num(np.asarray(X, dtype=float), nan=0.0)
+        far = nn.kneighbors(X, 1, return_distance=True)[0][:, 0] > radius
+        rate = 1.0 - self.detector.quantile
+        for i, is_far in enumerate(far):
+            self.queries += 1
+            self.out += int(is_far)
+            tail = float(binom.sf(self.out - 1, self.queries, rate)) if self.out else 1.0
+            self.statistic = tail
+            self.min_statistic = tail if self.min_statistic is None else min(
+                self.min_statistic, tail)
+            if self.queries >= self.detector.min_queries and tail < self.detector.alpha:
+                self.flagged_at = self.queries
+                return i
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        return {"detector": "ood", "queries": self.queries, "flagged_at": self.flagged_at,
+                "out": self.out, "statistic": self.statistic,
+                "min_statistic": self.min_statistic}
+
