@@ -231,14 +231,39 @@ def evaluate(target: str, stolen: str, space: str | None, data: str | None, seed
 @click.option("--out", type=click.Path(file_okay=False), default="reproduction",
               show_default=True, help="Folder for the JSON, Markdown and PNG files.")
 @click.option("--quick", is_flag=True, help="Fewer seeds and budgets.")
-def reproduce(name: str, out: str, quick: bool) -> None:
-    """Reproduce one of the paper's tables or figures (e.g. table4, figure7)."""
+@click.option("--only", default=None,
+              help="With `all`: a comma-separated subset of the reproductions.")
+def reproduce(name: str, out: str, quick: bool, only: str | None) -> None:
+    """Reproduce one of the paper's tables or figures (e.g. table4, figure7), or `all`
+    of them into one report (report.md, report.html, a folder per reproduction)."""
     from pathlib import Path
 
-    from stealml.experiments.reproduce import run_reproduction
+    from stealml.experiments.reproduce import REPRODUCTIONS, run_reproduction
 
-    for path in run_reproduction(name, Path(out), quick=quick):
-        click.echo(str(path))
+    if name != "all":
+        if only is not None:
+            raise ConfigurationError("--only goes with `stealml reproduce all`")
+        for path in run_reproduction(name, Path(out), quick=quick):
+            click.echo(str(path))
+        return
+    from stealml.experiments.report import reproduce_all
+
+    names = None
+    if only is not None:
+        names = [n.strip() for n in only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in REPRODUCTIONS]
+        if unknown or not names:
+            raise ConfigurationError(f"unknown reproduction(s) {', '.join(unknown) or '-'}; "
+                                     f"choose from: {', '.join(REPRODUCTIONS)}")
+    runs = reproduce_all(out, quick=quick, names=names,
+                         announce=lambda line: click.echo(line, err=True))
+    failed = [r.name for r in runs if not r.ok]
+    click.echo(str(Path(out) / "report.md"))
+    click.echo(str(Path(out) / "report.html"))
+    if failed:
+        click.echo(f"error: {len(failed)} of {len(runs)} reproductions failed: "
+                   f"{', '.join(failed)} (their errors are in the report)", err=True)
+        sys.exit(1)
 
 
 @main.command()

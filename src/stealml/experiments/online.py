@@ -135,7 +135,7 @@ def run_case(url: str, case: OnlineCase, n_uniform: int = R_UNIF_POINTS) -> dict
         "1-R_unif": _pct(1 - (fid["r_unif"] or 0.0)),
         "R_TV test": fid["tv_test"], "R_TV unif": fid["tv_unif"],
         "eval queries": oracle.ledger.queries,
-        "paper queries": case.paper_queries, "paper s": case.paper_seconds,
+        "paper queries": case.paper_queries, "paper seconds": case.paper_seconds,
         "paper price ($)": case.paper_price,
     }
     if case.service == "amazon":
@@ -172,9 +172,9 @@ def _run(cases: list[OnlineCase], quick: bool, what: str) -> list[dict[str, Any]
 TABLE7_COLUMNS = ["model", "OHE", "binning", "epsilon", "bins found", "true bins",
                   "model class",
                   "queries", "seconds", "price ($)", "1-R_test", "1-R_unif", "R_TV unif",
-                  "eval queries", "paper queries", "paper s", "paper price ($)"]
+                  "eval queries", "paper queries", "paper seconds", "paper price ($)"]
 TABLE1_COLUMNS = ["service", "model type", "model", "queries", "seconds", "price ($)",
-                  "1-R_test", "1-R_unif", "paper queries", "paper s", "paper price ($)"]
+                  "1-R_test", "1-R_unif", "paper queries", "paper seconds", "paper price ($)"]
 
 TABLE7_NOTES = (
     "Each target is a scikit-learn logistic regression (softmax for Iris and Digits) over "
