@@ -61,6 +61,18 @@ def test_extract_exact_then_replay(target: Path, tmp_path: Path) -> None:
     assert json.loads(ev.stdout)["fidelity"]["r_test"] == 0
 
 
+def test_functionally_equivalent_on_a_relu_mlp(tmp_path: Path) -> None:
+    path, out = tmp_path / "relu.skops", tmp_path / "stolen.skops"
+    run = stealml("train", "--data", "iris", "--model", "relu-mlp", "--out", str(path))
+    assert run.returncode == 0, run.stderr
+    run = stealml("extract", "--target", str(path), "--attack", "functionally-equivalent",
+                  "--data", "iris", "--out", str(out), "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["complete"] and report["fidelity"]["r_unif"] == 0
+    assert report["fidelity"]["tv_unif"] < 1e-9
+
+
 def test_budget_and_alpha(target: Path) -> None:
     base = ["extract", "--target", str(target), "--attack", "equation-solving", "--json"]
     small = json.loads(stealml(*base, "--budget", "5").stdout)

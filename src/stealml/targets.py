@@ -27,6 +27,8 @@ MODEL_KINDS: dict[str, Factory] = {
     "ovr": lambda seed, leaves, depth: OneVsRestClassifier(LogisticRegression(max_iter=5000)),
     "mlp": lambda seed, leaves, depth: MLPClassifier(
         hidden_layer_sizes=(20,), activation="tanh", max_iter=2000, random_state=seed),
+    "relu-mlp": lambda seed, leaves, depth: MLPClassifier(
+        hidden_layer_sizes=(20,), activation="relu", max_iter=2000, random_state=seed),
     "tree": lambda seed, leaves, depth: DecisionTreeClassifier(
         max_leaf_nodes=leaves, max_depth=depth, random_state=seed),
     "regression-tree": lambda seed, leaves, depth: DecisionTreeRegressor(

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 from sklearn.tree import BaseDecisionTree
@@ -71,7 +72,8 @@ def contract_targets(binary_logreg, softmax_logreg, small_tree, mixed_space) -> 
         ["bins", "bins", "onehot", "onehot"], [1, 1, 2, 3], [[-0.4, 0.3], [0.0], [], []])),
         ("model", LogisticRegression(max_iter=2000))]).fit(
         X, np.digitize(X[:, 0] - X[:, 1] + X[:, 5], [-0.5, 0.5]))
-    return [binary_logreg, softmax_logreg, small_tree, svc, binned]
+    relu = MLPClassifier((6,), max_iter=400, random_state=0).fit(X, X[:, 0] * X[:, 1] > 0)
+    return [binary_logreg, softmax_logreg, small_tree, svc, binned, relu]
 
 
 def _target_for(name: str, targets: list[Any]) -> Any:

@@ -6,6 +6,7 @@ from stealml.attacks.adaptive import RetrainAdaptive
 from stealml.attacks.base import Attack, ExtractionResult, Querier
 from stealml.attacks.equations import EquationSolving
 from stealml.attacks.feature_discovery import FeatureDiscovery
+from stealml.attacks.functional import FunctionallyEquivalent
 from stealml.attacks.lowd_meek import LowdMeek
 from stealml.attacks.path_finding import PathFinding
 from stealml.attacks.retraining import RetrainLineSearch, RetrainUniform
@@ -13,12 +14,13 @@ from stealml.attacks.top_down import TopDown
 from stealml.exceptions import ConfigurationError
 
 __all__ = ["ATTACKS", "Attack", "EquationSolving", "ExtractionResult", "FeatureDiscovery",
-           "LowdMeek", "PathFinding", "Querier", "RetrainAdaptive", "RetrainLineSearch",
-           "RetrainUniform", "TopDown", "get_attack"]
+           "FunctionallyEquivalent", "LowdMeek", "PathFinding", "Querier", "RetrainAdaptive",
+           "RetrainLineSearch", "RetrainUniform", "TopDown", "get_attack"]
 
 ATTACKS: dict[str, type[Attack]] = {
     EquationSolving.name: EquationSolving,
     FeatureDiscovery.name: FeatureDiscovery,
+    FunctionallyEquivalent.name: FunctionallyEquivalent,
     LowdMeek.name: LowdMeek,
     RetrainUniform.name: RetrainUniform,
     RetrainLineSearch.name: RetrainLineSearch,

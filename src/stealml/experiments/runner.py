@@ -64,12 +64,17 @@ def target_space(loaded: LoadedModel, space_path: str | None) -> FeatureSpace:
 
 
 def describe_target(attack: Any, model: Any, model_class: str | None) -> None:
-    """Tell an equation-solving attack the target's model class and architecture, as an
-    API's documentation would (the paper assumes the attacker knows them)."""
+    """Tell an equation-solving or functionally-equivalent attack the target's model
+    class and architecture, as an API's documentation would (the paper assumes the
+    attacker knows them)."""
     from sklearn.neural_network import MLPClassifier
 
+    from stealml.attacks._relu_model import relu_architecture
     from stealml.attacks.equations import EquationSolving, model_class_of
+    from stealml.attacks.functional import FunctionallyEquivalent
 
+    if isinstance(attack, FunctionallyEquivalent) and attack.hidden_layer_sizes is None:
+        attack.hidden_layer_sizes = relu_architecture(model)
     if not isinstance(attack, EquationSolving):
         return
     attack.model_class = model_class or model_class_of(model)

@@ -1,0 +1,212 @@
+"""Reading a ReLU network's outputs and finding where they bend along lines.
+
+A fully connected ReLU network is piecewise linear in its input, and so is every log-ratio
+of its softmax (or the logit of its logistic output): along a line x(t) = p + t v the
+answers are a polyline in t whose corners ("critical points") are the inputs where one
+neuron's pre-activation crosses zero. :func:`find_kinks` locates the corners of one line
+by the slopes at the ends of an interval: when one corner lies between them, the two
+lines through the ends meet exactly there (three queries check it: the answer there and
+the slopes either side); otherwise the interval is halved. :func:`jump` measures the
+change of the Jacobian across a corner, which for a first-layer neuron is its weight row
+(times its output weights).
+
+References: Carlini, Jagielski and Mironov, "Cryptanalytic Extraction of Neural Network
+Models", CRYPTO 2020, sections 4.2-4.3 (critical points by binary search on slopes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from stealml.attacks.base import Querier
+
+__all__ = ["Line", "OutOfBudget", "Outputs", "find_kinks", "jump", "refine_kink"]
+
+EPS_T = 1e-7          # step (in t, a line has length 1) for one-sided slopes
+# smallest probability read: softmax probabilities keep their relative precision down to
+# the normal range; a logistic output's 1 - p loses digits as p nears 1
+MIN_PROBABILITY = {"binary": 1e-9, "softmax": 1e-290}
+
+
+class OutOfBudget(Exception):
+    """The ledger refused a query: the attack stops and keeps what it has."""
+
+
+@dataclass
+class Outputs:
+    """The answers as a piecewise-linear vector function of the scaled input.
+
+    ``kind`` is ``"values"`` (a regressor's value, or raw logits), ``"binary"`` (the
+    logit log(p1 / p0) of a logistic output) or ``"softmax"`` (centred log-probabilities,
+    the logits up to the shift softmax ignores). Queries are in scaled coordinates
+    y = (x - centre) / half_width over the free columns; rows whose answers saturate
+    (see ``MIN_PROBABILITY``) come back as NaN and are counted in ``saturated``.
+    """
+
+    querier: Querier
+    kind: str
+    centre: np.ndarray
+    half_width: np.ndarray
+    free: np.ndarray
+    asked: int = 0
+    saturated: int = 0
+    scale: float = 1.0
+    partial: tuple[np.ndarray, np.ndarray] = field(
+        default_factory=lambda: (np.zeros((0, 0)), np.zeros((0, 0))))
+
+    def to_x(self, Y: np.ndarray) -> np.ndarray:
+        X = np.tile(self.centre, (len(Y), 1))
+        X[:, self.free] += Y * self.half_width[self.free]
+        return X
+
+    def __call__(self, Y: np.ndarray) -> np.ndarray:
+        Y = np.atleast_2d(np.asarray(Y, dtype=float))
+        X = self.to_x(Y)
+        answered, answers = self.querier.ask(X)
+        self.asked += len(answered)
+        if len(answered) < len(X):
+            self.partial = (Y[:len(answered)], self._read(answers))
+            raise OutOfBudget
+        return self._read(answers)
+
+    def _read(self, answers: list[Any]) -> np.ndarray:
+        if not answers:
+            return np.zeros((0, 1))
+        if self.kind == "values":
+            F = np.concatenate([a.values for a in answers])[:, None]
+            return np.asarray(F, dtype=float)
+        P = np.concatenate([a.probabilities for a in answers])
+        bad = ~(P.min(axis=1) >= MIN_PROBABILITY[self.kind])
+        self.saturated += int(bad.sum())
+        with np.errstate(divide="ignore", invalid="ignore"):
+            L = np.log(P)
+        F = L[:, 1:] - L[:, :1] if self.kind == "binary" else L - L.mean(axis=1, keepdims=True)
+        F[bad] = np.nan
+        return F
+
+
+@dataclass
+class Line:
+    """The segment from ``p`` to ``p + v`` (t in [0, 1]) in scaled coordinates."""
+
+    p: np.ndarray
+    v: np.ndarray
+
+    def at(self, t: np.ndarray) -> np.ndarray:
+        return self.p + np.asarray(t, dtype=float)[:, None] * self.v
+
+
+def _close(a: np.ndarray, b: np.ndarray, tol: float) -> bool:
+    return bool(np.all(np.abs(a - b) <= tol * (1.0 + np.abs(a) + np.abs(b))))
+
+
+def find_kinks(f: Outputs, line: Line, tol: float = 1e-7,
+               max_waves: int = 60) -> list[float]:
+    """The corners of ``f`` along ``line``, as sorted t values in (0, 1).
+
+    Intervals are worked on in waves (one batch of queries per wave): an interval whose
+    end slopes agree and whose far end the near end's line predicts holds no corner; one
+    whose two end lines meet at a point where the answer lies on both and the slopes
+    either side are the end slopes holds exactly that corner; any other is split in three
+    queries. A saturated answer (NaN) ends the
+    search of its interval.
+    """
+    e = EPS_T
+    g = f(line.at(np.array([0.0, e, 1.0 - e, 1.0])))
+    if not np.isfinite(g).all():
+        return []
+    work = [(0.0, 1.0, g[0], g[3], (g[1] - g[0]) / e, (g[3] - g[2]) / e)]
+    kinks: list[float] = []
+    for _ in range(max_waves):
+        if not work:
+            break
+        guesses, split = [], []
+        for iv in work:
+            a, b, ga, gb, sa, sb = iv
+            if _close(ga + sa * (b - a), gb, tol) and _close(sa, sb, tol * 10):
+                continue
+            ds = sa - sb
+            j = int(np.argmax(np.abs(ds)))
+            t = (gb[j] - ga[j] + sa[j] * a - sb[j] * b) / ds[j] if ds[j] != 0 else np.nan
+            if np.isfinite(t) and a + 4 * e < t < b - 4 * e:
+                guesses.append((iv, t))
+            elif b - a > 100 * e:
+                split.append(iv)
+        if guesses:
+            # a single corner at t: the answer there lies on both end lines, and the
+            # slopes just before and after t are the end slopes (a meeting point past
+            # every corner of the interval, or before all of them, fails the slopes)
+            pts = np.array([[t - e, t, t + e] for _, t in guesses])
+            gt = f(line.at(pts.ravel())).reshape(len(pts), 3, -1)
+            for (iv, t), (gl, gv, gr) in zip(guesses, gt, strict=True):
+                a, b, ga, gb, sa, sb = iv
+                if (np.isfinite(np.stack([gl, gv, gr])).all() and _close(ga + sa * (t - a), gv, tol)
+                        and _close(gb + sb * (t - b), gv, tol)
+                        and _close((gv - gl) / e, sa, tol * 10)
+                        and _close((gr - gv) / e, sb, tol * 10)):
+                    kinks.append(float(t))
+                elif b - a > 100 * e:
+                    split.append(iv)
+        work = []
+        if split:
+            mids = np.array([(iv[0] + iv[1]) / 2 for iv in split])
+            gm = f(line.at(np.concatenate([mids - e, mids, mids + e])))
+            n = len(split)
+            for k, (a, b, ga, gb, sa, sb) in enumerate(split):
+                lo, mid, hi = gm[k], gm[n + k], gm[2 * n + k]
+                if not (np.isfinite(lo).all() and np.isfinite(mid).all()
+                        and np.isfinite(hi).all()):
+                    continue
+                m = mids[k]
+                work.append((a, m, ga, mid, sa, (mid - lo) / e))
+                work.append((m, b, mid, gb, (hi - mid) / e, sb))
+    return sorted(kinks)
+
+
+def _gradient(f: Outputs, y: np.ndarray, step: float) -> np.ndarray | None:
+    """The Jacobian (outputs x inputs) of ``f`` at ``y``, by central differences, or None
+    if forward and backward differences disagree (a corner lies within ``step``)."""
+    d = len(y)
+    E = np.eye(d) * step
+    F = f(np.vstack([y[None, :], y + E, y - E]))
+    if not np.isfinite(F).all():
+        return None
+    fwd = (F[1:d + 1] - F[0]) / step
+    bwd = (F[0] - F[d + 1:]) / step
+    if not _close(fwd, bwd, 1e-6):
+        return None
+    return np.asarray(((fwd + bwd) / 2).T)
+
+
+def jump(f: Outputs, line: Line, t: float, delta: float) -> np.ndarray | None:
+    """The change of the Jacobian across the corner at ``t`` (from t - delta to
+    t + delta), or None when no clean measurement was possible."""
+    y = line.at(np.array([t]))[0]
+    dy = delta * line.v
+    step = min(1e-4, delta * float(np.linalg.norm(line.v)) / 20)
+    for _ in range(3):
+        lo, hi = _gradient(f, y - dy, step), _gradient(f, y + dy, step)
+        if lo is not None and hi is not None:
+            return hi - lo
+        step /= 50
+    return None
+
+
+def refine_kink(f: Outputs, line: Line, t: float, delta: float) -> float:
+    """``t`` sharpened: the meeting point of the two lines fitted just either side of it
+    (at distance ``delta``), where slope errors barely move it."""
+    e = min(EPS_T, delta / 10)
+    ts = np.array([t - delta - e, t - delta, t + delta, t + delta + e])
+    g = f(line.at(ts))
+    if not np.isfinite(g).all():
+        return t
+    sa, sb = (g[1] - g[0]) / e, (g[3] - g[2]) / e
+    ds = sa - sb
+    j = int(np.argmax(np.abs(ds)))
+    if ds[j] == 0:
+        return t
+    new = (g[2][j] - g[1][j] + sa[j] * ts[1] - sb[j] * ts[2]) / ds[j]
+    return float(new) if abs(new - t) < delta else t
