@@ -1,4 +1,4 @@
-# make demo: steal a logistic regression trained on Adult, end to end.
+# make demo: steal a logistic regression trained on Adult, end to end, then assess it.
 # make test: install what the tests need, lint, type-check, run the tests.
 PYTHON ?= python3
 VENV := .venv
@@ -26,6 +26,9 @@ demo: $(VENV)/.core
 	$(BIN)/stealml extract --target $(DEMO)/target.skops --attack equation-solving \
 		--data adult-income --price 0.0001 --log $(DEMO)/queries.sqlite \
 		--out $(DEMO)/stolen.skops
+	$(BIN)/stealml assess --target $(DEMO)/target.skops --budget-dollars 0.2 \
+		--attack equation-solving --attack lowd-meek --attack retrain-uniform \
+		--out $(DEMO)/assessment
 
 # MLServer (for the integration test and the throughput benchmark) pins an older FastAPI:
 # it gets a virtual environment of its own, made once.

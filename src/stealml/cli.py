@@ -267,6 +267,86 @@ def reproduce(name: str, out: str, quick: bool, only: str | None) -> None:
 
 
 @main.command()
+@click.option("--target", type=click.Path(dir_okay=False), default=None,
+              help="The model file (.skops, .onnx), served locally; or give --url.")
+@click.option("--url", default=None, help="A prediction service's base URL.")
+@click.option("--model", "model_name", default=None,
+              help="--url: the model's name (optional when the service has one).")
+@click.option("--api-key", envvar="STEALML_API_KEY", default=None,
+              help="--url: the service's API key (or STEALML_API_KEY).")
+@click.option("--protocol", type=click.Choice(["stealml", "v2"]), default="stealml",
+              show_default=True, help="--url: stealml's API, or the Open Inference Protocol.")
+@click.option("--space", type=click.Path(dir_okay=False), default=None,
+              help="FeatureSpace JSON (--target without one; --protocol v2).")
+@click.option("--data", default=None,
+              help="Data set whose test split also measures fidelity (default: the one "
+                   "the model file names).")
+@click.option("--budget-dollars", type=float, default=1.0, show_default=True,
+              help="The largest budget tried per attack, in dollars (the assessment tries "
+                   "growing budgets, so it spends more: the report says how much).")
+@click.option("--price", type=float, default=None,
+              help="Dollars per query [default: the service's price; 0.0001 for --target].")
+@click.option("--max-queries", type=int, default=20_000, show_default=True,
+              help="Most queries each attack may make, whatever the price.")
+@click.option("--eval-queries", type=int, default=2_000, show_default=True,
+              help="Uniform points bought to measure fidelity, apart from the attacks'.")
+@click.option("--output", type=click.Choice(["probabilities", "labels"]),
+              default="probabilities", show_default=True,
+              help="--target: what the local API reveals.")
+@click.option("--rounding", type=click.IntRange(0, 16), default=None,
+              help="--target: the local API rounds probabilities to this many decimals.")
+@click.option("--model-class", type=click.Choice(["logreg", "softmax", "ovr", "mlp"]),
+              default=None, help="--url: the model class equation solving assumes.")
+@click.option("--attack", "attacks", multiple=True, type=click.Choice(sorted(ATTACKS)),
+              help="Only these attacks (repeat) [default: all that apply].")
+@click.option("--no-defences", is_flag=True, help="Skip the defence evaluation.")
+@click.option("--all-defences", is_flag=True,
+              help="Every defence of the defence matrix, not one of each kind.")
+@click.option("--seed", default=0, show_default=True, help="Seed of attacks and probes.")
+@click.option("--trusted", is_flag=True, help="Load types outside scikit-learn and pickles.")
+@click.option("--out", type=click.Path(file_okay=False), default="assessment",
+              show_default=True, help="Folder for assessment.{md,html,json} and the plot.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def assess(target: str | None, url: str | None, model_name: str | None, api_key: str | None,
+           protocol: str, space: str | None, data: str | None, budget_dollars: float,
+           price: float | None, max_queries: int, eval_queries: int, output: str,
+           rounding: int | None, model_class: str | None, attacks: tuple[str, ...],
+           no_defences: bool, all_defences: bool, seed: int, trusted: bool, out: str,
+           as_json: bool) -> None:
+    """Assess one deployed model: what its API reveals, which attacks steal it for how
+    many queries and dollars (99%, 99.9%, 100% fidelity), and which defences stop them
+    at what cost. Writes a one-page HTML and Markdown report."""
+    from stealml.experiments.assess import AssessConfig
+    from stealml.experiments.assess import assess as run_assess
+
+    config = AssessConfig(target=target, url=url, model=model_name, api_key=api_key,
+                          protocol=protocol, space=space, data=data, trusted=trusted,
+                          output=output, rounding=rounding, budget_dollars=budget_dollars,
+                          price=price, max_queries=max_queries, eval_queries=eval_queries,
+                          model_class=model_class, attacks=list(attacks) or None,
+                          defences=not no_defences, all_defences=all_defences, seed=seed,
+                          out=out)
+    config.check()
+    announce = None if as_json else (lambda line: click.echo(line, err=True))
+    report = run_assess(config, announce=announce)
+    if as_json:
+        click.echo(json.dumps(report, default=str))
+        return
+    table = Table("attack", "99%", "99.9%", "100%", "best", title=f"{report['target']}")
+    for e in report["attacks"]:
+        cells = []
+        for level in ("0.99", "0.999", "1"):
+            q = e.get(f"queries@{level}")
+            cells.append("-" if q is None else f"{q} q (${e[f'dollars@{level}']:.4f})")
+        best = e.get("best") or {}
+        cells.append("-" if not best else f"{100 * best['fidelity']:.2f}%")
+        table.add_row(e["attack"], *cells)
+    out_console.print(table)
+    for path in report["files"]:
+        click.echo(path)
+
+
+@main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--jobs", "n_jobs", type=int, default=None,
               help="Run on this many local processes (joblib).")

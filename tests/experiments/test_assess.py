@@ -1,0 +1,106 @@
+"""``stealml assess`` on a model file and on a running ``stealml serve``: the probe reads
+what the API reveals, the attacks that apply reach their fidelity levels, the defences
+that stop them are named, and bad input gets a one-line error."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from stealml.cli import main
+from stealml.experiments.training import train_target
+from stealml.server.mlserver import free_port
+from stealml.server.runner import serving_process
+
+
+@pytest.fixture(scope="module")
+def circles_lr(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("assess") / "circles.skops"
+    train_target("circles", "logreg", str(path), seed=0)
+    return path
+
+
+def _assess(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["assess", *args])
+    return result.exit_code, result.output
+
+
+def test_assess_a_model_file(circles_lr: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    code, output = _assess("--target", str(circles_lr), "--budget-dollars", "0.03",
+                           "--eval-queries", "500", "--attack", "equation-solving",
+                           "--attack", "retrain-uniform", "--attack", "path-finding",
+                           "--out", str(out), "--json")
+    assert code == 0, output
+    report = json.loads(output)
+    api = report["api"]
+    assert (api["output"], api["decimals"], api["incomplete_accepted"]) == (
+        "probabilities", None, False)
+    assert api["probe_queries"] == 20 and report["max_queries_per_attack"] == 300
+    attacks = {a["attack"]: a for a in report["attacks"]}
+    assert set(attacks) == {"equation-solving", "retrain-uniform"}
+    assert report["skipped"]["path-finding"] == "the API does not reveal ids"
+    eq = attacks["equation-solving"]
+    assert eq["queries@1"] == 3 and eq["dollars@1"] == pytest.approx(0.0003)
+    uniform = attacks["retrain-uniform"]
+    assert len(uniform["points"]) > 3  # a growing ladder of budgets
+    assert all(p["queries"] <= 300 for p in uniform["points"])
+    assert uniform["best"]["fidelity"] >= 0.97
+    assert report["eval_queries"] >= 500  # bought apart, not in the attacks' counts
+    defences = {row["defence"]: row for row in report["defences"]["rows"]}
+    assert not defences["none"]["attacks"]["equation-solving"]["stopped"]
+    assert defences["labels only"]["attacks"]["equation-solving"]["stopped"]
+    assert defences["labels only"]["accuracy_lost"] == 0
+    md = (out / "assessment.md").read_text()
+    assert "all class probabilities" in md and "STOPS" in md
+    page = (out / "assessment.html").read_text()
+    assert "data:image/png;base64," in page and "<script" not in page
+
+
+@pytest.fixture
+def served_rounded(circles_lr: Path, tmp_path: Path) -> Iterator[str]:
+    args = [str(circles_lr), "--price", "0.001", "--rounding", "3"]
+    with serving_process(args, free_port(), log=tmp_path / "serve.out") as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_assess_a_running_service(served_rounded: str, tmp_path: Path) -> None:
+    out = tmp_path / "remote"
+    code, output = _assess("--url", served_rounded, "--budget-dollars", "0.1",
+                           "--eval-queries", "300", "--attack", "equation-solving",
+                           "--attack", "lowd-meek", "--out", str(out), "--json")
+    assert code == 0, output
+    report = json.loads(output)
+    assert report["api"]["decimals"] == 3 and report["api"]["price"] == 0.001
+    assert report["max_queries_per_attack"] == 100
+    attacks = {a["attack"]: a for a in report["attacks"]}
+    eq = attacks["equation-solving"]
+    assert eq["points"][0]["queries"] == 3 and eq["points"][0]["fidelity"] < 0.99  # rounding
+    assert eq["queries@0.99"] is not None and eq["queries@0.99"] <= 30  # more equations
+    assert attacks["lowd-meek"]["queries@1"] is not None
+    assert report["spent"] > report["eval_cost"] > 0
+    assert report["defences"] is None
+    md = (out / "assessment.md").read_text()
+    assert "rounded to 3 decimals" in md and "stealml assess --target MODEL_FILE" in md
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "give either --target FILE or --url URL"),
+    (["--target", "m.skops", "--url", "http://127.0.0.1:1"],
+     "give either --target FILE or --url URL"),
+    (["--url", "http://127.0.0.1:1"], "127.0.0.1:1"),
+    (["--target", "CIRCLES", "--budget-dollars", "-1"], "--budget-dollars must be >= 0"),
+    (["--target", "CIRCLES", "--budget-dollars", "0.00001"], "buys no query"),
+])
+def test_assess_errors_are_one_line(args: list[str], message: str, circles_lr: Path,
+                                    tmp_path: Path) -> None:
+    args = [str(circles_lr) if a == "CIRCLES" else a for a in args]
+    code, output = _assess(*args, "--out", str(tmp_path / "x"))
+    assert code == 1
+    assert output.startswith("error: ") and message in output
+    assert len(output.strip().splitlines()) == 1
