@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO := demo-out
 MLSERVER_VENV := .venv-mlserver
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ typecheck: $(VENV)/.test
 
 test: lint typecheck $(MLSERVER_VENV)/.stealml-ready
 	$(BIN)/python -m pytest -q
+
+# docs/api.md from the public API's docstrings, and the page list of docs/index.md
+docs: $(VENV)/.core
+	$(BIN)/python docs/build_api.py
 
 bench: $(VENV)/.core $(MLSERVER_VENV)/.stealml-ready
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
