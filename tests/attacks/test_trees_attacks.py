@@ -115,3 +115,19 @@ def test_extract_serves_a_user_tree_with_bigml_semantics(attack, german, tmp_pat
     assert report["fidelity"]["r_unif"] == 0.0
     stolen = load_model(tmp_path / "s.skops").model
     assert stolen.n_leaves == result.model.n_leaves >= 8
+
+
+def test_top_down_finds_tests_hidden_behind_leaves_that_answer_alike() -> None:
+    """On this spambase tree a test on capital_run_length_average sits below two leaves
+    with one identity: from the values chosen above it, both sides answer alike. Without
+    the leaf check top-down misses it; with it, the stolen tree is exact."""
+    ds = load("spambase", random_state=0)
+    tree = DecisionTreeClassifier(max_leaf_nodes=120, random_state=0).fit(
+        ds.X_train, ds.y_train)
+    agreement = {}
+    for checks in (0, 3):
+        result = TopDown(epsilon=1e-4, checks=checks, random_state=0).run(
+            _oracle(tree, ds.space, rounding=5))
+        agreement[checks] = np.mean(result.model.predict(ds.X_test) == tree.predict(ds.X_test))
+    assert agreement[0] < 0.99
+    assert agreement[3] == 1.0

@@ -13,6 +13,7 @@ References: Tramèr et al., USENIX Security 2016, section 4.2.1 (LINE SEARCH, CA
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
@@ -21,8 +22,8 @@ import numpy as np
 
 from stealml.attacks._trees import Asking, Grid, Predicate, Probe, Row, with_value
 
-__all__ = ["Piece", "Signer", "category_pieces", "deep_signer", "interval_pieces",
-           "simple_signer"]
+__all__ = ["Piece", "Signer", "category_pieces", "covering_array", "deep_signer",
+           "interval_pieces", "simple_signer"]
 
 Signed = tuple[Probe, Hashable]
 Signer = Callable[[Sequence[Any]], Asking[list[Signed]]]
@@ -112,3 +113,35 @@ def _pieces_from_cuts(grid: Grid, domain: tuple[float, float], span: tuple[int, 
                        None if alt == rep else grid.value(alt)))
     return pieces
 
+
+
+@functools.lru_cache(maxsize=256)
+def covering_array(k: int, strength: int) -> np.ndarray:
+    """Rows of 0/1 over ``k`` columns in which every choice of ``strength`` columns takes
+    every one of its ``2 ** strength`` patterns at least once (greedy, seeded).
+
+    >>> a = covering_array(10, 3)
+    >>> len(a) < 2 ** 10, all(len({tuple(r) for r in a[:, [0, 4, 9]]}) == 8 for _ in [0])
+    (True, True)
+    """
+    t = min(strength, k)
+    if t <= 0:
+        return np.zeros((0, k), dtype=np.int8)
+    if k <= t:
+        return np.array(list(itertools.product((0, 1), repeat=k)), dtype=np.int8)
+    rng = np.random.default_rng(0)
+    combos = np.array(list(itertools.combinations(range(k), t)))
+    weights = 1 << np.arange(t)
+    uncovered = np.ones((len(combos), 1 << t), dtype=bool)
+    every = np.arange(len(combos))
+    rows = []
+    while uncovered.any():
+        candidates = rng.integers(0, 2, size=(48, k))
+        c, pattern = np.argwhere(uncovered)[0]
+        candidates[0, combos[c]] = (pattern >> np.arange(t)) & 1  # progress is sure
+        index = (candidates[:, combos] * weights).sum(axis=2)
+        gain = uncovered[every, index].sum(axis=1)
+        best = int(np.argmax(gain))
+        rows.append(candidates[best])
+        uncovered[every, index[best]] = False
+    return np.array(rows, dtype=np.int8)

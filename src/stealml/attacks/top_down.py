@@ -17,6 +17,7 @@ and appendix C.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -26,6 +27,7 @@ from stealml.attacks._tree_search import (
     Piece,
     Signer,
     category_pieces,
+    covering_array,
     deep_signer,
     interval_pieces,
     simple_signer,
@@ -66,6 +68,7 @@ class Node:
     probe: Probe
     fresh: int = -1
     alt: Any = None
+    checked: bool = False
 
 
 class TopDown(Attack):
@@ -100,10 +103,12 @@ class TopDown(Attack):
     name: ClassVar[str] = "top-down"
     requires: ClassVar[frozenset[str]] = frozenset({"ids", "incomplete"})
 
-    def __init__(self, epsilon: float = 1e-3, probes: int = 3, max_leaves: int = 10_000,
-                 random_state: RandomState = None, batch_size: int | None = None) -> None:
+    def __init__(self, epsilon: float = 1e-3, probes: int = 3, checks: int = 3,
+                 max_leaves: int = 10_000, random_state: RandomState = None,
+                 batch_size: int | None = None) -> None:
         self.epsilon = epsilon
         self.probes = probes
+        self.checks = checks
         self.max_leaves = max_leaves
         self.random_state = random_state
         self.batch_size = batch_size
@@ -120,30 +125,38 @@ class TopDown(Attack):
         self._grids = grids(oracle.space, self.epsilon)
         self._space = oracle.space
         self._rng = as_generator(self.random_state)
-        leaves: list[Leaf] = []
+        leaves: list[Node] = []  # checked leaves
+        unchecked: list[Node] = []
         layer: list[Node] = []
         complete = True
         try:
             root: Row = [None] * oracle.space.n_features
             layer = [Node(root, {}, tq.ask([root])[0])]
-            while layer:
-                found = drive(tq, [self._children(tq, node) for node in layer])
+            while layer or unchecked:
+                if layer:
+                    found = drive(tq, [self._children(tq, node) for node in layer])
+                else:  # the tree looks whole: check its leaves, reopen those that split
+                    shared = Counter(n.probe.key for n in leaves + unchecked)
+                    found = drive(tq, [self._recheck(tq, node, shared[node.probe.key] > 1)
+                                       for node in unchecked])
+                    layer, unchecked = unchecked, []
                 deeper: list[Node] = []
                 for node, children in zip(layer, found, strict=True):
                     if children is None:
-                        leaves.append(Leaf(node.probe, dict(node.preds), complete=True))
+                        (unchecked if node.checked is False else leaves).append(node)
                         continue
                     i, pieces = children
                     deeper += [Node(with_value(node.row, i, rep), {**node.preds, i: pred},
                                     child, i, alt) for pred, rep, child, alt in pieces]
-                check_leaf_count(len(leaves) + len(deeper), self.max_leaves)
+                check_leaf_count(len(leaves) + len(unchecked) + len(deeper), self.max_leaves)
                 layer = deeper
         except Exhausted:
             complete = False
-            leaves += [Leaf(n.probe, dict(n.preds), complete=False) for n in layer]
-        model = build_tree(oracle, leaves)
-        return model, complete, {"leaves": len(leaves),
-                                 "unique_ids": len({leaf.probe.key for leaf in leaves})}
+        found_leaves = [Leaf(n.probe, dict(n.preds), complete=True) for n in leaves + unchecked]
+        found_leaves += [Leaf(n.probe, dict(n.preds), complete=False) for n in layer]
+        model = build_tree(oracle, found_leaves)
+        return model, complete, {"leaves": len(found_leaves),
+                                 "unique_ids": len({leaf.probe.key for leaf in found_leaves})}
 
     # -- one node ---------------------------------------------------------------------
     def _split_feature(self, tq: TreeQuerier, node: Node) -> int | None:
@@ -166,15 +179,82 @@ class TopDown(Attack):
         """The node's split into children (None for a leaf), verified where it can hide
         two nodes that answer alike."""
         children = yield from self._expand(tq, node)
-        if children is not None and node.alt is not None:
+        if children is not None and node.alt is not None and children[0] != node.fresh:
             children = yield from self._verify(node, *children)
         return children
 
-    def _expand(self, tq: TreeQuerier, node: Node) -> Asking[Split | None]:
+    def _recheck(self, tq: TreeQuerier, node: Node, shared: bool) -> Asking[Split | None]:
+        """Check a leaf at corners of its box (more corners where its identity is shared
+        by another leaf: only nodes that answer alike can hide a test); where a corner
+        shows a hidden test, split the leaf from a row that sees it."""
+        node.checked = True
+        strength = self.checks if shared else self.checks - 1
+        inside = yield from self._check_leaf(node, strength)
+        if inside is None:
+            return None
+        node.row = inside
+        children = yield from self._expand(tq, node, again=True)
+        if children is not None and node.alt is not None and children[0] != node.fresh:
+            children = yield from self._verify(node, *children)
+        return children
+
+    def _check_leaf(self, node: Node, strength: int) -> Asking[Row | None]:
+        """Ask corners of a leaf's box (each feature set above at either end of its piece,
+        where trees fitted on skewed data put their thresholds; any ``strength`` of them
+        in every combination): a corner answering otherwise shows a test hidden behind
+        two nodes that answer alike for the values chosen above. Returns a row of the
+        leaf from which one feature's line crosses that test, or None. Categorical
+        features take random values of their sets."""
+        assigned = [i for i in sorted(node.preds) if node.row[i] is not None]
+        ranged = [i for i in assigned if not isinstance(node.preds[i], frozenset)]
+        if not assigned or strength <= 0:
+            return None
+        corners = [self._corner(node, assigned, dict(zip(ranged, ends, strict=True)))
+                   for ends in covering_array(len(ranged), strength)]
+        answers = yield corners
+        for corner, probe in zip(corners, answers, strict=True):
+            if probe.signature == node.probe.signature:
+                continue
+            moved = [i for i in assigned if corner[i] != node.row[i]]
+
+            def walk(t: int, corner: Row = corner, moved: list[int] = moved) -> Row:
+                row = list(node.row)
+                for i in moved[:t]:
+                    row[i] = corner[i]
+                return row
+
+            lo, hi = 0, len(moved)  # walk(lo) answers like the leaf, walk(hi) does not
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if (yield [walk(mid)])[0].signature == node.probe.signature:
+                    lo = mid
+                else:
+                    hi = mid
+            return walk(lo)
+        return None
+
+    def _corner(self, node: Node, assigned: list[int], ends: dict[int, int]) -> Row:
+        """The row with each feature of ``assigned`` at the end of its piece that ``ends``
+        picks (a random value of the set, for a categorical feature)."""
+        row = list(node.row)
+        for i in assigned:
+            pred = node.preds[i]
+            if isinstance(pred, frozenset):
+                values = sorted(pred)
+                row[i] = values[int(self._rng.integers(len(values)))]
+                continue
+            grid = self._grids[i]
+            assert grid is not None, "a continuous feature always has a grid"
+            row[i] = grid.value(grid.span(*pred)[ends[i]])
+        return row
+
+    def _expand(self, tq: TreeQuerier, node: Node,
+                again: bool = False) -> Asking[Split | None]:
         """The node's split: on a feature set higher up (a node below may test it again,
-        seen as the answer changing within the feature's range), else on the new one."""
+        seen as the answer changing within the feature's range), else on the new one.
+        ``again``: the row was moved inside the node, so its fresh feature is searched too."""
         for i in sorted(node.preds):
-            if i != node.fresh:
+            if i != node.fresh or again:
                 pieces = yield from self._pieces(node, simple_signer(node.row, i), i,
                                                  node.preds[i], probes=0)
                 if len(pieces) > 1:
