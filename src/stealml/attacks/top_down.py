@@ -204,18 +204,18 @@ class TopDown(Attack):
         in every combination): a corner answering otherwise shows a test hidden behind
         two nodes that answer alike for the values chosen above. Returns a row of the
         leaf from which one feature's line crosses that test, or None. Categorical
-        features take random values of their sets."""
-        assigned = [i for i in sorted(node.preds) if node.row[i] is not None]
-        ranged = [i for i in assigned if not isinstance(node.preds[i], frozenset)]
-        if not assigned or strength <= 0:
+        features keep their values (their category splits see every value)."""
+        ranged = [i for i in sorted(node.preds) if node.row[i] is not None
+                  and not isinstance(node.preds[i], frozenset)]
+        if not ranged or strength <= 0:
             return None
-        corners = [self._corner(node, assigned, dict(zip(ranged, ends, strict=True)))
+        corners = [self._corner(node, dict(zip(ranged, ends, strict=True)))
                    for ends in covering_array(len(ranged), strength)]
         answers = yield corners
         for corner, probe in zip(corners, answers, strict=True):
             if probe.signature == node.probe.signature:
                 continue
-            moved = [i for i in assigned if corner[i] != node.row[i]]
+            moved = [i for i in ranged if corner[i] != node.row[i]]
 
             def walk(t: int, corner: Row = corner, moved: list[int] = moved) -> Row:
                 row = list(node.row)
@@ -233,19 +233,13 @@ class TopDown(Attack):
             return walk(lo)
         return None
 
-    def _corner(self, node: Node, assigned: list[int], ends: dict[int, int]) -> Row:
-        """The row with each feature of ``assigned`` at the end of its piece that ``ends``
-        picks (a random value of the set, for a categorical feature)."""
+    def _corner(self, node: Node, ends: dict[int, int]) -> Row:
+        """The node's row with each feature of ``ends`` at the end of its piece it picks."""
         row = list(node.row)
-        for i in assigned:
-            pred = node.preds[i]
-            if isinstance(pred, frozenset):
-                values = sorted(pred)
-                row[i] = values[int(self._rng.integers(len(values)))]
-                continue
+        for i, end in ends.items():
             grid = self._grids[i]
             assert grid is not None, "a continuous feature always has a grid"
-            row[i] = grid.value(grid.span(*pred)[ends[i]])
+            row[i] = grid.value(grid.span(*node.preds[i])[end])
         return row
 
     def _expand(self, tq: TreeQuerier, node: Node,
