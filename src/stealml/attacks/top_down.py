@@ -203,10 +203,10 @@ class TopDown(Attack):
         where trees fitted on skewed data put their thresholds; any ``strength`` of them
         in every combination): a corner answering otherwise shows a test hidden behind
         two nodes that answer alike for the values chosen above. Returns a row of the
-        leaf from which one feature's line crosses that test, or None. Categorical
-        features keep their values (their category splits see every value)."""
-        ranged = [i for i in sorted(node.preds) if node.row[i] is not None
-                  and not isinstance(node.preds[i], frozenset)]
+        leaf from which one feature's line crosses that test, or None. A categorical
+        feature's two "ends" are its value and another value of its set."""
+        ranged = [i for i in sorted(node.preds) if node.row[i] is not None and (
+            not isinstance(node.preds[i], frozenset) or len(node.preds[i]) > 1)]
         if not ranged or strength <= 0:
             return None
         corners = [self._corner(node, dict(zip(ranged, ends, strict=True)))
@@ -234,12 +234,19 @@ class TopDown(Attack):
         return None
 
     def _corner(self, node: Node, ends: dict[int, int]) -> Row:
-        """The node's row with each feature of ``ends`` at the end of its piece it picks."""
+        """The node's row with each feature of ``ends`` at the end of its piece it picks
+        (for a set of categories: the row's value, or another one of the set at random)."""
         row = list(node.row)
         for i, end in ends.items():
+            pred = node.preds[i]
+            if isinstance(pred, frozenset):
+                others = sorted(pred - {row[i]})
+                if end and others:
+                    row[i] = others[int(self._rng.integers(len(others)))]
+                continue
             grid = self._grids[i]
             assert grid is not None, "a continuous feature always has a grid"
-            row[i] = grid.value(grid.span(*node.preds[i])[end])
+            row[i] = grid.value(grid.span(*pred)[end])
         return row
 
     def _expand(self, tq: TreeQuerier, node: Node,
