@@ -40,6 +40,8 @@ TASKS: dict[str, Task] = {
                        "train a target on a data set, attack it behind an API, measure"),
     "labels-only": Task("stealml.experiments.labels_only:cell", None,
                         "one strategy and budget of the paper's Figures 4-6"),
+    "table4": Task("stealml.experiments.table4:row", None,
+                   "equation solving on one target at one budget (Table 4)"),
 }
 
 

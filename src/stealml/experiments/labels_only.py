@@ -30,7 +30,7 @@ from stealml.experiments.executors import Executor, make_executor
 from stealml.experiments.grid import run_grid
 from stealml.experiments.jobs import Job
 from stealml.experiments.progress import track
-from stealml.experiments.store import ResultStore
+from stealml.experiments.store import JOBS_STORE, ResultStore
 from stealml.experiments.tables import write_results
 from stealml.ledger import Ledger
 from stealml.metrics import fidelity
@@ -46,7 +46,6 @@ QUICK_ALPHAS = (1, 10, 100)
 BINARY = ("circles", "moons", "breast-cancer", "diabetes", "mushrooms", "adult-income")
 MULTICLASS = ("blobs", "5-class", "iris", "digits", "adult-race")
 SVM_TRAIN_ROWS = 5000  # RBF targets train on at most this many rows (SVC is quadratic)
-JOBS_STORE = "jobs.sqlite"  # finished grid jobs, in the output folder: a rerun resumes
 
 Strategy = Callable[[str, int], Attack]
 

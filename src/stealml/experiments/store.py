@@ -22,7 +22,9 @@ from typing import Any
 from stealml import __version__
 from stealml.exceptions import GridError
 
-__all__ = ["Outcome", "ResultStore", "code_version"]
+__all__ = ["JOBS_STORE", "Outcome", "ResultStore", "code_version"]
+
+JOBS_STORE = "jobs.sqlite"  # a reproduction's store, in its output folder: a rerun resumes
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

@@ -20,13 +20,17 @@ from sklearn.neural_network import MLPClassifier
 
 from stealml.attacks.equations import EquationSolving
 from stealml.datasets import load
-from stealml.experiments.progress import track
+from stealml.exceptions import StealmlError
+from stealml.experiments.executors import make_executor
+from stealml.experiments.grid import run_grid
+from stealml.experiments.jobs import Job
+from stealml.experiments.store import JOBS_STORE, ResultStore
 from stealml.experiments.tables import write_results
 from stealml.ledger import Ledger
 from stealml.metrics import fidelity
 from stealml.oracles import LocalOracle
 
-__all__ = ["PAPER_TABLE4", "reproduce"]
+__all__ = ["PAPER_TABLE4", "reproduce", "row"]
 
 # model, queries -> (1 - R_test, 1 - R_unif, seconds), paper's Table 4 (Adult-Race)
 PAPER_TABLE4: dict[tuple[str, int], tuple[float, float, float]] = {
@@ -48,7 +52,8 @@ def _target(kind: str, X: np.ndarray, y: np.ndarray, seed: int) -> Any:
     return LogisticRegression(max_iter=5000).fit(X, y)
 
 
-def _row(data: str, kind: str, budget: int | None, seed: int) -> dict[str, Any]:
+def row(data: str, kind: str, budget: int | None, seed: int) -> dict[str, Any]:
+    """One row (grid task ``table4``): equation solving on one target at one budget."""
     ds = load(data, random_state=seed)
     target = _target(kind, ds.X_train, ds.y_train, seed)
     attack = EquationSolving(model_class=kind, random_state=seed)
@@ -79,11 +84,26 @@ def _grid(quick: bool) -> list[tuple[str, str, int | None]]:
     return [("adult-race", kind, b) for kind, b in ours + paper]
 
 
+def _run(cells: list[tuple[str, str, int | None, int]], out: Path,
+         name: str) -> list[dict[str, Any]]:
+    """The rows of ``cells``, run as a grid on two local processes; jobs finished by an
+    earlier (interrupted) run are read from the store in ``out``."""
+    jobs = [Job.make("table4", {"data": d, "kind": k, "budget": b, "seed": s})
+            for d, k, b, s in cells]
+    with ResultStore(out / JOBS_STORE) as store:
+        run = run_grid(jobs, store, make_executor(jobs=2), name=name)
+    if run.failed:
+        first = run.failed[0]
+        raise StealmlError(f"{len(run.failed)} of {len(jobs)} jobs of {name} failed; first: "
+                           f"{first.config}: {(first.error or '').splitlines()[0]}")
+    return [dict(o.result or {}) for o in run.outcomes]
+
+
 def reproduce(out: Path, quick: bool = False) -> list[Path]:
     """Table 4 (Adult-Race) and the all-data-sets table into ``out``."""
     seeds = [0] if quick else [0, 1, 2]
     cells = [(data, kind, b, s) for data, kind, b in _grid(quick) for s in seeds]
-    rows = [_row(*cell) for cell in track(cells, "table 4")]
+    rows = _run(cells, out, "table 4")
     columns = ["model", "unknowns", "budget", "queries", "1-R_test", "paper 1-R_test",
                "1-R_unif", "paper 1-R_unif", "R_TV test", "seconds", "paper seconds",
                "complete", "seed"]
@@ -93,11 +113,8 @@ def reproduce(out: Path, quick: bool = False) -> list[Path]:
              "Table 4 (2-core laptop, 2016). MLP: one tanh hidden layer of 20 units.")
     written = list(write_results(out / "table4", "Table 4: equation solving on Adult-Race",
                                  rows, columns, notes))
-    all_rows = []
-    for data in track(BINARY + MULTICLASS, "all data sets"):
-        kind = "logreg" if data in BINARY else "softmax"
-        for s in seeds:
-            all_rows.append(_row(data, kind, None, s))
+    all_rows = _run([(data, "logreg" if data in BINARY else "softmax", None, s)
+                     for data in BINARY + MULTICLASS for s in seeds], out, "all data sets")
     cols2 = ["data set", "model", "unknowns", "queries", "1-R_test", "1-R_unif",
              "R_TV test", "R_TV unif", "seconds", "complete", "seed"]
     notes2 = ("Every binary (logistic regression) and multiclass (softmax) data set of "
