@@ -32,7 +32,7 @@ def _assess(*args: str) -> tuple[int, str]:
 def test_assess_a_model_file(circles_lr: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     code, output = _assess("--target", str(circles_lr), "--budget-dollars", "0.03",
-                           "--eval-queries", "500", "--attack", "equation-solving",
+                           "--eval-queries", "300", "--attack", "equation-solving",
                            "--attack", "retrain-uniform", "--attack", "path-finding",
                            "--out", str(out), "--json")
     assert code == 0, output
@@ -50,7 +50,7 @@ def test_assess_a_model_file(circles_lr: Path, tmp_path: Path) -> None:
     assert len(uniform["points"]) > 3  # a growing ladder of budgets
     assert all(p["queries"] <= 300 for p in uniform["points"])
     assert uniform["best"]["fidelity"] >= 0.97
-    assert report["eval_queries"] >= 500  # bought apart, not in the attacks' counts
+    assert report["eval_queries"] >= 300  # bought apart, not in the attacks' counts
     defences = {row["defence"]: row for row in report["defences"]["rows"]}
     assert not defences["none"]["attacks"]["equation-solving"]["stopped"]
     assert defences["labels only"]["attacks"]["equation-solving"]["stopped"]

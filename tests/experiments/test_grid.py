@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from distributed import LocalCluster
 
 from stealml.exceptions import ConfigurationError
 from stealml.experiments.executors import DaskExecutor, JoblibExecutor, make_executor
@@ -46,9 +47,13 @@ def test_in_process_joblib_and_dask_agree() -> None:
     assert reference.ran == 5 and not reference.failed
     assert all(o.result and o.result["r_unif"] == 0 for o in reference.outcomes[:4])
     on_joblib = run_grid(jobs, executor=JoblibExecutor(2))
-    dask = DaskExecutor(local_workers=2)
-    on_dask = run_grid(jobs, executor=dask)
-    assert dask.slots == 2  # two single-threaded workers answered
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        dask = DaskExecutor(scheduler=cluster.scheduler_address)
+        on_dask = run_grid(jobs, executor=dask)
+        assert dask.slots == 2  # two single-threaded workers, running our code version
+        assert len(cluster.workers) == 2
+    assert cluster.status.name == "closed"
     assert _measured(on_joblib) == _measured(reference)
     assert _measured(on_dask) == _measured(reference)
 
@@ -128,7 +133,8 @@ def test_sigkill_then_resume_runs_only_missing_jobs(tmp_path: Path) -> None:
     finished = len(before)
     assert 2 <= finished < 6
 
-    resumed = subprocess.run(cmd, env=_env(), capture_output=True, text=True, check=True)
+    resumed = subprocess.run([*cmd, "--dask-local", "2"], env=_env(), capture_output=True,
+                             text=True, check=True)  # resumed on another executor
     summary = json.loads(resumed.stdout)
     assert summary["reused"] == finished
     assert summary["ran"] == 6 - finished
