@@ -26,7 +26,7 @@ demo: $(VENV)/.core
 	$(BIN)/stealml extract --target $(DEMO)/target.skops --attack equation-solving \
 		--data adult-income --price 0.0001 --log $(DEMO)/queries.sqlite \
 		--out $(DEMO)/stolen.skops
-	$(BIN)/stealml assess --target $(DEMO)/target.skops --budget-dollars 0.2 \
+	$(BIN)/stealml assess --target $(DEMO)/target.skops --budget-dollars 0.1 \
 		--attack equation-solving --attack lowd-meek --attack retrain-uniform \
 		--out $(DEMO)/assessment
 

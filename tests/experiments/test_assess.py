@@ -52,8 +52,8 @@ def test_assess_a_model_file(circles_lr: Path, tmp_path: Path) -> None:
     assert uniform["best"]["fidelity"] >= 0.97
     assert report["eval_queries"] >= 300  # bought apart, not in the attacks' counts
     defences = {row["defence"]: row for row in report["defences"]["rows"]}
-    assert not defences["none"]["attacks"]["equation-solving"]["stopped"]
-    assert defences["labels only"]["attacks"]["equation-solving"]["stopped"]
+    assert defences["none"]["attacks"]["equation-solving"]["stopped"] is False
+    assert defences["labels only"]["attacks"]["equation-solving"]["stopped"] is True
     assert defences["labels only"]["accuracy_lost"] == 0
     md = (out / "assessment.md").read_text()
     assert "all class probabilities" in md and "STOPS" in md

@@ -188,7 +188,10 @@ def _make_attack(name: str, config: AssessConfig, model: Any, reveals: frozenset
         kwargs["ignore_probabilities"] = True  # what would it take with labels alone?
     attack = cls(**kwargs)
     if budget is not None and hasattr(attack, "n_queries"):
-        attack.n_queries = budget  # e.g. equation solving: more equations than unknowns
+        # more equations than unknowns (equation solving against rounding), or more
+        # labels; a tenth of the budget is left for the attack's own searches
+        attack.n_queries = budget if getattr(cls, "fills_budget", False) else (
+            max(1, int(0.9 * budget)))
     if model is not None:
         describe_target(attack, model, config.model_class)
     elif config.model_class is not None and hasattr(attack, "model_class"):
@@ -240,8 +243,10 @@ def _run_attack(name: str, config: AssessConfig, target: _Target, profile: ApiPr
     first = _make_attack(name, config, target.model, reveals, config.seed)
     points: list[dict[str, Any]] = []
     entry: dict[str, Any] = {"attack": name, "points": points, "error": None, "spent": 0.0}
-    for budget in _ladder(first, profile.encoded_columns, n_classes, most):
-        attack = _make_attack(name, config, target.model, reveals, config.seed, budget)
+    for rung, budget in enumerate(_ladder(first, profile.encoded_columns, n_classes, most)):
+        # the first rung lets the attack use as few queries as it needs
+        attack = _make_attack(name, config, target.model, reveals, config.seed,
+                              budget if rung else None)
         ledger = Ledger(budget=budget)
         oracle = target.make_oracle(ledger)
         try:

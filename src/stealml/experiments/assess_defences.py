@@ -46,6 +46,18 @@ def _params(attack: Any) -> dict[str, Any]:
             if getattr(attack, k, None) is not None and attack.name == "equation-solving"}
 
 
+def _relative_to_no_defence(rows: list[dict[str, Any]]) -> None:
+    """An attack that stays below 99% with no defence at all is stopped by none: its
+    ``stopped`` is None (nothing to stop at this budget)."""
+    baseline = next((r for r in rows if r["defence"] == "none"), None)
+    if baseline is None:
+        return
+    for name, cell in baseline["attacks"].items():
+        if cell["fidelity"] is None or cell["fidelity"] < STOPPED_BELOW:
+            for row in rows:
+                row["attacks"][name]["stopped"] = None
+
+
 def evaluate_defences(model: Any, space: FeatureSpace, attacks: list[dict[str, Any]],
                       config: Any, X_unif: np.ndarray, X_test: np.ndarray | None,
                       y_test: np.ndarray | None, meta: dict[str, Any]) -> dict[str, Any]:
@@ -85,5 +97,6 @@ def evaluate_defences(model: Any, space: FeatureSpace, attacks: list[dict[str, A
                 "status": cell.get("status"), "message": cell.get("message"),
                 "stopped": (not ok) or fid is None or fid < STOPPED_BELOW}
         rows.append(row)
+    _relative_to_no_defence(rows)
     return {"rows": rows, "measured_on": "test split" if X_test is not None else
             "uniform points", "owner_rows": source, "stopped_below": STOPPED_BELOW}

@@ -67,7 +67,8 @@ def _defence_rows(r: dict[str, Any]) -> list[dict[str, Any]]:
         for name, cell in row["attacks"].items():
             fid = _pct(cell["fidelity"]) if cell["fidelity"] is not None else (
                 cell["status"] or "-")
-            out[name] = f"{'STOPS' if cell['stopped'] else 'no'} ({fid})"
+            verdict = {True: "STOPS", False: "no", None: "-"}[cell["stopped"]]
+            out[name] = f"{verdict} ({fid})"
         rows.append(out)
     return rows
 
@@ -81,7 +82,9 @@ def _defence_note(r: dict[str, Any]) -> str:
         return "Defences were not evaluated (--no-defences)."
     return (f"Each attack replayed at its best budget against each defence; STOPS: it no "
             f"longer reaches {d['stopped_below']:.0%} fidelity (on the {d['measured_on']}) "
-            f"or cannot run. Utility cost for honest clients on the {d['measured_on']}: "
+            f"or cannot run; `-`: the attack stays below it at this budget even with no "
+            f"defence (its fidelity in brackets). Utility cost for honest clients on the "
+            f"{d['measured_on']}: "
             f"accuracy lost and mean total-variation distance of the answers. Monitors "
             f"watch against {d['owner_rows']}.")
 
