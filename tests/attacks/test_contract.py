@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
@@ -17,6 +18,7 @@ from stealml.attacks import ATTACKS
 from stealml.attacks._discovery_map import DiscoveredExtraction
 from stealml.exceptions import ConfigurationError, OracleCapabilityError
 from stealml.ledger import Ledger
+from stealml.models.ensemble_service import EnsembleService
 from stealml.models.tree_service import TreeService
 from stealml.oracles import LocalOracle
 from stealml.policies import ApiPolicy
@@ -73,7 +75,9 @@ def contract_targets(binary_logreg, softmax_logreg, small_tree, mixed_space) -> 
         ("model", LogisticRegression(max_iter=2000))]).fit(
         X, np.digitize(X[:, 0] - X[:, 1] + X[:, 5], [-0.5, 0.5]))
     relu = MLPClassifier((6,), max_iter=400, random_state=0).fit(X, X[:, 0] * X[:, 1] > 0)
-    return [binary_logreg, softmax_logreg, small_tree, svc, binned, relu]
+    forest = RandomForestClassifier(n_estimators=3, max_leaf_nodes=4, random_state=0).fit(
+        X, np.digitize(X[:, 0] + X[:, 5], [-0.3, 0.4]))
+    return [binary_logreg, softmax_logreg, small_tree, svc, binned, relu, forest]
 
 
 def _target_for(name: str, targets: list[Any]) -> Any:
@@ -84,7 +88,10 @@ def _target_for(name: str, targets: list[Any]) -> Any:
 
 
 def _served(target: Any, space: FeatureSpace) -> Any:
-    """Trees are served as `stealml extract` serves them: BigML's answers."""
+    """Trees are served as `stealml extract` serves them: BigML's answers; ensembles
+    with each tree's answer too."""
+    if isinstance(target, RandomForestClassifier):
+        return EnsembleService(target, space, per_tree=True)
     return TreeService(target, space) if isinstance(target, BaseDecisionTree) else target
 
 
@@ -141,7 +148,7 @@ def test_deterministic_for_a_seed(name, contract_targets, mixed_space) -> None:
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_clear_error_on_wrong_oracle_kind(name, contract_targets, mixed_space) -> None:
     attack = ATTACKS[name]
-    needs = sorted(attack.requires & {"probabilities", "ids"})
+    needs = sorted(attack.requires & {"probabilities", "ids", "tree-ids"})
     if not needs:
         pytest.skip("attack works from labels alone")
     target = _target_for(name, contract_targets)

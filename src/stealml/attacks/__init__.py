@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from stealml.attacks.adaptive import RetrainAdaptive
 from stealml.attacks.base import Attack, ExtractionResult, Querier
+from stealml.attacks.ensemble_paths import EnsemblePaths
 from stealml.attacks.equations import EquationSolving
 from stealml.attacks.feature_discovery import FeatureDiscovery
 from stealml.attacks.functional import FunctionallyEquivalent
@@ -13,9 +14,9 @@ from stealml.attacks.retraining import RetrainLineSearch, RetrainUniform
 from stealml.attacks.top_down import TopDown
 from stealml.exceptions import ConfigurationError
 
-__all__ = ["ATTACKS", "Attack", "EquationSolving", "ExtractionResult", "FeatureDiscovery",
-           "FunctionallyEquivalent", "LowdMeek", "PathFinding", "Querier", "RetrainAdaptive",
-           "RetrainLineSearch", "RetrainUniform", "TopDown", "get_attack"]
+__all__ = ["ATTACKS", "Attack", "EnsemblePaths", "EquationSolving", "ExtractionResult",
+           "FeatureDiscovery", "FunctionallyEquivalent", "LowdMeek", "PathFinding", "Querier",
+           "RetrainAdaptive", "RetrainLineSearch", "RetrainUniform", "TopDown", "get_attack"]
 
 ATTACKS: dict[str, type[Attack]] = {
     EquationSolving.name: EquationSolving,
@@ -27,6 +28,7 @@ ATTACKS: dict[str, type[Attack]] = {
     RetrainAdaptive.name: RetrainAdaptive,
     PathFinding.name: PathFinding,
     TopDown.name: TopDown,
+    EnsemblePaths.name: EnsemblePaths,
 }
 
 

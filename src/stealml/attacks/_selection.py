@@ -12,15 +12,17 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
 
 from stealml.exceptions import ConfigurationError
 
 __all__ = ["FAMILIES", "candidates", "fit", "select_model"]
 
-FAMILIES = ("linear", "poly-svm", "rbf-svm", "mlp")
+FAMILIES = ("linear", "poly-svm", "rbf-svm", "mlp", "forest")
 AUTO = ("linear", "poly-svm", "rbf-svm")
 SELECT_ROWS = 3000  # most answers the candidates are fit on while selecting
 
@@ -31,6 +33,8 @@ def candidates(family: str, X: np.ndarray, hidden_units: int = 20,
 
     Labels of a deterministic target are noiseless, so the grids favour weak
     regularisation; the RBF widths scale with the data like scikit-learn's "scale".
+    "forest" (for tree-ensemble targets, whose boundaries are axis-aligned) is one deep
+    tree and a random forest of 100.
     """
     if family == "linear":
         return [LogisticRegression(C=c, max_iter=1000) for c in (1e3, 1.0)]
@@ -44,6 +48,9 @@ def candidates(family: str, X: np.ndarray, hidden_units: int = 20,
         return [MLPClassifier(hidden_layer_sizes=(h,), activation="tanh", alpha=1e-5,
                               max_iter=500, random_state=seed)
                 for h in (hidden_units, 2 * hidden_units)]
+    if family == "forest":
+        return [DecisionTreeClassifier(random_state=seed),
+                RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1)]
     raise ConfigurationError(f"model must be auto or one of {', '.join(FAMILIES)}, "
                              f"not {family!r}")
 

@@ -36,7 +36,7 @@ class Retraining(Attack):
 
     Parameters
     ----------
-    model : {"auto", "linear", "poly-svm", "rbf-svm", "mlp"}
+    model : {"auto", "linear", "poly-svm", "rbf-svm", "mlp", "forest"}
         The local model family; "auto" lets extract-and-test choose among linear,
         polynomial- and RBF-kernel SVMs. Hyper-parameters are always chosen by
         extract-and-test.

@@ -22,6 +22,7 @@ REPRODUCTIONS: dict[str, str] = {
     "figure4": "stealml.experiments.labels_only:figure4",
     "figure5": "stealml.experiments.labels_only:figure5",
     "figure6": "stealml.experiments.labels_only:figure6",
+    "figure7": "stealml.experiments.figure7:reproduce",
     "labels-mlp": "stealml.experiments.labels_only:mlp_row",
     "inversion": "stealml.experiments.inversion:reproduce",
     "table1": "stealml.experiments.online:table1",

@@ -17,6 +17,7 @@ from stealml.exceptions import ConfigurationError, FeatureCountError, Unsupporte
 from stealml.ledger import Ledger, Progress
 from stealml.metrics import R_UNIF_POINTS, fidelity
 from stealml.modelio import LoadedModel, load_model, save_model
+from stealml.models.ensemble_service import EnsembleService, serves_as_ensemble
 from stealml.models.tree_service import TreeService, serves_as_tree
 from stealml.oracles.local import LocalOracle
 from stealml.policies import ApiPolicy, Output
@@ -117,7 +118,11 @@ def run_extraction(config: ExtractionConfig,
     attack = attack_cls(random_state=config.seed, batch_size=config.batch_size)  # type: ignore[call-arg]
     describe_target(attack, loaded.model, config.model_class)
     budget = attack_budget(config, attack, space, None if classes is None else len(classes))
-    served = TreeService(loaded.model, space) if serves_as_tree(loaded.model) else loaded.model
+    served = loaded.model
+    if serves_as_tree(loaded.model):
+        served = TreeService(loaded.model, space)
+    elif serves_as_ensemble(loaded.model):  # BigML's ensembles: each tree's answer too
+        served = EnsembleService(loaded.model, space, per_tree=True)
     policy = ApiPolicy(output=config.output, rounding=config.rounding, price=config.price,
                        incomplete="native" if served is not loaded.model else "reject")
     ledger = Ledger(budget=budget, log=config.log, progress=progress)

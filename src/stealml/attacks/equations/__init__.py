@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.neural_network import MLPClassifier
@@ -21,6 +22,7 @@ from sklearn.neural_network import MLPClassifier
 from stealml.attacks.base import Attack, Querier
 from stealml.attacks.equations.logistic import (
     fit_cross_entropy,
+    fit_intervals,
     make_logistic_regression,
     solve_log_ratios,
     to_logistic_regression,
@@ -33,6 +35,8 @@ from stealml.random import RandomState, as_generator
 __all__ = ["MODEL_CLASSES", "EquationSolving", "make_logistic_regression", "model_class_of"]
 
 MODEL_CLASSES = ("logreg", "softmax", "ovr", "mlp")
+ROUNDED_ROUNDS = 3  # rounds of boundary queries after the uniform half (rounded answers)
+POOL_PER_QUERY, MAX_POOL = 50, 20_000  # candidates drawn (free) per boundary query
 
 
 def model_class_of(model: Any) -> str | None:
@@ -78,6 +82,11 @@ class EquationSolving(Attack):
         MLP hidden activation.
     restarts : int
         MLP / one-vs-rest: most random restarts of the fit.
+    intervals : bool
+        Linear models with rounded answers: spend the second half of the budget where
+        the model fitted so far puts two classes closest, and move the cross-entropy fit
+        to the nearest model whose probabilities all round to the answers given. False
+        reproduces the paper: uniform queries and the cross-entropy fit alone.
     random_state : int or Generator, optional
         Seed of the query points and restarts.
 
@@ -99,7 +108,8 @@ class EquationSolving(Attack):
                  batch_size: int | None = None, spread: float = 0.1,
                  min_probability: float | None = None, max_shrink: int = 8, max_search: int = 32,
                  hidden_units: int | None = None, activation: str = "tanh",
-                 restarts: int = 4, random_state: RandomState = None) -> None:
+                 restarts: int = 4, intervals: bool = True,
+                 random_state: RandomState = None) -> None:
         self.model_class = model_class
         self.n_queries = n_queries
         self.batch_size = batch_size
@@ -110,6 +120,7 @@ class EquationSolving(Attack):
         self.hidden_units = hidden_units
         self.activation = activation
         self.restarts = restarts
+        self.intervals = intervals
         self.random_state = random_state
 
     @classmethod
@@ -170,7 +181,10 @@ class EquationSolving(Attack):
         if rounded:
             m = self.n_queries or oracle.ledger.remaining or \
                 len(oracle.classes if oracle.classes is not None else [0, 1]) * (d + 1)
-            table.ask(np.where(free, rng.uniform(lo, hi, size=(m, len(lo))), lo))
+            if self.intervals:
+                self._ask_rounded(table, rng, lo, hi, free, m)
+            else:  # the paper's design: uniform queries
+                table.ask(np.where(free, rng.uniform(lo, hi, size=(m, len(lo))), lo))
         else:
             self._ask_exact(table, space, rng, lo, hi, free, self.n_queries or d + 1)
         X, P = table.data()
@@ -178,11 +192,39 @@ class EquationSolving(Attack):
             raise UnsupportedModelError("no answer was bought: the budget allows no query")
         theta, info = solve_log_ratios(X, P, free, table.min_probability)
         exact = info["exact"] and not rounded
+        solver = "linear solve"
         if not exact:
             theta = fit_cross_entropy(X, P, init=theta)
-        info.update({"queries_asked": len(X), "solver": "linear solve" if exact
-                     else "cross-entropy fit", "rounded": rounded})
+            solver = "cross-entropy fit"
+        if rounded and self.intervals:
+            decimals = int(oracle.policy.rounding)  # type: ignore[arg-type]
+            theta = fit_intervals(X, P, 0.5 * 10.0 ** -decimals, theta)
+            solver += ", then the nearest model within every answer's rounding"
+        info.update({"queries_asked": len(X), "solver": solver, "rounded": rounded})
         return to_logistic_regression(theta, np.asarray(table.classes)), exact or rounded, info
+
+    def _ask_rounded(self, table: Table, rng: np.random.Generator, lo: np.ndarray,
+                     hi: np.ndarray, free: np.ndarray, m: int) -> None:
+        """Half the budget uniformly, then rounds of queries where the model fitted so
+        far puts two classes closest (the second-largest probability highest): there
+        rounded answers keep most of their digits, and the boundaries are placed."""
+        def uniform(n: int) -> np.ndarray:
+            return np.where(free, rng.uniform(lo, hi, size=(n, len(lo))), lo)
+
+        first = max(1, m // 2)
+        table.ask(uniform(first))
+        left = m - first
+        for r in range(ROUNDED_ROUNDS):
+            k = left // (ROUNDED_ROUNDS - r)
+            left -= k
+            X, P = table.data()
+            if k <= 0 or table.querier.exhausted or not len(X):
+                continue
+            theta = fit_cross_entropy(X, P, max_iter=500)
+            pool = uniform(min(max(POOL_PER_QUERY * k, 1000), MAX_POOL))
+            Q = softmax(pool @ theta[:, :-1].T + theta[:, -1], axis=1)
+            second = np.sort(Q, axis=1)[:, -2]
+            table.ask(pool[np.argsort(-second, kind="stable")[:k]])
 
     def _ask_exact(self, table: Table, space: Any, rng: np.random.Generator, lo: np.ndarray,
                    hi: np.ndarray, free: np.ndarray, m: int) -> None:

@@ -4,7 +4,9 @@ A softmax model p = softmax(W x + b) is determined only up to a shift shared by 
 classes, but the c - 1 log-ratios log(p_j / p_r) of each answer are linear in the
 parameters: d + 1 answers at independent points fix every (w_j - w_r, b_j - b_r)
 exactly. Binary logistic regression is the case c = 2. When answers are rounded, or too
-few, the paper's regularised cross-entropy fit over the queried points takes over.
+few, the paper's regularised cross-entropy fit over the queried points takes over; with
+rounded answers its solution is then moved to the nearest model that agrees with every
+answer to its rounding (:func:`fit_intervals`).
 
 References: Tramèr et al., USENIX Security 2016, sections 4.1.1 and 4.1.2 (and Figure 7
 for rounded answers).
@@ -22,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 
 __all__ = [
     "fit_cross_entropy",
+    "fit_intervals",
     "make_logistic_regression",
     "solve_log_ratios",
     "to_logistic_regression",
@@ -126,3 +129,41 @@ def fit_cross_entropy(X: np.ndarray, P: np.ndarray, init: np.ndarray | None = No
                    method="L-BFGS-B", options={"maxiter": max_iter, "gtol": 1e-12,
                                                "ftol": 1e-15})
     return np.asarray(res.x).reshape(c, -1)
+
+
+def _interval_loss(flat: np.ndarray, A: np.ndarray, log_lo: np.ndarray, has_lo: np.ndarray,
+                   log_hi: np.ndarray, anchor: np.ndarray,
+                   mu: float) -> tuple[float, np.ndarray]:
+    theta = flat.reshape(anchor.shape)
+    logq = log_softmax(A @ theta.T, axis=1)
+    above = np.maximum(logq - log_hi, 0.0)
+    below = np.where(has_lo, np.maximum(log_lo - logq, 0.0), 0.0)
+    g = 2.0 * (above - below)  # d loss / d log q
+    gz = g - np.exp(logq) * g.sum(axis=1, keepdims=True)
+    shift = theta - anchor
+    loss = float(np.sum(above**2 + below**2)) + mu * float(np.sum(shift**2))
+    return loss, (gz.T @ A + 2.0 * mu * shift).ravel()
+
+
+def fit_intervals(X: np.ndarray, P: np.ndarray, half_width: float, init: np.ndarray,
+                  mu: float = 1e-6, max_iter: int = 5000) -> np.ndarray:
+    """The softmax parameters nearest ``init`` whose every probability lies within
+    ``half_width`` of the rounded answer ``P`` (an answer rounded to r decimals says
+    only that the true value is within 0.5e-r of it).
+
+    Minimises the squared distance of each log-probability to its interval (0 inside)
+    plus ``mu`` times the squared distance to ``init`` (the cross-entropy fit): a rounded
+    0 (a saturated class) then asks only for a probability below the half-width, where
+    the cross-entropy fit asks for exactly 0 and so for ever larger weights.
+    Returns ``theta`` (c, d + 1).
+    """
+    A = _design(X)
+    lo = P - half_width
+    has_lo = lo > 0
+    with np.errstate(divide="ignore"):
+        log_lo = np.log(np.where(has_lo, lo, 1.0))
+        log_hi = np.log(np.minimum(P + half_width, 1.0))
+    res = minimize(_interval_loss, init.ravel(), args=(A, log_lo, has_lo, log_hi, init, mu),
+                   jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": 1e-12,
+                                                         "ftol": 1e-15})
+    return np.asarray(res.x).reshape(init.shape)
