@@ -79,6 +79,6 @@ def test_rounded_softmax_falls_back_to_cross_entropy(softmax_logreg, mixed_space
     oracle = LocalOracle(softmax_logreg, mixed_space, ApiPolicy(rounding=3),
                          ledger=Ledger(budget=3 * 8 * 5))
     result = EquationSolving(random_state=0).run(oracle)
-    assert result.info["solver"] == "cross-entropy fit" and result.queries == 120
+    assert result.info["solver"].startswith("cross-entropy fit") and result.queries == 120
     fid = fidelity(softmax_logreg, result.model, mixed_space)
     assert fid["r_unif"] < 0.01 and fid["tv_unif"] < 1e-3
