@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO := demo-out
 MLSERVER_VENV := .venv-mlserver
 
-.PHONY: demo test lint typecheck bench docs clean
+.PHONY: demo test lint typecheck bench bench-art docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,5 +52,9 @@ docs: $(VENV)/.core
 bench: $(VENV)/.core $(MLSERVER_VENV)/.stealml-ready
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
+# IBM ART, for benchmarks/art_comparison.py only, lives in .venv-art (made by the script).
+bench-art: $(VENV)/.core
+	$(BIN)/python benchmarks/art_comparison.py
+
 clean:
-	rm -rf $(VENV) $(MLSERVER_VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(MLSERVER_VENV) .venv-art $(DEMO) .mypy_cache .ruff_cache .pytest_cache

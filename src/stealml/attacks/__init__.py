@@ -11,12 +11,14 @@ from stealml.attacks.functional import FunctionallyEquivalent
 from stealml.attacks.lowd_meek import LowdMeek
 from stealml.attacks.path_finding import PathFinding
 from stealml.attacks.retraining import RetrainLineSearch, RetrainUniform
+from stealml.attacks.substitute import SubstituteJacobian, SubstituteKnockoff
 from stealml.attacks.top_down import TopDown
 from stealml.exceptions import ConfigurationError
 
 __all__ = ["ATTACKS", "Attack", "EnsemblePaths", "EquationSolving", "ExtractionResult",
            "FeatureDiscovery", "FunctionallyEquivalent", "LowdMeek", "PathFinding", "Querier",
-           "RetrainAdaptive", "RetrainLineSearch", "RetrainUniform", "TopDown", "get_attack"]
+           "RetrainAdaptive", "RetrainLineSearch", "RetrainUniform", "SubstituteJacobian",
+           "SubstituteKnockoff", "TopDown", "get_attack"]
 
 ATTACKS: dict[str, type[Attack]] = {
     EquationSolving.name: EquationSolving,
@@ -27,6 +29,8 @@ ATTACKS: dict[str, type[Attack]] = {
     RetrainLineSearch.name: RetrainLineSearch,
     RetrainAdaptive.name: RetrainAdaptive,
     PathFinding.name: PathFinding,
+    SubstituteJacobian.name: SubstituteJacobian,
+    SubstituteKnockoff.name: SubstituteKnockoff,
     TopDown.name: TopDown,
     EnsemblePaths.name: EnsemblePaths,
 }

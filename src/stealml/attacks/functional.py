@@ -47,9 +47,9 @@ class FunctionallyEquivalent(Attack):
     Parameters
     ----------
     hidden_layer_sizes : tuple of int, optional
-        The target's hidden layers, as its documentation would state them (``stealml
-        extract`` reads them from a local target). Without them the search stops after
-        ``patience`` lines find no new neuron.
+        The target's hidden layer, as its documentation would state it (``stealml
+        extract`` reads it from a local target); one layer only. Without it the search
+        stops after ``patience`` lines find no new neuron.
     max_lines : int
         Most random lines searched for critical points.
     patience : int
@@ -104,7 +104,8 @@ class FunctionallyEquivalent(Attack):
 
     @classmethod
     def supports(cls, model: Any) -> bool:
-        return relu_architecture(model) is not None
+        sizes = relu_architecture(model)
+        return sizes is not None and len(sizes) == 1
 
     def _sizes(self) -> tuple[int, ...] | None:
         if self.hidden_layer_sizes is None:
@@ -112,6 +113,10 @@ class FunctionallyEquivalent(Attack):
         sizes = tuple(np.atleast_1d(self.hidden_layer_sizes).tolist())
         for s in sizes:
             check_positive_int(s, "hidden_layer_sizes")
+        if len(sizes) != 1:
+            raise ConfigurationError(
+                f"functionally-equivalent extracts networks with one hidden layer; "
+                f"hidden_layer_sizes {sizes} has {len(sizes)}")
         return sizes
 
     def _run(self, oracle: Oracle, querier: Querier) -> tuple[Any, bool, dict[str, Any]]:
@@ -134,14 +139,10 @@ class FunctionallyEquivalent(Attack):
         info.update(fit_info)
         n_out = 1 if kind != "softmax" else len(classes)  # type: ignore[arg-type]
         h = want if want is not None else len(W)
-        if len(sizes or ()) > 1:
-            info["message"] = ("only the first hidden layer is extracted: deeper layers "
-                               "need the layer-by-layer search")
         model, found = build_mlp(layer, h, int(free.sum()), n_out, f, classes, kind)
         info.update(neurons_found=[found], neurons_expected=[h], saturated=f.saturated)
         exact = fit_info.get("fit_residual", np.inf) <= 1e-8 * fit_info.get("output_scale", 0)
-        complete = (not exhausted and len(sizes or (h,)) == 1 and exact
-                    and fit_info.get("signs_consistent", False))
+        complete = not exhausted and exact and fit_info.get("signs_consistent", False)
         if found != h:
             why = ("the budget ran out" if exhausted else
                    "a neuron never seen bending on any line is dead there")

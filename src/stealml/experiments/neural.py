@@ -53,34 +53,45 @@ def output_error(target: Any, stolen: Any, space: FeatureSpace, n_points: int = 
     return err
 
 
-def parameter_error(target: Any, stolen: Any) -> float:
-    """Largest parameter difference after aligning each hidden layer's neurons to the
-    target's by permutation and positive scale (each neuron's incoming weights scaled to
-    unit norm, its outgoing weights by the inverse). Softmax output weights are compared
-    centred across classes. Infinite when the architectures differ."""
-    if [w.shape for w in target.coefs_] != [w.shape for w in stolen.coefs_]:
+def parameter_error(target: Any, stolen: Any, rtol: float = 1e-6) -> float:
+    """Largest parameter difference between two one-hidden-layer networks after aligning
+    the hidden neurons by permutation and positive scale (each neuron's incoming weights
+    scaled to unit norm, its outgoing weights by the inverse).
+
+    A neuron whose incoming weights are below ``rtol`` of the largest never bends the
+    output (it is constant: relu(b)), so no attack can see it: it is left out of the
+    matching and its constant output is folded into the output bias, on both sides.
+    Softmax output weights are compared centred across classes. Infinite when the
+    input or output sizes differ.
+    """
+    if (target.coefs_[0].shape[0] != stolen.coefs_[0].shape[0]
+            or target.coefs_[-1].shape[1] != stolen.coefs_[-1].shape[1]
+            or len(target.coefs_) != 2 or len(stolen.coefs_) != 2):
         return float("inf")
-    worst = 0.0
-    perm_prev = None
-    out_scale_t = out_scale_s = None
-    for layer in range(len(target.coefs_)):
-        Wt = np.hstack([target.coefs_[layer].T, target.intercepts_[layer][:, None]])
-        Ws = np.hstack([stolen.coefs_[layer].T, stolen.intercepts_[layer][:, None]])
-        if perm_prev is not None and out_scale_t is not None and out_scale_s is not None:
-            Wt[:, :-1] = Wt[:, :-1] * out_scale_t[None, :]
-            Ws = Ws[:, np.r_[perm_prev, Ws.shape[1] - 1]]
-            Ws[:, :-1] = Ws[:, :-1] * out_scale_s[perm_prev][None, :]
-        if layer == len(target.coefs_) - 1:
-            if Wt.shape[0] > 1:
-                Wt, Ws = Wt - Wt.mean(axis=0), Ws - Ws.mean(axis=0)
-            worst = max(worst, float(np.abs(Wt - Ws).max()))
-            break
-        st = np.linalg.norm(Wt[:, :-1], axis=1)
-        ss = np.linalg.norm(Ws[:, :-1], axis=1)
-        st, ss = np.where(st > 0, st, 1.0), np.where(ss > 0, ss, 1.0)
-        ut, us = Wt / st[:, None], Ws / ss[:, None]
-        cost = np.abs(ut[:, None, :] - us[None, :, :]).max(axis=2)
-        rows, cols = linear_sum_assignment(cost)
-        worst = max(worst, float(cost[rows, cols].max()))
-        perm_prev, out_scale_t, out_scale_s = cols, st, ss
+    (ut, at, ct), (us, as_, cs) = _aligned(target, rtol), _aligned(stolen, rtol)
+    if len(ut) > len(us):
+        return float("inf")
+    cost = np.abs(ut[:, None, :] - us[None, :, :]).max(axis=2) if len(ut) else np.zeros((0, 0))
+    rows, cols = linear_sum_assignment(cost)
+    worst = float(cost[rows, cols].max()) if len(rows) else 0.0
+    extra = np.setdiff1d(np.arange(len(us)), cols)  # must not change the output
+    worst = max(worst, float(np.abs(as_[extra]).max(initial=0.0)))
+    at_, as2 = at[rows], as_[cols]
+    if at.shape[1] > 1:
+        at_, as2 = at_ - at_.mean(axis=1, keepdims=True), as2 - as2.mean(axis=1, keepdims=True)
+        ct, cs = ct - ct.mean(), cs - cs.mean()
+    worst = max(worst, float(np.abs(at_ - as2).max(initial=0.0)),
+                float(np.abs(ct - cs).max()))
     return worst
+
+
+def _aligned(model: Any, rtol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit rows [w; b] of the neurons that bend, their outgoing weights times the
+    scale, and the output bias with the constant neurons folded in."""
+    W, b = model.coefs_[0].T, model.intercepts_[0]
+    A, c = model.coefs_[1], model.intercepts_[1].copy()
+    s = np.linalg.norm(W, axis=1)
+    bends = s > rtol * max(float(s.max(initial=0.0)), 1e-300)
+    c = c + (np.maximum(b[~bends], 0.0)[:, None] * A[~bends]).sum(axis=0)
+    rows = np.hstack([W[bends], b[bends, None]]) / s[bends, None]
+    return rows, A[bends] * s[bends, None], c
