@@ -188,10 +188,7 @@ def _make_attack(name: str, config: AssessConfig, model: Any, reveals: frozenset
         kwargs["ignore_probabilities"] = True  # what would it take with labels alone?
     attack = cls(**kwargs)
     if budget is not None and hasattr(attack, "n_queries"):
-        # more equations than unknowns (equation solving against rounding), or more
-        # labels; a tenth of the budget is left for the attack's own searches
-        attack.n_queries = budget if getattr(cls, "fills_budget", False) else (
-            max(1, int(0.9 * budget)))
+        attack.n_queries = budget  # more labels, or more equations than unknowns
     if model is not None:
         describe_target(attack, model, config.model_class)
     elif config.model_class is not None and hasattr(attack, "model_class"):
@@ -235,6 +232,24 @@ def _fidelity(oracle: BaseOracle, stolen: Any, X_unif: np.ndarray,
     return out
 
 
+def _plan(attack: Attack, n_columns: int, n_classes: int | None, most: int,
+          decimals: int | None) -> list[int | None]:
+    """The budgets an attack is run at, in order. An attack that spends whatever it is
+    given (retraining) climbs the whole ladder; one that stops when it is done runs first
+    with the largest budget and no target count (it takes as few queries as it needs) and
+    climbs the rest of the ladder only if it can use more queries (``n_queries``) and did
+    not reach 100%. None stands for that first run."""
+    ladder: list[int | None] = list(_ladder(attack, n_columns, n_classes, most))
+    return ladder if _fills(attack, decimals) else [None]
+
+
+def _fills(attack: Attack, decimals: int | None) -> bool:
+    """Whether the attack spends whatever budget it gets: retraining always, equation
+    solving against rounded answers (least squares over as many equations as it buys)."""
+    return bool(getattr(type(attack), "fills_budget", False)) or (
+        decimals is not None and hasattr(attack, "n_queries"))
+
+
 def _run_attack(name: str, config: AssessConfig, target: _Target, profile: ApiProfile,
                 most: int, evaluation: BaseOracle, X_unif: np.ndarray,
                 X_test: np.ndarray | None) -> dict[str, Any]:
@@ -243,10 +258,14 @@ def _run_attack(name: str, config: AssessConfig, target: _Target, profile: ApiPr
     first = _make_attack(name, config, target.model, reveals, config.seed)
     points: list[dict[str, Any]] = []
     entry: dict[str, Any] = {"attack": name, "points": points, "error": None, "spent": 0.0}
-    for rung, budget in enumerate(_ladder(first, profile.encoded_columns, n_classes, most)):
-        # the first rung lets the attack use as few queries as it needs
-        attack = _make_attack(name, config, target.model, reveals, config.seed,
-                              budget if rung else None)
+    plan = _plan(first, profile.encoded_columns, n_classes, most, profile.decimals)
+    while plan:
+        count = plan.pop(0)
+        # later runs of an attack that stops by itself keep a tenth for its own searches
+        asked = count if count is None or _fills(first, profile.decimals) else (
+            max(1, int(0.9 * count)))
+        attack = _make_attack(name, config, target.model, reveals, config.seed, asked)
+        budget = most if count is None else count
         ledger = Ledger(budget=budget)
         oracle = target.make_oracle(ledger)
         try:
@@ -257,14 +276,17 @@ def _run_attack(name: str, config: AssessConfig, target: _Target, profile: ApiPr
         finally:
             ledger.close()
             entry["spent"] += ledger.cost
-        used = result.queries
-        point: dict[str, Any] = {"budget": budget, "queries": used, "dollars": used * profile.price,
+        point: dict[str, Any] = {"budget": budget, "queries": result.queries,
+                                 "dollars": result.queries * profile.price,
                                  "complete": result.complete, "seconds": result.seconds,
                                  **_fidelity(evaluation, result.model, X_unif, X_test)}
         points.append(point)
-        finished = result.complete and not hasattr(attack, "n_queries")
-        if finished or point["fidelity"] >= 1.0:
+        if point["fidelity"] >= 1.0:
             break
+        if count is None and hasattr(attack, "n_queries"):  # more equations may help
+            plan = [b for b in _ladder(first, profile.encoded_columns, n_classes, most)
+                    if int(0.9 * b) > result.queries]
+    points.sort(key=lambda p: p["queries"])
     for level in LEVELS:
         hit = next((p for p in points if p["fidelity"] >= level - 1e-12), None)
         entry[f"queries@{level:g}"] = None if hit is None else hit["queries"]
