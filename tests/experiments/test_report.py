@@ -58,7 +58,9 @@ def test_pairs_and_comparison() -> None:
     assert compare(3, 3, "queries")["verdict"] == "close"
     worse = compare(40, 30, "queries")
     assert (worse["verdict"], worse["direction"]) == ("off", "worse")
-    assert compare("99.0%", 1.0, "1-R_test")["verdict"] == "close"
+    assert compare("99.95%", 1.0, "1-R_test")["verdict"] == "close"
+    assert compare("99.0%", 1.0, "1-R_test")["verdict"] == "far"  # 1% errors against none
+    assert compare(1.0, 0.99, "1-R_test")["verdict"] == "better"
     assert compare(0.5, 0.9, "1-R_test")["direction"] == "worse"
 
 
@@ -78,7 +80,7 @@ def test_reproduce_all_writes_one_report(tmp_path: Path,
     assert "DatasetError" in md and "no-such-data-set" in md
     # equation solving needs d + 1 = 3 queries: close to 3 on circles, far from 30 on moons
     assert "| circles | 3 | 3 | **close** +0 (+0%) |" in md
-    assert "| moons | 3 | 30 | **FAR** -27 (-90%), better |" in md
+    assert "| moons | 3 | 30 | *better* -27 (-90%) |" in md
     assert "as in Table 3" in md and "Two binary data sets." in md
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "<link" not in page and "<script" not in page

@@ -36,6 +36,7 @@ __all__ = ["EntryRun", "compare", "paper_pairs", "reproduce_all", "write_report"
 
 PAPER = "paper "
 CLOSE, OFF = 0.10, 0.50  # |ours - paper| / |paper| up to CLOSE: close; past OFF: far
+VERDICTS = ("close", "better", "off", "far")
 HIGHER_IS_BETTER = re.compile(r"1\s*-\s*R|accuracy|fidelity|found", re.IGNORECASE)
 LOWER_IS_BETTER = re.compile(r"^r_|R_|queries|seconds|price|cost|q/leaf|error|gap",
                              re.IGNORECASE)
@@ -132,23 +133,46 @@ def paper_pairs(columns: Sequence[str]) -> tuple[list[tuple[str, str]], list[str
 
 def compare(ours: Any, paper: Any, column: str) -> dict[str, Any]:
     """How ``ours`` stands against ``paper``: difference, relative difference, verdict
-    (``close``, ``off`` or ``far``) and, where the column says which way is better,
-    ``better`` or ``worse``."""
+    and, where the column says which way is better, the direction (``better``/``worse``).
+    The verdict is ``close`` (within 10%), ``better`` (beyond that, the good way), or
+    ``off`` (within 50%) and ``far`` (beyond) the other way or where no way is better.
+    Accuracies (``1-R``, fidelity) are compared by their errors.
+
+    Examples
+    --------
+    >>> compare(0.9344, 0.9868, "1-R_test")["verdict"]  # 6.6% errors against 1.3%
+    'far'
+    >>> compare(388, 400, "queries")["verdict"], compare(388, 400, "queries")["direction"]
+    ('close', 'better')
+    >>> compare(1.0, 0.9975, "1-R_unif")["verdict"], compare(200, 400, "queries")["verdict"]
+    ('better', 'better')
+    """
     a, b = as_number(ours), as_number(paper)
     if a is None or b is None:
-        return {"diff": None, "rel": None, "verdict": None, "direction": None}
+        return {"diff": None, "rel": None, "verdict": None, "direction": None,
+                "errors": False}
     diff = a - b
-    scale = max(abs(b), 1e-3 if abs(b) < 1 else 0)
-    rel = diff / scale if scale else 0.0
-    verdict = "close" if abs(rel) <= CLOSE or abs(diff) <= 1e-4 else (
-        "off" if abs(rel) <= OFF else "far")
+    errors = bool(HIGHER_IS_BETTER.search(column)) and 0 <= a <= 1 and 0 <= b <= 1
+    if errors:
+        # an accuracy: 99.9% against 99% is ten times fewer errors, not 1% more
+        rel = ((1 - a) - (1 - b)) / max(1 - b, 1e-3)
+    else:
+        scale = max(abs(b), 1e-3 if abs(b) < 1 else 0)
+        rel = diff / scale if scale else 0.0
     direction = None
     if abs(diff) > 1e-12:
         if HIGHER_IS_BETTER.search(column):
             direction = "better" if diff > 0 else "worse"
         elif LOWER_IS_BETTER.search(column):
             direction = "better" if diff < 0 else "worse"
-    return {"diff": diff, "rel": rel, "verdict": verdict, "direction": direction}
+    if abs(rel) <= CLOSE or abs(diff) <= (1e-3 if errors else 1e-4):  # 0.1 points
+        verdict = "close"
+    elif direction == "better":
+        verdict = "better"
+    else:
+        verdict = "off" if abs(rel) <= OFF else "far"
+    return {"diff": diff, "rel": rel, "verdict": verdict, "direction": direction,
+            "errors": errors}
 
 
 @dataclass
@@ -165,9 +189,15 @@ class Table:
 
     @property
     def labels(self) -> list[str]:
-        """The columns that say which row this is (the first few that are no pair)."""
+        """The columns that say which row this is: the first few that are no pair and
+        whose value changes from row to row."""
         taken = {c for p in self.pairs for c in p} | set(self.alone)
-        return [c for c in self.columns if c not in taken][:3]
+        free = [c for c in self.columns if c not in taken]
+        rows = self.compared_rows() or self.rows
+        varying = [c for c in free
+                   if len({json.dumps(r.get(c), sort_keys=True, default=str)
+                           for r in rows}) > 1]
+        return varying[:4] or free[:1]
 
     def compared_rows(self) -> list[dict[str, Any]]:
         """Rows with at least one paper value."""
@@ -206,15 +236,13 @@ def _notes(md: Path) -> str:
 
 
 def _counts(tables: Sequence[Table]) -> dict[str, int]:
-    counts = {"close": 0, "off": 0, "far": 0, "better": 0, "worse": 0}
+    counts = dict.fromkeys(VERDICTS, 0)
     for t in tables:
         for row in t.compared_rows():
             for ours, paper in t.pairs:
                 c = compare(row.get(ours), row.get(paper), ours)
                 if c["verdict"]:
                     counts[c["verdict"]] += 1
-                if c["direction"]:
-                    counts[c["direction"]] += 1
     return counts
 
 
@@ -233,8 +261,8 @@ def _diff_text(c: dict[str, Any]) -> str:
         return ""
     text = f"{c['diff']:+.3g}"
     if c["rel"] is not None and abs(c["rel"]) < 1e6:
-        text += f" ({c['rel']:+.0%})"
-    return text + (f", {c['direction']}" if c["direction"] else "")
+        text += f" ({'errors ' if c['errors'] else ''}{c['rel']:+.0%})"
+    return text + (", worse" if c["direction"] == "worse" else "")
 
 
 def _heading(meta: dict[str, Any]) -> list[str]:
@@ -243,21 +271,22 @@ def _heading(meta: dict[str, Any]) -> list[str]:
             f"{grid}; {meta['seconds']:.0f} s in all on {meta['machine']}, load average "
             f"{meta['load average (1, 5, 15 min)']} at the end.",
             "Beside each of our numbers, the paper's (Tramèr et al., USENIX Security 2016) "
-            f"and the difference: **close** within {CLOSE:.0%} of the paper's value, "
-            f"*off* within {OFF:.0%}, **FAR** beyond; better/worse where the column says "
+            f"and the difference: **close** within {CLOSE:.0%} of the paper's value "
+            "(accuracies: of its error rate), *better* beyond that the good way, else *off* "
+            f"within {OFF:.0%} and **FAR** beyond; better/worse where the column says "
             "which way is better."]
 
 
 def _markdown(out: Path, runs: Sequence[EntryRun], tables: dict[str, list[Table]],
               meta: dict[str, Any]) -> str:
     lines = ["# Reproduction of Tramèr et al. 2016 (stealml)", "", *_heading(meta), "",
-             "| reproduction | status | seconds | close | off | far |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| reproduction | status | seconds | close | better | off | far |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in runs:
         c = _counts(tables[r.name])
         status = "ok" if r.ok else "**failed**"
         lines.append(f"| [{r.name}](#{r.name}) | {status} | {r.seconds:.1f} | {c['close']} | "
-                     f"{c['off']} | {c['far']} |")
+                     f"{c['better']} | {c['off']} | {c['far']} |")
     for r in runs:
         lines += ["", f"## {r.name}", ""]
         if not r.ok:
@@ -265,8 +294,10 @@ def _markdown(out: Path, runs: Sequence[EntryRun], tables: dict[str, list[Table]
             continue
         for t in tables[r.name]:
             lines += [f"### {t.title}", "", f"From `{t.path}`.", ""]
-            lines += [_md_comparison(t) if t.pairs or t.alone else
+            lines += [_md_comparison(t) if t.compared_rows() else
                       markdown_table(t.rows[:40], t.columns), ""]
+            if (t.pairs or t.alone) and not t.compared_rows():
+                lines += ["(The paper gives no number for this grid.)", ""]
             if t.notes:
                 lines += [t.notes, ""]
         lines += [f"![{f}]({f})" for f in r.files if f.endswith(".png")]
@@ -283,7 +314,8 @@ def _md_comparison(t: Table) -> str:
         cells = [format_value(row.get(c)) for c in t.labels]
         for ours, paper in t.pairs:
             c = compare(row.get(ours), row.get(paper), ours)
-            mark = {"close": "**close** ", "off": "*off* ", "far": "**FAR** "}.get(
+            mark = {"close": "**close** ", "better": "*better* ", "off": "*off* ",
+                    "far": "**FAR** "}.get(
                 c["verdict"] or "", "")
             cells += [format_value(row.get(ours)), format_value(row.get(paper)),
                       (mark + _diff_text(c)).strip() or "-"]
@@ -299,7 +331,7 @@ padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.88em}
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}
 th{background:#f3f3f3}td.l,th.l{text-align:left}
-td.close{background:#dff3df}td.off{background:#fff2cc}td.far{background:#f8d0d0}
+td.close{background:#dff3df}td.better{background:#d6e9f8}td.off{background:#fff2cc}td.far{background:#f8d0d0}
 td.paper{color:#555;font-style:italic}.worse{font-weight:bold}
 .failed{color:#a00;font-weight:bold}pre{background:#f6f6f6;padding:.6em;overflow-x:auto}
 img{max-width:100%;border:1px solid #ddd;margin:.5em 0}.notes{color:#444;font-size:.9em}
@@ -318,13 +350,14 @@ def _html(out: Path, runs: Sequence[EntryRun], tables: dict[str, list[Table]],
              f"<style>{STYLE}</style></head><body>",
              "<h1>Reproduction of Tramèr et al. 2016 (stealml)</h1>", heading,
              "<table><tr><th class=l>reproduction</th><th>status</th><th>seconds</th>"
-             "<th>close</th><th>off</th><th>far</th></tr>"]
+             "<th>close</th><th>better</th><th>off</th><th>far</th></tr>"]
     for r in runs:
         c = _counts(tables[r.name])
         status = "ok" if r.ok else "<span class=failed>failed</span>"
         parts.append(f"<tr><td class=l><a href='#{html.escape(r.name)}'>{html.escape(r.name)}"
                      f"</a></td><td>{status}</td><td>{r.seconds:.1f}</td>"
-                     f"<td class=close>{c['close']}</td><td class=off>{c['off']}</td>"
+                     f"<td class=close>{c['close']}</td><td class=better>{c['better']}</td>"
+                     f"<td class=off>{c['off']}</td>"
                      f"<td class=far>{c['far']}</td></tr>")
     parts.append("</table>")
     for r in runs:
@@ -334,8 +367,10 @@ def _html(out: Path, runs: Sequence[EntryRun], tables: dict[str, list[Table]],
             continue
         for t in tables[r.name]:
             parts.append(f"<h3>{html.escape(t.title)}</h3>")
-            parts.append(_html_comparison(t) if t.pairs or t.alone else
+            parts.append(_html_comparison(t) if t.compared_rows() else
                          _html_table(t.rows[:40], t.columns))
+            if (t.pairs or t.alone) and not t.compared_rows():
+                parts.append("<p class=notes>(The paper gives no number for this grid.)</p>")
             if t.notes:
                 parts.append(f"<p class=notes>{_md_inline(t.notes)}</p>")
         for f in r.files:
