@@ -194,7 +194,15 @@ class FunctionallyEquivalent(Attack):
             J = jump(f, line, t, delta)
             if J is None or not np.abs(J).max() > 0:
                 continue
-            w = np.linalg.svd(J, full_matrices=False)[2][0]
+            # one neuron's jump: the same over a window five times narrower (a corner
+            # missed nearby would sit in one window only)
+            J2 = jump(f, line, t, delta / 5)
+            if J2 is None or not np.allclose(J, J2, rtol=1e-5, atol=1e-7 * np.abs(J).max()):
+                continue
+            _, sv, Vt = np.linalg.svd(J, full_matrices=False)
+            if len(sv) > 1 and sv[1] > 1e-6 * sv[0]:
+                continue  # two neurons bend at (almost) the same point: not rank one
+            w = Vt[0]
             y = line.at(np.array([t]))[0]
             if len(W) and np.min(np.abs(W @ y + b)) < SAME_PLANE:
                 continue
