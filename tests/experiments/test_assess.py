@@ -81,7 +81,7 @@ def test_assess_a_running_service(served_rounded: str, tmp_path: Path) -> None:
     attacks = {a["attack"]: a for a in report["attacks"]}
     eq = attacks["equation-solving"]
     assert eq["points"][0]["queries"] == 3 and eq["points"][0]["fidelity"] < 0.99  # rounding
-    assert eq["queries@0.99"] is not None and eq["queries@0.99"] <= 30  # more equations
+    assert eq["queries@0.99"] is not None and 3 < eq["queries@0.99"] <= 100  # more equations
     assert attacks["lowd-meek"]["queries@1"] is not None
     assert report["spent"] > report["eval_cost"] > 0
     assert report["defences"] is None
