@@ -102,6 +102,30 @@ def train(data: str, kind: str, seed: int, max_leaves: int | None, max_depth: in
                    f"test {report['metric']} {report['score']:.4f}, saved to {out}")
 
 
+def _defence_options(command: Any) -> Any:
+    """Output defences and extraction monitors, shared by ``extract`` and ``serve``."""
+    options = [
+        click.option("--noise", type=click.FloatRange(min=0), default=None,
+                     help="Gaussian noise (std) on probabilities, clipped and renormalised."),
+        click.option("--noise-seed", type=int, default=0, show_default=True,
+                     help="Seed of --noise (with each query's bytes)."),
+        click.option("--reverse-sigmoid", type=(float, float), default=None,
+                     metavar="BETA GAMMA", help="Lee et al.'s reverse-sigmoid perturbation."),
+        click.option("--monitor", "monitors", multiple=True,
+                     type=click.Choice(["prada", "ood"]),
+                     help="Extraction monitor per client; repeat for both "
+                          "(ood: --data's training split, or --ood-reference)."),
+        click.option("--on-flag", type=click.Choice(["block", "labels", "noise", "log"]),
+                     default="block", show_default=True,
+                     help="What a client flagged by --monitor gets."),
+        click.option("--prada-delta", type=float, default=0.9, show_default=True,
+                     help="PRADA's threshold on the Shapiro-Wilk W."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.option("--target", type=click.Path(dir_okay=False), default=None,
               help="Target model file (.skops, .onnx); or give --url.")
@@ -123,10 +147,12 @@ def train(data: str, kind: str, seed: int, max_leaves: int | None, max_depth: in
 @click.option("--budget", type=int, default=None, help="Most queries to pay for.")
 @click.option("--alpha", type=float, default=None,
               help="Budget as alpha × the model class's unknowns.")
-@click.option("--output", type=click.Choice(["probabilities", "labels"]),
+@click.option("--output", type=click.Choice(["probabilities", "labels", "top-k"]),
               default="probabilities", show_default=True, help="What the API reveals.")
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="With --output top-k.")
 @click.option("--rounding", type=click.IntRange(0, 16), default=None,
               help="The API rounds probabilities to this many decimals.")
+@_defence_options
 @click.option("--price", type=float, default=0.0001, show_default=True,
               help="Dollars per query (Amazon's 2016 price by default).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the attack.")
@@ -145,9 +171,11 @@ def train(data: str, kind: str, seed: int, max_leaves: int | None, max_depth: in
 def extract(target: str | None, url: str | None, model_name: str | None,
             api_key: str | None, protocol: str, eval_queries: int, space: str | None,
             attack: str, budget: int | None, alpha: float | None, output: str,
-            rounding: int | None, price: float, seed: int, log: str | None, out: str | None,
-            data: str | None, batch_size: int | None, model_class: str | None, trusted: bool,
-            as_json: bool) -> None:
+            top_k: int | None, rounding: int | None, noise: float | None, noise_seed: int,
+            reverse_sigmoid: tuple[float, float] | None, monitors: tuple[str, ...],
+            on_flag: str, prada_delta: float, price: float, seed: int, log: str | None,
+            out: str | None, data: str | None, batch_size: int | None,
+            model_class: str | None, trusted: bool, as_json: bool) -> None:
     """Steal a target (a model file, or a model behind --url) through a query-accounting
     oracle and report fidelity and cost."""
     from stealml.experiments.runner import ExtractionConfig, run_extraction
@@ -161,12 +189,15 @@ def extract(target: str | None, url: str | None, model_name: str | None,
                               data=data, trusted=trusted, batch_size=batch_size,
                               protocol=None if url is None else protocol,  # type: ignore[arg-type]
                               model=model_name, api_key=api_key, eval_queries=eval_queries,
-                              model_class=model_class)
+                              model_class=model_class, top_k=top_k, noise=noise,
+                              noise_seed=noise_seed, reverse_sigmoid=reverse_sigmoid,
+                              monitors=monitors, prada_delta=prada_delta,
+                              on_flag=on_flag)  # type: ignore[arg-type]
     with _query_progress(enabled=not as_json and sys.stderr.isatty()) as progress:
         _, report = run_extraction(config, progress=progress)
     if as_json:
         keys = ("attack", "target", "queries", "replayed", "cost", "seconds", "fidelity",
-                "budget", "complete", "eval_queries", "eval_cost")
+                "budget", "complete", "eval_queries", "eval_cost", "detection")
         click.echo(json.dumps({k: report[k] for k in keys if k in report}))
         return
     _print_report(report, out)
@@ -190,6 +221,10 @@ def _print_report(report: dict[str, Any], out: str | None) -> None:
              for k, v in fid.items()]
     if "eval_queries" in report:
         rows.append(("evaluation queries (not in the attack's)", report["eval_queries"]))
+    for name, record in (report.get("detection") or {}).items():
+        at = record.get("flagged_at")
+        rows.append((f"{name} monitor", f"flagged after query {at}" if at else
+                     f"not flagged ({record.get('queries')} queries)"))
     info = report.get("info") or {}
     rows += [(key, info[key]) for key in ("warning", "message") if info.get(key)]
     if out:
@@ -414,12 +449,18 @@ def grid(config: str, n_jobs: int | None, dask_local: int | None, scheduler: str
               help="Omitted features: refused, encoded as 0 (Amazon), or the model's own "
                    "way (BigML trees) [default: reject].")
 @click.option("--price", type=float, default=None, help="Dollars per prediction.")
+@_defence_options
+@click.option("--ood-reference", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="--monitor ood: .npy of the owner's data in the model space.")
 @click.option("--space", type=click.Path(dir_okay=False, exists=True), default=None,
               help="FeatureSpace JSON for model files that carry none (ONNX).")
 def serve(models: tuple[str, ...], config: str | None, host: str | None, port: int | None,
           api_keys: tuple[str, ...], log: str | None, output: str | None, top_k: int | None,
           rounding: int | None, significant_digits: int | None, incomplete: str | None,
-          price: float | None, space: str | None) -> None:
+          price: float | None, noise: float | None, noise_seed: int,
+          reverse_sigmoid: tuple[float, float] | None, monitors: tuple[str, ...],
+          on_flag: str, prada_delta: float, ood_reference: str | None,
+          space: str | None) -> None:
     """Serve MODELS (PATH or NAME=PATH, skops or ONNX) behind a prediction API.
 
     The policy options apply to the MODELS given here; models in --config have their own.
@@ -428,9 +469,14 @@ def serve(models: tuple[str, ...], config: str | None, host: str | None, port: i
     from stealml.server import serve as run_service
     from stealml.server.settings import key_from_arg, model_from_arg
 
-    policy = {"output": output, "top_k": top_k, "rounding": rounding, "price": price,
-              "significant_digits": significant_digits, "incomplete": incomplete,
-              "space": space}
+    policy: dict[str, Any] = {
+        "output": output, "top_k": top_k, "rounding": rounding, "price": price,
+        "significant_digits": significant_digits, "incomplete": incomplete,
+        "space": space, "noise": noise, "noise_seed": noise_seed if noise else None,
+        "reverse_sigmoid": reverse_sigmoid}
+    if monitors:
+        policy["monitor"] = {"detectors": list(monitors), "response": on_flag,
+                             "prada_delta": prada_delta, "ood_reference": ood_reference}
     settings = load_settings(config, host=host, port=port, log=log,
                              models=[model_from_arg(m, **policy) for m in models],
                              keys=[key_from_arg(k) for k in api_keys])

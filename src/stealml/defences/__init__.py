@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from stealml.defences.monitor import RESPONSES, Monitor, Response
 from stealml.defences.ood import OutOfDistribution
-from stealml.defences.prada import Prada
+from stealml.defences.prada import Prada, calibrate_delta
 
-__all__ = ["RESPONSES", "Monitor", "OutOfDistribution", "Prada", "Response"]
+__all__ = ["RESPONSES", "Monitor", "OutOfDistribution", "Prada", "Response",
+           "calibrate_delta"]

@@ -122,17 +122,18 @@ class OutOfDistributionState:
         nn, radius = self.detector._fitted()
         X = np.nan_to_num(np.asarray(X, dtype=float), nan=0.0)
         far = nn.kneighbors(X, 1, return_distance=True)[0][:, 0] > radius
-        rate = 1.0 - self.detector.quantile
-        for i, is_far in enumerate(far):
-            self.queries += 1
-            self.out += int(is_far)
-            tail = float(binom.sf(self.out - 1, self.queries, rate)) if self.out else 1.0
-            self.statistic = tail
-            self.min_statistic = tail if self.min_statistic is None else min(
-                self.min_statistic, tail)
-            if self.queries >= self.detector.min_queries and tail < self.detector.alpha:
-                self.flagged_at = self.queries
-                return i
+        n = self.queries + np.arange(1, len(X) + 1)
+        k = self.out + np.cumsum(far)
+        tails = np.where(k > 0, binom.sf(k - 1, n, 1.0 - self.detector.quantile), 1.0)
+        hits = np.flatnonzero((n >= self.detector.min_queries) & (tails < self.detector.alpha))
+        last = int(hits[0]) if len(hits) else len(X) - 1  # rows after a flag are not seen
+        self.queries, self.out = int(n[last]), int(k[last])
+        self.statistic = float(tails[last])
+        low = float(tails[:last + 1].min())
+        self.min_statistic = low if self.min_statistic is None else min(self.min_statistic, low)
+        if len(hits):
+            self.flagged_at = self.queries
+            return last
         return None
 
     def summary(self) -> dict[str, Any]:

@@ -25,8 +25,9 @@ import numpy as np
 from scipy.stats import shapiro
 
 from stealml.exceptions import ConfigurationError
+from stealml.random import RandomState, as_generator
 
-__all__ = ["Prada", "PradaState"]
+__all__ = ["Prada", "PradaState", "calibrate_delta"]
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,19 @@ class _Growing:
     def __init__(self, d: int) -> None:
         self.rows = np.empty((16, d))
         self.n = 0
-        self.distances: list[float] = []
         self.threshold = 0.0
+        self._count = 0  # distances that grew the set: count, sum, sum of squares
+        self._sum = 0.0
+        self._squares = 0.0
+
+    def grew(self, d: float) -> None:
+        """Record a distance that grew the set; T_c = max(T_c, mean - std of them)."""
+        self._count += 1
+        self._sum += d
+        self._squares += d * d
+        mean = self._sum / self._count
+        std = math.sqrt(max(self._squares / self._count - mean * mean, 0.0))
+        self.threshold = max(self.threshold, mean - std)
 
     def add(self, x: np.ndarray) -> None:
         if self.n == len(self.rows):
@@ -125,15 +137,14 @@ class PradaState:
         if group is None:
             group = self._groups[label] = _Growing(len(x))
             group.add(x)
-            group.distances.append(0.0)  # Algorithm 1: D_Gc starts with 0
+            group.grew(0.0)  # Algorithm 1: D_Gc starts with 0
             return False
-        d = float(np.sqrt(np.min(np.sum((group.rows[:group.n] - x) ** 2, axis=1))))
+        diff = group.rows[:group.n] - x
+        d = float(np.sqrt(np.min(np.einsum("ij,ij->i", diff, diff))))
         self.distances.append(d)
         if d > group.threshold:
             group.add(x)
-            group.distances.append(d)
-            g = np.asarray(group.distances)
-            group.threshold = max(group.threshold, float(g.mean() - g.std()))
+            group.grew(d)
         if len(self.distances) < self.detector.min_samples:
             return False
         w = _shapiro_w(self.distances)
@@ -157,3 +168,37 @@ def _shapiro_w(values: list[float]) -> float:
         warnings.simplefilter("ignore")  # scipy warns above 5,000 samples (p, not W)
         w = float(shapiro(x).statistic)
     return w if math.isfinite(w) else 0.0
+
+
+def calibrate_delta(X: np.ndarray, labels: Any, min_samples: int = 100, orders: int = 5,
+                    margin: float = 0.02, max_rows: int = 2000,
+                    random_state: RandomState = 0) -> float:
+    """A PRADA threshold from honest traffic: the smallest W that the rows ``X`` (with
+    the model's ``labels``), sent in ``orders`` random orders, ever reach, less ``margin``.
+
+    The owner runs it on natural data it holds (e.g. part of its training data); honest
+    clients whose queries come from the same distribution then stay above the threshold
+    with high probability, and the threshold says how far from normal an attacker's
+    distances must be to be seen.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 4))
+    >>> 0.8 < calibrate_delta(X, np.zeros(300)) < 1
+    True
+    """
+    X = np.asarray(X, dtype=float)
+    labels = np.asarray(labels)
+    if len(X) <= min_samples + 1:
+        raise ConfigurationError(f"calibrating PRADA needs more than {min_samples + 1} "
+                                 f"honest rows, not {len(X)}")
+    rng = as_generator(random_state)
+    lowest = 1.0
+    for _ in range(orders):
+        order = rng.permutation(len(X))[:max_rows]
+        state = Prada(delta=1e-9, min_samples=min_samples).new_state()
+        state.update(X[order], labels[order])
+        if state.min_statistic is not None:
+            lowest = min(lowest, state.min_statistic)
+    return max(lowest - margin, 1e-6)

@@ -20,7 +20,7 @@ from sklearn.tree import DecisionTreeClassifier
 from stealml.attacks import ATTACKS, Attack
 from stealml.attacks._discovery_map import DiscoveredExtraction
 from stealml.datasets import load
-from stealml.defences import Monitor, OutOfDistribution, Prada
+from stealml.defences import Monitor, OutOfDistribution, Prada, calibrate_delta
 from stealml.models.tree_service import TreeService
 from stealml.policies import ApiPolicy
 from stealml.space import FeatureSpace
@@ -28,7 +28,6 @@ from stealml.targets import make_target
 
 __all__ = ["CASES", "DEFENCES", "Case", "Defence", "Target", "build_target"]
 
-PRADA_DELTA = 0.9  # calibrated on honest traffic: see the detection table's notes
 PRADA_MIN_SAMPLES = 100
 
 
@@ -43,6 +42,7 @@ class Target:
     X_test: np.ndarray
     reference: np.ndarray  # the owner's rows for the out-of-distribution monitor
     honest: np.ndarray  # rows no party used: honest clients' queries
+    prada_delta: float  # calibrated on the owner's reference rows
     tree: bool = False
 
     @property
@@ -64,6 +64,7 @@ class Case:
     alpha: float | None = None
     budget: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    defences: tuple[str, ...] | None = None  # only these columns (slow attacks)
 
     @property
     def name(self) -> str:
@@ -92,6 +93,7 @@ class Defence:
     policy: dict[str, Any] = field(default_factory=dict)
     budget: int | None = None
     detector: str | None = None  # "prada" or "ood", with response block
+    note: str = ""
 
     def api_policy(self, tree: bool) -> ApiPolicy:
         return ApiPolicy(incomplete="native" if tree else "reject", **self.policy)
@@ -99,7 +101,7 @@ class Defence:
 
 def detector(name: str, target: Target, seed: int = 0) -> Prada | OutOfDistribution:
     if name == "prada":
-        return Prada(delta=PRADA_DELTA, min_samples=PRADA_MIN_SAMPLES)
+        return Prada(delta=target.prada_delta, min_samples=PRADA_MIN_SAMPLES)
     return OutOfDistribution(target.reference, random_state=seed)
 
 
@@ -109,13 +111,21 @@ def monitor(names: tuple[str, ...], target: Target, response: str,
                    response=response)  # type: ignore[arg-type]
 
 
+def _distinct(X: np.ndarray) -> np.ndarray:
+    """The rows of ``X`` without repeats, in order (a repeated query is not paid again)."""
+    _, first = np.unique(X, axis=0, return_index=True)
+    return X[np.sort(first)]
+
+
 def _split(ds: Any, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Half of the training rows for the owner's reference; honest rows from the rest."""
+    """Half of the training rows for the owner's reference; honest rows from the rest
+    (the test split first), each without repeated rows."""
     rng = np.random.default_rng([seed, 7])
     order = rng.permutation(len(ds.X_train))
     half = len(order) // 2
     test = ds.X_test[rng.permutation(len(ds.X_test))]
-    return ds.X_train[order[:half]], np.vstack([test, ds.X_train[order[half:]]])
+    return (_distinct(ds.X_train[order[:half]]),
+            _distinct(np.vstack([test, ds.X_train[order[half:]]])))
 
 
 def _binned_circles(ds: Any, seed: int) -> Any:
@@ -134,8 +144,6 @@ TARGET_SPECS: dict[str, tuple[str, str, int | None]] = {
     "diabetes MLP": ("diabetes", "mlp", None),
     "german-credit tree": ("german-credit", "tree", 26),
     "circles binned LR": ("circles", "binned", None),
-    "adult-income LR": ("adult-income", "logreg", None),
-    "adult-race softmax": ("adult-race", "softmax", None),
 }
 
 
@@ -152,7 +160,9 @@ def build_target(name: str, seed: int = 0) -> Target:
         model = make_target(kind, "classification", len(np.unique(ds.y)), seed).fit(
             ds.X_train, ds.y_train)
     reference, honest = _split(ds, seed)
-    return Target(name, data, model, ds.space, ds.X_test, reference, honest,
+    delta = calibrate_delta(reference, model.predict(reference), PRADA_MIN_SAMPLES,
+                            random_state=seed)
+    return Target(name, data, model, ds.space, ds.X_test, reference, honest, delta,
                   tree=kind == "tree")
 
 
@@ -162,8 +172,9 @@ CASES: list[Case] = [
          params={"model_class": "logreg"}),
     Case("equation-solving", "digits softmax", alpha=1, params={"model_class": "softmax"}),
     Case("equation-solving", "contraceptive OvR", alpha=1, params={"model_class": "ovr"}),
-    Case("equation-solving", "diabetes MLP", alpha=2,
-         params={"model_class": "mlp", "hidden_units": 20, "activation": "tanh"}),
+    Case("equation-solving", "diabetes MLP", alpha=1,
+         params={"model_class": "mlp", "hidden_units": 20, "activation": "tanh"},
+         defences=("none", "round 3", "noise 0.01", "PRADA+block", "OOD+block")),
     Case("feature-discovery", "circles binned LR"),
     Case("lowd-meek", "breast-cancer LR"),
     Case("retrain-uniform", "breast-cancer LR", alpha=50),

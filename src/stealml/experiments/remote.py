@@ -74,6 +74,13 @@ def remote_fidelity(oracle: BaseOracle, stolen: Any, X_unif: np.ndarray,
 def run_remote(config: ExtractionConfig,
                progress: Progress | None = None) -> tuple[ExtractionResult, dict[str, Any]]:
     """Run ``config.attack`` against the API at ``config.target``; measure; save."""
+    local_only = {"--top-k": config.top_k, "--noise": config.noise,
+                  "--reverse-sigmoid": config.reverse_sigmoid,
+                  "--monitor": config.monitors or None}
+    given = [flag for flag, value in local_only.items() if value is not None]
+    if given:
+        raise ConfigurationError(f"{', '.join(given)} configure the API of a local --target; "
+                                 "a service at --url sets its own defences (stealml serve)")
     attack = get_attack(config.attack)(random_state=config.seed,  # type: ignore[call-arg]
                                        batch_size=config.batch_size)
     oracle = remote_oracle(config, Ledger())

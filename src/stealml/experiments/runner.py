@@ -13,6 +13,7 @@ from sklearn.base import RegressorMixin
 from stealml.attacks import get_attack
 from stealml.attacks.base import ExtractionResult
 from stealml.datasets import load as load_dataset
+from stealml.defences import Monitor, OutOfDistribution, Prada, Response
 from stealml.exceptions import ConfigurationError, FeatureCountError, UnsupportedModelError
 from stealml.ledger import Ledger, Progress
 from stealml.metrics import R_UNIF_POINTS, fidelity
@@ -49,6 +50,13 @@ class ExtractionConfig:
     api_key: str | None = None
     eval_queries: int = R_UNIF_POINTS
     model_class: str | None = None
+    top_k: int | None = None
+    noise: float | None = None
+    noise_seed: int = 0
+    reverse_sigmoid: tuple[float, float] | None = None
+    monitors: tuple[str, ...] = ()  # "prada", "ood": the target's owner watches the attacker
+    on_flag: Response = "block"
+    prada_delta: float = 0.9
 
 
 def target_space(loaded: LoadedModel, space_path: str | None) -> FeatureSpace:
@@ -123,21 +131,25 @@ def run_extraction(config: ExtractionConfig,
         served = TreeService(loaded.model, space)
     elif serves_as_ensemble(loaded.model):  # BigML's ensembles: each tree's answer too
         served = EnsembleService(loaded.model, space, per_tree=True)
-    policy = ApiPolicy(output=config.output, rounding=config.rounding, price=config.price,
+    policy = ApiPolicy(output=config.output, top_k=config.top_k, rounding=config.rounding,
+                       price=config.price, noise=config.noise, noise_seed=config.noise_seed,
+                       reverse_sigmoid=config.reverse_sigmoid,
                        incomplete="native" if served is not loaded.model else "reject")
+    ds = None
+    if config.data is not None:
+        ds = load_dataset(config.data, random_state=config.seed)
+        if ds.X_test.shape[1] != space.n_encoded:
+            raise FeatureCountError(f"data set {config.data} has {ds.X_test.shape[1]} "
+                                    f"features, but the space has {space.n_encoded}")
+    monitor = _monitor(config, ds)
     ledger = Ledger(budget=budget, log=config.log, progress=progress)
     oracle = LocalOracle(served, space=space, policy=policy, ledger=ledger,
-                         digest=loaded.digest)
+                         digest=loaded.digest, monitor=monitor)
     try:
         result = attack.run(oracle)
     finally:
         ledger.close()
-    X_test = None
-    if config.data is not None:
-        X_test = load_dataset(config.data, random_state=config.seed).X_test
-        if X_test.shape[1] != space.n_encoded:
-            raise FeatureCountError(f"data set {config.data} has {X_test.shape[1]} features, "
-                                    f"but the space has {space.n_encoded}")
+    X_test = None if ds is None else ds.X_test
     fid = fidelity(loaded.model, result.model, space, X_test, random_state=config.seed,
                    regression=isinstance(result.model, RegressorMixin))
     if config.out is not None:
@@ -150,7 +162,27 @@ def run_extraction(config: ExtractionConfig,
         "fidelity": fid, "budget": budget, "complete": result.complete,
         "info": result.info, "config": asdict(config),
     }
+    if monitor is not None:
+        report["detection"] = monitor.summary(oracle.client)
     return result, _jsonable(report)
+
+
+def _monitor(config: ExtractionConfig, ds: Any) -> Monitor | None:
+    """The target owner's extraction monitor (``--monitor``), watching the attacker."""
+    if not config.monitors:
+        return None
+    detectors: list[Any] = []
+    for name in dict.fromkeys(config.monitors):
+        if name == "prada":
+            detectors.append(Prada(delta=config.prada_delta))
+        elif name == "ood":
+            if ds is None:
+                raise ConfigurationError("--monitor ood needs the owner's data: give --data "
+                                         "(its training split is the reference)")
+            detectors.append(OutOfDistribution(ds.X_train, random_state=config.seed))
+        else:
+            raise ConfigurationError(f"unknown monitor {name!r}; choose prada or ood")
+    return Monitor(detectors, response=config.on_flag)
 
 
 def _jsonable(obj: Any) -> Any:
