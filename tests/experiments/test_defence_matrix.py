@@ -11,7 +11,7 @@ from stealml.experiments.reproduce import REPRODUCTIONS
 
 def test_tiny_grid_writes_tables_and_a_heat_map(tmp_path) -> None:
     assert "defence-matrix" in REPRODUCTIONS
-    cases = [Case("path-finding", "german-credit tree"),
+    cases = [Case("path-finding", "german-credit tree", budget=2000),
              Case("retrain-uniform", "german-credit tree", budget=150)]
     defences = [d for d in DEFENCES if d.name in (
         "none", "round 2", "labels only", "noise 0.05", "PRADA+block", "OOD+block")]

@@ -18,6 +18,7 @@ al., "PRADA", IEEE EuroS&P 2019; Lee et al., IEEE S&P Workshops 2019 (reverse si
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -133,12 +134,32 @@ def honest_traffic(target: Target, volume: int, seed: int = 0) -> dict[str, Any]
 
 
 def run_matrix(cases: list[Case], defences: list[Defence], seed: int = 0,
-               n_uniform: int = 1000) -> dict[str, list[dict[str, Any]]]:
+               n_uniform: int = 1000,
+               journal: Path | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every cell, the utility costs and the honest traffic. Each cell is appended to
+    ``journal`` (JSON lines) as soon as it is measured, and cells already in it (an
+    interrupted run) are taken from it instead of measured again."""
     from stealml.datasets import load
 
-    targets = {name: build_target(name, seed) for name in {c.target for c in cases}}
-    cells = [run_cell(targets[c.target], c, d, seed, n_uniform) for c in cases
-             for d in defences if c.defences is None or d.name in c.defences]
+    targets = {name: build_target(name, seed) for name in dict.fromkeys(c.target
+                                                                        for c in cases)}
+    done = {}
+    if journal is not None and journal.exists():
+        for line in journal.read_text().splitlines():
+            r = json.loads(line)
+            done[(r["attack"], r["defence"])] = r
+    cells = []
+    for c in cases:
+        for d in defences:
+            if c.defences is not None and d.name not in c.defences:
+                continue
+            if (c.name, d.name) in done:
+                cells.append(done[(c.name, d.name)])
+                continue
+            cells.append(run_cell(targets[c.target], c, d, seed, n_uniform))
+            if journal is not None:
+                with journal.open("a") as f:
+                    f.write(json.dumps(cells[-1], default=str) + "\n")
     utility = []
     for target in targets.values():
         y_test = load(target.data, random_state=seed).y_test
@@ -183,9 +204,9 @@ def _cell_text(r: dict[str, Any]) -> str:
     if r.get("status") != "ok":
         return str(r.get("status", "-"))
     parts = [f"{100 * r['fidelity']:.1f}%"]
-    if "prada_flag" in r:
-        parts.append(f"P@{r['prada_flag'] if r['prada_flag'] is not None else '-'}")
-        parts.append(f"O@{r['ood_flag'] if r['ood_flag'] is not None else '-'}")
+    for name, tag in (("prada_flag", "P"), ("ood_flag", "O")):
+        if name in r:
+            parts.append(f"{tag}@{r[name] if r[name] is not None else '-'}")
     parts.append(f"q={r['queries']}")
     return " ".join(parts)
 
@@ -267,8 +288,9 @@ the defence, flag the attacker ('-': never), q the queries paid. PRADA+block and
 block the attacker at the flag (from the next request of {BATCH} queries): their fidelity
 is the fidelity at detection. n/a: the attack cannot run against that API (it needs what
 the defence withholds). Budgets: equation solving alpha = 1 (MLP 2), retraining alpha =
-50 (softmax adaptive 2); the MLP runs against five defences only (its solver is slow);
-Lowd-Meek, path finding, top-down and feature discovery run to completion."""
+50 (softmax adaptive 2); feature discovery 500, Lowd-Meek 1,000, path finding 3,000 and
+top-down 1,000 queries (each about twice what it needs undefended); the MLP runs against
+five defences only (its solver is slow)."""
 
 
 def defence_matrix(out: Path, quick: bool, seed: int = 0, cases: list[Case] | None = None,
@@ -281,9 +303,12 @@ def defence_matrix(out: Path, quick: bool, seed: int = 0, cases: list[Case] | No
     cases = cases if cases is not None else QUICK_CASES if quick else CASES
     defences = defences if defences is not None else QUICK_DEFENCES if quick else DEFENCES
     start = time.perf_counter()
-    result = run_matrix(cases, defences, seed, n_uniform=1000 if quick else 10_000)
-    names = [d.name for d in defences]
     out.mkdir(parents=True, exist_ok=True)
+    journal = out / "defence_cells.jsonl"  # an interrupted run resumes from it
+    result = run_matrix(cases, defences, seed, n_uniform=1000 if quick else 2000,
+                        journal=journal)
+    journal.unlink(missing_ok=True)
+    names = [d.name for d in defences]
     load = " ".join(f"{x:.2f}" for x in _loadavg())
     notes = NOTES + f"\n\nWall time {time.perf_counter() - start:.0f} s, load {load}."
     paths = list(write_results(
