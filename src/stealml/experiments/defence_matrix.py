@@ -126,7 +126,7 @@ def honest_traffic(target: Target, volume: int, seed: int = 0) -> dict[str, Any]
     for start in range(0, len(rows), BATCH):
         oracle.query(rows[start:start + BATCH])
     s = mon.summary("honest")
-    return {"target": target.name, "prada_delta": target.prada_delta,
+    return {"target": target.name, "prada_delta": target.calibrated_delta(),
             "honest_queries": s["prada"]["queries"],
             "requested": volume, "prada_flag": s["prada"]["flagged_at"],
             "prada_min_w": s["prada"]["min_statistic"], "ood_flag": s["ood"]["flagged_at"],

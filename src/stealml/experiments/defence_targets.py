@@ -42,12 +42,19 @@ class Target:
     X_test: np.ndarray
     reference: np.ndarray  # the owner's rows for the out-of-distribution monitor
     honest: np.ndarray  # rows no party used: honest clients' queries
-    prada_delta: float  # calibrated on the owner's reference rows
     tree: bool = False
+    prada_delta: float | None = None  # None: calibrated on the reference rows when needed
 
     @property
     def served(self) -> Any:
         return TreeService(self.model, self.space) if self.tree else self.model
+
+    def calibrated_delta(self) -> float:
+        """PRADA's threshold for this target: calibrated on the owner's reference rows."""
+        if self.prada_delta is None:
+            self.prada_delta = calibrate_delta(self.reference, self.model.predict(
+                self.reference), PRADA_MIN_SAMPLES)
+        return self.prada_delta
 
     @property
     def n_classes(self) -> int:
@@ -101,7 +108,7 @@ class Defence:
 
 def detector(name: str, target: Target, seed: int = 0) -> Prada | OutOfDistribution:
     if name == "prada":
-        return Prada(delta=target.prada_delta, min_samples=PRADA_MIN_SAMPLES)
+        return Prada(delta=target.calibrated_delta(), min_samples=PRADA_MIN_SAMPLES)
     return OutOfDistribution(target.reference, random_state=seed)
 
 
@@ -162,8 +169,8 @@ def build_target(name: str, seed: int = 0) -> Target:
     reference, honest = _split(ds, seed)
     delta = calibrate_delta(reference, model.predict(reference), PRADA_MIN_SAMPLES,
                             random_state=seed)
-    return Target(name, data, model, ds.space, ds.X_test, reference, honest, delta,
-                  tree=kind == "tree")
+    return Target(name, data, model, ds.space, ds.X_test, reference, honest,
+                  tree=kind == "tree", prada_delta=delta)
 
 
 # every attack of the registry, each on a target it applies to, at a fixed budget

@@ -192,8 +192,8 @@ class EnsembleService(BaseEstimator):
         else:
             proba = self.predict_proba(X)
         classes = self.classes_
-        labels = to_jsonable(classes[np.argmax(proba, axis=1)])
-        shown = policy.reveal(proba)
+        top, shown = policy.apply(classes[np.argmax(proba, axis=1)], proba, X, classes)
+        labels = to_jsonable(top)
         per_tree = self.per_tree and policy.reveals_probabilities
         trees = [s.answer_records(X, policy) for s in services] if per_tree else []
         names = [str(c) for c in to_jsonable(classes)]
