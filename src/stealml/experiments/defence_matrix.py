@@ -266,6 +266,8 @@ def heatmap(result: dict[str, list[dict[str, Any]]], defences: list[str], path: 
                 text = f"{100 * r['fidelity']:.1f}"
                 if r.get("prada_flag") is not None:
                     text += f"\nP@{r['prada_flag']}"
+            elif not r:
+                text = "not run"
             else:
                 text = "n/a" if str(r.get("status", "")).startswith("n/a") else "fail"
             ax.text(j, i, text, ha="center", va="center", fontsize=6)
