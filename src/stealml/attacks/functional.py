@@ -200,7 +200,7 @@ class FunctionallyEquivalent(Attack):
             if J2 is None or np.linalg.norm(J - J2) > 1e-3 * np.linalg.norm(J):
                 continue
             _, sv, Vt = np.linalg.svd(J, full_matrices=False)
-            if len(sv) > 1 and sv[1] > 1e-6 * sv[0]:
+            if len(sv) > 1 and sv[1] > 1e-3 * sv[0]:
                 continue  # two neurons bend at (almost) the same point: not rank one
             w = Vt[0]
             y = line.at(np.array([t]))[0]
