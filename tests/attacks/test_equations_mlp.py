@@ -21,7 +21,8 @@ def iris_mlp():
 
 def test_mlp_exact_with_k_queries(iris_mlp) -> None:
     ds, target = iris_mlp
-    attack = EquationSolving(model_class="mlp", hidden_units=5, random_state=0)
+    attack = EquationSolving(model_class="mlp", hidden_units=5, design="uniform",
+                             random_state=0)
     k = attack.n_unknowns(ds.X.shape[1], 3)
     assert k == 5 * 5 + 3 * 6
     result = attack.run(LocalOracle(target, ds.space, ledger=Ledger(budget=k)))
@@ -37,3 +38,33 @@ def test_bad_activation(iris_mlp) -> None:
     with pytest.raises(ConfigurationError, match="activation"):
         EquationSolving(model_class="mlp", hidden_units=5, activation="swish",
                         n_queries=10).run(LocalOracle(target, ds.space))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "logistic"])
+def test_mlp_jacobian_design_exact_below_k(activation: str) -> None:
+    ds = load("5-class", random_state=0)
+    target = MLPClassifier((6,), activation=activation, max_iter=3000,
+                           random_state=0).fit(ds.X_train, ds.y_train)
+    attack = EquationSolving(model_class="mlp", hidden_units=6, activation=activation,
+                             random_state=0)
+    k = attack.n_unknowns(ds.X.shape[1], 5)
+    oracle = LocalOracle(target, ds.space, ledger=Ledger(budget=k))
+    result = attack.run(oracle)
+    # 3 full Jacobians (21 queries each), 3 along the subspace (7 each), 18 plain points
+    assert result.info["design"] == "jacobian" and result.complete
+    assert result.queries == 3 * 21 + 3 * 7 + 18 < k
+    assert result.info["jacobian_gap"] < 1e-4
+    fid = fidelity(target, result.model, ds.space, ds.X_test)
+    assert fid["r_test"] == 0 and fid["r_unif"] == 0 and fid["tv_unif"] < 1e-6
+    assert mlp_parameter_error(target, result.model) < 1e-4
+
+
+def test_mlp_jacobian_design_needs_its_budget(iris_mlp) -> None:
+    ds, target = iris_mlp
+    attack = EquationSolving(model_class="mlp", hidden_units=5, design="jacobian")
+    with pytest.raises(ConfigurationError, match="needs 41 queries"):
+        attack.run(LocalOracle(target, ds.space, ledger=Ledger(budget=30)))
+    auto = EquationSolving(model_class="mlp", hidden_units=5, random_state=0).run(
+        LocalOracle(target, ds.space, ledger=Ledger(budget=30)))
+    assert auto.info["design"] == "uniform" and "needs 41" in auto.info["design_note"]
+    assert auto.queries == 30  # 60 equations in 43 unknowns: the uniform fit still applies

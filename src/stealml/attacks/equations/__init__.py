@@ -80,6 +80,12 @@ class EquationSolving(Attack):
         not knowable, so 20, the paper's).
     activation : {"tanh", "relu", "logistic"}
         MLP hidden activation.
+    design : {"auto", "jacobian", "uniform"}
+        MLP query design. "jacobian": finite-difference Jacobians reveal the first
+        layer's subspace and units, then a small fit (needs three or more classes, tanh
+        or logistic units, and an API that takes points of the encoded box); "uniform":
+        uniform valid rows and a fit from random restarts; "auto" tries the first, and
+        falls back to the second.
     restarts : int
         MLP / one-vs-rest: most random restarts of the fit.
     intervals : bool
@@ -108,7 +114,7 @@ class EquationSolving(Attack):
                  batch_size: int | None = None, spread: float = 0.1,
                  min_probability: float | None = None, max_shrink: int = 8, max_search: int = 32,
                  hidden_units: int | None = None, activation: str = "tanh",
-                 restarts: int = 4, intervals: bool = True,
+                 design: str = "auto", restarts: int = 4, intervals: bool = True,
                  random_state: RandomState = None) -> None:
         self.model_class = model_class
         self.n_queries = n_queries
@@ -119,6 +125,7 @@ class EquationSolving(Attack):
         self.max_search = max_search
         self.hidden_units = hidden_units
         self.activation = activation
+        self.design = design
         self.restarts = restarts
         self.intervals = intervals
         self.random_state = random_state

@@ -19,25 +19,26 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment, minimize
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import LabelBinarizer
+from threadpoolctl import threadpool_limits
 
 from stealml.attacks.equations.queries import Table
-from stealml.exceptions import ConfigurationError
+from stealml.exceptions import ConfigurationError, InvalidInputError
 from stealml.oracles.base import Oracle
 
 if TYPE_CHECKING:
     from stealml.attacks.equations import EquationSolving
 
-__all__ = ["fit_mlp", "make_mlp", "mlp_parameter_error", "run_mlp"]
+__all__ = ["ACTIVATIONS", "fit_mlp", "make_mlp", "mlp_parameter_error", "run_mlp", "unpack"]
 
 Activation = tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]
-_ACT: dict[str, Activation] = {
+ACTIVATIONS: dict[str, Activation] = {
     "tanh": (np.tanh, lambda h: 1.0 - h**2),
     "relu": (lambda z: np.maximum(z, 0.0), lambda h: (h > 0).astype(float)),
     "logistic": (lambda z: 1.0 / (1.0 + np.exp(-z)), lambda h: h * (1.0 - h)),
 }
 
 
-def _unpack(flat: np.ndarray, d: int, h: int, o: int) -> tuple[np.ndarray, ...]:
+def unpack(flat: np.ndarray, d: int, h: int, o: int) -> tuple[np.ndarray, ...]:
     i = 0
     W1 = flat[i:i + d * h].reshape(d, h)
     i += d * h
@@ -55,8 +56,8 @@ def _centre(V: np.ndarray) -> np.ndarray:
 def _loss(flat: np.ndarray, X: np.ndarray, T: np.ndarray, W: np.ndarray, h: int,
           activation: str) -> tuple[float, np.ndarray]:
     d, o = X.shape[1], T.shape[1]
-    W1, b1, W2, b2 = _unpack(flat, d, h, o)
-    f, df = _ACT[activation]
+    W1, b1, W2, b2 = unpack(flat, d, h, o)
+    f, df = ACTIVATIONS[activation]
     H = f(X @ W1 + b1)
     out = H @ W2 + b2
     R = (_centre(out) if o > 1 else out) - T
@@ -81,8 +82,8 @@ def fit_mlp(X: np.ndarray, P: np.ndarray, hidden: int, activation: str,
             tol: float = 1e-22) -> tuple[np.ndarray, float, int]:
     """Weights (flat) whose log-probabilities match ``P`` at ``X``; the best of up to
     ``restarts`` L-BFGS runs (stopping once the loss per point is below ``tol``)."""
-    if activation not in _ACT:
-        raise ConfigurationError(f"activation must be one of {', '.join(_ACT)}, "
+    if activation not in ACTIVATIONS:
+        raise ConfigurationError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
                                  f"not {activation!r}")
     T, W = _targets(P, min_probability)
     d, o = X.shape[1], T.shape[1]
@@ -90,10 +91,11 @@ def fit_mlp(X: np.ndarray, P: np.ndarray, hidden: int, activation: str,
     best, best_loss, tries = np.zeros(size), math.inf, 0
     for tries in range(1, restarts + 1):  # noqa: B007 (reported)
         start = rng.normal(0, 1 / math.sqrt(d), size)
-        res = minimize(_loss, start, args=(X, T, W, hidden, activation), jac=True,
-                       method="L-BFGS-B",
-                       options={"maxiter": 5000, "maxfun": 10000, "gtol": 1e-14,
-                                "ftol": 1e-30, "maxcor": 30})
+        with threadpool_limits(1):  # small products: BLAS threads only contend
+            res = minimize(_loss, start, args=(X, T, W, hidden, activation), jac=True,
+                           method="L-BFGS-B",
+                           options={"maxiter": 5000, "maxfun": 10000, "gtol": 1e-14,
+                                    "ftol": 1e-30, "maxcor": 30})
         if res.fun < best_loss:
             best, best_loss = np.asarray(res.x), float(res.fun)
         if best_loss / max(len(X), 1) < tol:
@@ -105,7 +107,7 @@ def make_mlp(flat: np.ndarray, d: int, hidden: int, classes: np.ndarray,
              activation: str) -> MLPClassifier:
     """A fitted scikit-learn ``MLPClassifier`` with the given weights."""
     o = 1 if len(classes) == 2 else len(classes)
-    W1, b1, W2, b2 = _unpack(flat, d, hidden, o)
+    W1, b1, W2, b2 = unpack(flat, d, hidden, o)
     model = MLPClassifier(hidden_layer_sizes=(hidden,), activation=activation)
     model.coefs_ = [W1.copy(), W2.copy()]
     model.intercepts_ = [b1.copy(), b2.copy()]
@@ -120,9 +122,11 @@ def make_mlp(flat: np.ndarray, d: int, hidden: int, classes: np.ndarray,
 
 
 def mlp_parameter_error(target: MLPClassifier, stolen: MLPClassifier) -> float:
-    """Largest parameter difference after matching hidden units (permutation, and sign
-    for tanh); softmax output weights are compared centred across outputs, the only form
-    the answers determine. Evaluation only: it reads both models' weights."""
+    """Largest parameter difference after matching hidden units up to permutation and
+    sign (tanh(-z) = -tanh(z); logistic(-z) = 1 - logistic(z), the output bias taking
+    the unit's weights); softmax output weights are compared centred across outputs,
+    the only form the answers determine. Evaluation only: it reads both models' weights.
+    """
     def units(m: MLPClassifier) -> tuple[np.ndarray, np.ndarray]:
         W2, b2 = m.coefs_[1], m.intercepts_[1]
         if W2.shape[1] > 1:
@@ -132,27 +136,92 @@ def mlp_parameter_error(target: MLPClassifier, stolen: MLPClassifier) -> float:
     (a, ba), (b, bb) = units(target), units(stolen)
     if a.shape != b.shape:
         return math.inf
-    cost = np.full((len(a), len(b)), np.inf)
-    for s in ([1.0, -1.0] if target.activation == "tanh" else [1.0]):
-        cost = np.minimum(cost, np.abs(a[:, None, :] - s * b[None, :, :]).max(axis=2))
-    rows, cols = linear_sum_assignment(cost)
-    return max(float(cost[rows, cols].max()), float(np.abs(ba - bb).max()))
+    signs = [1.0, -1.0] if target.activation in ("tanh", "logistic") else [1.0]
+    costs = np.stack([np.abs(a[:, None, :] - s * b[None, :, :]).max(axis=2) for s in signs])
+    rows, cols = linear_sum_assignment(costs.min(axis=0))
+    flipped = costs[-1, rows, cols] < costs[0, rows, cols]
+    if target.activation == "logistic":
+        # a flipped logistic unit moves its output weights into the output bias
+        bb = bb + b[cols[flipped], -len(bb):].sum(axis=0)
+    return max(float(costs.min(axis=0)[rows, cols].max()), float(np.abs(ba - bb).max()))
 
 
 def run_mlp(attack: EquationSolving, oracle: Oracle, table: Table,
             rng: np.random.Generator) -> tuple[Any, bool, dict[str, Any]]:
-    """Ask uniform points of the space (k, or the budget) and fit the network."""
+    """The Jacobian design where it applies (three or more classes, tanh or logistic
+    units, an API taking points of the encoded box, budget for the design), else
+    uniform valid rows (k, or the budget) and the fit from random restarts."""
     space = oracle.space
-    lo, hi = space.encoded_bounds()
+    lo = space.encoded_bounds()[0]
     c = len(oracle.classes) if oracle.classes is not None else 2
     hidden = attack.hidden_units or 20
     k = attack.n_unknowns(len(lo), c)
-    m = attack.n_queries or oracle.ledger.remaining or k
-    table.ask(rng.uniform(lo, hi, size=(m, len(lo))))
+    if attack.activation not in ACTIVATIONS:
+        raise ConfigurationError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
+                                 f"not {attack.activation!r}")
+    if attack.design not in ("auto", "jacobian", "uniform"):
+        raise ConfigurationError("design must be one of auto, jacobian, uniform, not "
+                                 f"{attack.design!r}")
+    info: dict[str, Any] = {"unknowns": k}
+    if attack.design != "uniform":
+        out = _run_jacobian(attack, oracle, table, rng, c, hidden)
+        if not isinstance(out, str):
+            return out
+        info["design_note"] = f"no Jacobian design: {out}"
+    budget = attack.n_queries or oracle.ledger.remaining or k
+    m = max(budget - table.n, 0)
+    if m:
+        table.ask(space.sample_encoded(m, rng))
     X, P = table.data()
     flat, loss, tries = fit_mlp(X, P, hidden, attack.activation, attack.restarts, rng,
                                 table.min_probability)
     model = make_mlp(flat, len(lo), hidden, np.asarray(table.classes), attack.activation)
-    info = {"unknowns": k, "queries_asked": len(X), "loss_per_point": loss,
-            "restarts": tries, "solver": "L-BFGS on centred log-probabilities"}
+    info.update({"queries_asked": len(X), "loss_per_point": loss, "restarts": tries,
+                 "design": "uniform", "solver": "L-BFGS on centred log-probabilities"})
     return model, bool(loss < 1e-18 and len(X) * max(c - 1, 1) >= k), info
+
+
+def _run_jacobian(attack: EquationSolving, oracle: Oracle, table: Table,
+                  rng: np.random.Generator, c: int,
+                  hidden: int) -> tuple[Any, bool, dict[str, Any]] | str:
+    """The Jacobian design's result, or why it does not apply."""
+    from stealml.attacks.equations.jacobian import Probes, design_cost, extract
+
+    space = oracle.space
+    lo, hi = space.encoded_bounds()
+    free = hi > lo
+    why = None
+    n_values = 3 * hidden
+    cost = design_cost(int(free.sum()), c, hidden, n_values)
+    budget = attack.n_queries or oracle.ledger.remaining
+    if c < 3:
+        why = "two classes give one Jacobian row per point"
+    elif attack.activation not in ("tanh", "logistic"):
+        why = f"{attack.activation} units have no smooth derivative profile"
+    elif budget is not None and budget < cost:
+        why = f"the design needs {cost} queries, the budget allows {budget}"
+    if why is not None:
+        if attack.design == "jacobian":
+            raise ConfigurationError(f"the Jacobian design cannot run: {why}")
+        return why
+    probes = Probes(table, lo, hi)
+    points = space.sample_encoded(max(hidden, math.ceil(hidden / (c - 1)) + 1), rng)
+    try:
+        out = extract(probes, points, space.sample_encoded(n_values, rng), free, c, hidden,
+                      attack.activation, attack.restarts, rng)
+    except InvalidInputError:
+        # the API takes raw feature values only: nudged one-hot columns are no input
+        # (refused before any charge); valid rows remain
+        if attack.design == "jacobian":
+            raise
+        return "the API refuses points off its raw inputs"
+    if out is None:
+        return "the budget ran out"
+    flat, facts = out
+    model = make_mlp(flat, len(lo), hidden, np.asarray(table.classes), attack.activation)
+    # consistent (every answer fitted) and the Jacobians' rank is h: determined
+    complete = facts["value_rms"] < 1e-5 and facts["jacobian_gap"] < 1e-3
+    info = {"unknowns": attack.n_unknowns(len(lo), c), "queries_asked": table.n,
+            "design": "jacobian", "solver": "Jacobian subspace, tensor decomposition, "
+            "Levenberg-Marquardt", **facts}
+    return model, bool(complete), info

@@ -102,6 +102,15 @@ def _logits(P: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.log(q) - np.log1p(-q), 1.0 / (1.0 - q)
 
 
+def _column_basis(A: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of A's column space. Valid rows of a space with one-hot
+    blocks make A rank-deficient (each block sums to 1, like the bias column): the basis
+    keeps only the directions the rows span."""
+    U, s, _ = np.linalg.svd(A, full_matrices=False)
+    rank = int(np.sum(s > s[0] * max(A.shape) * np.finfo(float).eps)) if len(s) else 0
+    return U[:, :rank]
+
+
 def _solve_normalisers(A: np.ndarray, P: np.ndarray,
                        max_iter: int = 500) -> tuple[np.ndarray, float]:
     """Variable projection: find u_i = log sum_k sigmoid(z_ik) for every row.
@@ -110,7 +119,7 @@ def _solve_normalisers(A: np.ndarray, P: np.ndarray,
     parameters: minimise over u alone the part of logit(p e^u) that no parameters can
     explain (its projection off the column space of A), by Levenberg-Marquardt with the
     analytic Jacobian. u stays below -log max_j p_ij (each sigmoid below 1)."""
-    Q = np.linalg.qr(A)[0]
+    Q = _column_basis(A)
 
     def project(V: np.ndarray) -> np.ndarray:
         return V - Q @ (Q.T @ V)
