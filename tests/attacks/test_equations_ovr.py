@@ -21,9 +21,24 @@ def test_one_vs_rest_exact_with_the_minimum_queries(name: str) -> None:
     result = EquationSolving(model_class="ovr", random_state=0).run(
         LocalOracle(target, ds.space))
     c, d = len(target.classes_), ds.X.shape[1]
-    assert result.queries == math.ceil(c * (d + 1) / (c - 1))
+    # continuous spaces: valid rows have rank d + 1; two rows above the minimum
+    assert result.info["least"] == math.ceil(c * (d + 1) / (c - 1))
+    assert result.queries == result.info["least"] + 2
     assert result.complete and isinstance(result.model, OneVsRestClassifier)
     fid = fidelity(target, result.model, ds.space, ds.X_test)
     assert fid["r_test"] == 0 and fid["r_unif"] == 0 and fid["tv_unif"] < 1e-9
     X = ds.space.sample_encoded(100, 1)
     assert np.allclose(result.model.predict_proba(X), target.predict_proba(X), atol=1e-9)
+
+
+def test_one_vs_rest_one_hot_space_counts_valid_rows() -> None:
+    """Adult-Race's one-hot blocks: valid rows have rank 98, not 106; 125 rows suffice."""
+    ds = load("adult-race", random_state=0)
+    target = OneVsRestClassifier(LogisticRegression(max_iter=300)).fit(
+        ds.X_train[:3000], ds.y_train[:3000])
+    result = EquationSolving(model_class="ovr", random_state=0).run(
+        LocalOracle(target, ds.space))
+    assert result.info["least"] == math.ceil(5 * 98 / 4) and result.queries <= 133
+    assert result.complete
+    fid = fidelity(target, result.model, ds.space, ds.X_test)
+    assert fid["r_test"] == 0 and fid["r_unif"] == 0 and fid["tv_unif"] < 1e-9

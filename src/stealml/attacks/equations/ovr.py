@@ -24,9 +24,10 @@ from scipy.special import expit, log_expit
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import LabelBinarizer
+from threadpoolctl import threadpool_limits
 
 from stealml.attacks.equations.logistic import make_logistic_regression
-from stealml.attacks.equations.queries import Table
+from stealml.attacks.equations.queries import Table, balanced_rows, row_rank
 from stealml.oracles.base import Oracle
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ def _column_basis(A: np.ndarray) -> np.ndarray:
     return U[:, :rank]
 
 
-def _solve_normalisers(A: np.ndarray, P: np.ndarray,
+def _solve_normalisers(A: np.ndarray, P: np.ndarray, u0: np.ndarray | None = None,
                        max_iter: int = 500) -> tuple[np.ndarray, float]:
     """Variable projection: find u_i = log sum_k sigmoid(z_ik) for every row.
 
@@ -125,7 +126,7 @@ def _solve_normalisers(A: np.ndarray, P: np.ndarray,
         return V - Q @ (Q.T @ V)
 
     cap = -np.log(P.max(axis=1)) - 1e-12
-    u = np.minimum(np.zeros(len(A)), cap - 1e-6)
+    u = np.minimum(np.zeros(len(A)) if u0 is None else u0, cap - 1e-6)
     Z, D = _logits(P, u)
     R = project(Z)
     cost = float(np.sum(R**2))
@@ -156,34 +157,59 @@ def _solve_normalisers(A: np.ndarray, P: np.ndarray,
     return theta, cost
 
 
-def solve_ovr(X: np.ndarray, P: np.ndarray, free: np.ndarray,
-              restarts: int) -> tuple[np.ndarray, dict[str, Any]]:
+def solve_ovr(X: np.ndarray, P: np.ndarray, free: np.ndarray, restarts: int,
+              rng: np.random.Generator | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """One-vs-rest parameters (c, d + 1) from answers ``P`` at ``X``: variable
-    projection for the row normalisers, then Levenberg-Marquardt on all parameters."""
+    projection for the row normalisers, then Levenberg-Marquardt on all parameters;
+    with the fewest answers a start can end in a spurious minimum (seen from its
+    residual), and up to ``restarts`` random starts of the normalisers follow."""
+    rng = np.random.default_rng(0) if rng is None else rng
     cols = np.r_[np.flatnonzero(free), X.shape[1]]
     A = np.hstack([X, np.ones((len(X), 1))])[:, cols]
     with np.errstate(divide="ignore"):
         L = np.log(np.maximum(P, 1e-300))
-    theta, _ = _solve_normalisers(A, P)
-    theta, cost = _levenberg_marquardt(theta, A, L[:, 1:] - L[:, :1], max_iter=100)
+    cap = -np.log(P.max(axis=1))
+    best, best_cost, tries = np.zeros((P.shape[1], len(cols))), math.inf, 0
+    with threadpool_limits(1):  # small dense systems: BLAS threads only contend
+        for tries in range(1, max(restarts, 0) + 2):
+            # u_i = log sum_k sigmoid(z_ik) lies in (log max_k sigmoid, log c)
+            u0 = None if tries == 1 else cap - rng.uniform(0.0, 2.0, len(A))
+            theta, _ = _solve_normalisers(A, P, u0)
+            theta, cost = _levenberg_marquardt(theta, A, L[:, 1:] - L[:, :1], max_iter=100)
+            if cost < best_cost:
+                best, best_cost = theta, cost
+            if best_cost < 1e-20:
+                break
     out = np.zeros((P.shape[1], X.shape[1] + 1))
-    out[:, cols] = theta
-    return out, {"residual": float(math.sqrt(cost)), "exact": bool(cost < 1e-20)}
+    out[:, cols] = best
+    return out, {"residual": float(math.sqrt(best_cost)), "exact": bool(best_cost < 1e-20),
+                 "starts": tries}
 
 
 def run_ovr(attack: EquationSolving, oracle: Oracle, table: Table,
             rng: np.random.Generator) -> tuple[Any, bool, dict[str, Any]]:
-    """Ask ceil(c(d + 1) / (c - 1)) uniform points of the space (or the budget) and solve."""
+    """Ask balanced valid rows of the space and solve: two more than the minimum
+    ceil(c r / (c - 1)) (r the rank of valid rows with a bias), or the budget; while the
+    solution leaves a residual, two more rows, up to c more.
+
+    At the very minimum the system is square and a start can end in a spurious root
+    (Adult-Race: exact on 4 of 5 seeds with 123 rows, 5 of 5 with 125).
+    """
     space = oracle.space
     lo, hi = space.encoded_bounds()
     free = hi > lo
     c = len(oracle.classes) if oracle.classes is not None else 2
-    least = math.ceil(c * (int(free.sum()) + 1) / (c - 1))
+    least = math.ceil(c * row_rank(space) / (c - 1))
     # a budget above the minimum buys better-conditioned equations: spend it
-    m = attack.n_queries or oracle.ledger.remaining or least
-    table.ask(np.where(free, rng.uniform(lo, hi, size=(m, len(lo))), lo))
-    X, P = table.data()
-    theta, info = solve_ovr(X, P, free, attack.restarts)
-    info.update({"unknowns": int(c * (free.sum() + 1)), "queries_asked": len(X),
-                 "solver": "variable projection"})
+    m = attack.n_queries or oracle.ledger.remaining or least + 2
+    table.ask(balanced_rows(space, m, rng))
+    while True:
+        X, P = table.data()
+        theta, info = solve_ovr(X, P, free, attack.restarts, rng)
+        if info["exact"] or table.querier.exhausted or len(X) >= max(m, least + c) or \
+                attack.n_queries is not None:
+            break
+        table.ask(balanced_rows(space, 2, rng))
+    info.update({"unknowns": int(c * (free.sum() + 1)), "least": least,
+                 "queries_asked": len(X), "solver": "variable projection"})
     return make_one_vs_rest(theta, np.asarray(table.classes)), info["exact"], info

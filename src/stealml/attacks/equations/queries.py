@@ -17,7 +17,7 @@ from stealml.attacks.base import Querier
 from stealml.exceptions import OracleCapabilityError
 from stealml.space import CategoricalFeature, FeatureSpace
 
-__all__ = ["CENTER_MARGIN", "Table", "find_center"]
+__all__ = ["CENTER_MARGIN", "Table", "balanced_rows", "find_center", "row_rank"]
 
 # a good centre has every class at p >= CENTER_MARGIN x the saturation threshold (for
 # two classes 3e-4, |logit| <= 8), so the points drawn around it stay usable
@@ -135,3 +135,25 @@ def _regula_falsi(table: Table, a: np.ndarray, za: float, b: np.ndarray, zb: flo
         else:
             b, zb = mid, z
     return fallback
+
+
+def balanced_rows(space: FeatureSpace, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` valid rows of the space, encoded: continuous values uniform, and each
+    categorical feature cycling through its categories in shuffled rounds, so that every
+    category is asked (uniform draws leave rare ones out, and their parameters free)."""
+    raw = space.sample(n, rng)
+    for j, f in enumerate(space.features):
+        if isinstance(f, CategoricalFeature):
+            rounds = -(-n // len(f.values))
+            codes = np.concatenate([rng.permutation(len(f.values)) for _ in range(rounds)])
+            raw[:, j] = [f.values[k] for k in codes[:n]]
+    return space.encode(raw, allow_missing=False)
+
+
+def row_rank(space: FeatureSpace) -> int:
+    """Rank of [X, 1] over valid rows: one per varying continuous column, one per
+    category but one per categorical feature (a one-hot block sums to 1), and the bias."""
+    lo, hi = space.encoded_bounds()
+    cats = [f for f in space.features if isinstance(f, CategoricalFeature)]
+    n_cat_cols = sum(len(f.values) for f in cats)
+    return int((hi > lo).sum()) - n_cat_cols + sum(len(f.values) - 1 for f in cats) + 1
