@@ -20,6 +20,7 @@ Reproduction = Callable[[Path, bool], list[Path]]
 # name -> "module:function"; imported only when run, so the CLI starts fast
 REPRODUCTIONS: dict[str, str] = {
     "defence-matrix": "stealml.experiments.defence_matrix:defence_matrix",
+    "figure2": "stealml.experiments.figure2:reproduce",
     "figure4": "stealml.experiments.labels_only:figure4",
     "figure5": "stealml.experiments.labels_only:figure5",
     "figure6": "stealml.experiments.labels_only:figure6",

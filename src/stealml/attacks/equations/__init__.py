@@ -2,8 +2,9 @@
 
 One attack, ``equation-solving``, with a solver per model class: logistic and softmax
 regression (a linear solve, exact with d + 1 queries), one-vs-rest logistic regression
-(nonlinear least squares) and one-hidden-layer MLPs (a quasi-Newton fit of the
-log-probabilities). Kernel logistic regression (paper 4.1.3) is not solved yet.
+(nonlinear least squares), one-hidden-layer MLPs (finite-difference Jacobians, then a
+small fit) and RBF kernel logistic regression (its representers, training points, among
+the unknowns).
 
 References: Tramèr et al., "Stealing Machine Learning Models via Prediction APIs",
 USENIX Security 2016, section 4.1.
@@ -29,12 +30,13 @@ from stealml.attacks.equations.logistic import (
 )
 from stealml.attacks.equations.queries import Table, find_center
 from stealml.exceptions import ConfigurationError, UnsupportedModelError
+from stealml.models.kernel_logreg import KernelLogisticRegression
 from stealml.oracles.base import Oracle
 from stealml.random import RandomState, as_generator
 
 __all__ = ["MODEL_CLASSES", "EquationSolving", "make_logistic_regression", "model_class_of"]
 
-MODEL_CLASSES = ("logreg", "softmax", "ovr", "mlp")
+MODEL_CLASSES = ("logreg", "softmax", "ovr", "mlp", "kernel-logreg")
 ROUNDED_ROUNDS = 3  # rounds of boundary queries after the uniform half (rounded answers)
 POOL_PER_QUERY, MAX_POOL = 50, 20_000  # candidates drawn (free) per boundary query
 
@@ -48,6 +50,8 @@ def model_class_of(model: Any) -> str | None:
         return "ovr"
     if isinstance(model, MLPClassifier) and len(getattr(model, "coefs_", [])) == 2:
         return "mlp"
+    if isinstance(model, KernelLogisticRegression):
+        return "kernel-logreg"
     return None
 
 
@@ -56,7 +60,7 @@ class EquationSolving(Attack):
 
     Parameters
     ----------
-    model_class : {"logreg", "softmax", "ovr", "mlp"}, optional
+    model_class : {"logreg", "softmax", "ovr", "mlp", "kernel-logreg"}, optional
         The target's model class (the API's documentation says it); by default
         logistic regression for two classes and softmax for more.
     n_queries : int, optional
@@ -86,8 +90,13 @@ class EquationSolving(Attack):
         or logistic units, and an API that takes points of the encoded box); "uniform":
         uniform valid rows and a fit from random restarts; "auto" tries the first, and
         falls back to the second.
+    n_representers : int
+        Kernel logistic regression: representers of the target (the paper assumes the
+        attacker knows it; too many only adds unused ones).
+    gamma : float, optional
+        Kernel logistic regression: the RBF kernel width, known to the attacker.
     restarts : int
-        MLP / one-vs-rest: most random restarts of the fit.
+        MLP / one-vs-rest / kernel LR: most random restarts of the fit.
     intervals : bool
         Linear models with rounded answers: spend the second half of the budget where
         the model fitted so far puts two classes closest, and move the cross-entropy fit
@@ -114,7 +123,8 @@ class EquationSolving(Attack):
                  batch_size: int | None = None, spread: float = 0.1,
                  min_probability: float | None = None, max_shrink: int = 8, max_search: int = 32,
                  hidden_units: int | None = None, activation: str = "tanh",
-                 design: str = "auto", restarts: int = 4, intervals: bool = True,
+                 design: str = "auto", n_representers: int = 20,
+                 gamma: float | None = None, restarts: int = 4, intervals: bool = True,
                  random_state: RandomState = None) -> None:
         self.model_class = model_class
         self.n_queries = n_queries
@@ -126,6 +136,8 @@ class EquationSolving(Attack):
         self.hidden_units = hidden_units
         self.activation = activation
         self.design = design
+        self.n_representers = n_representers
+        self.gamma = gamma
         self.restarts = restarts
         self.intervals = intervals
         self.random_state = random_state
@@ -154,8 +166,10 @@ class EquationSolving(Attack):
             return n_columns + 1
         if kind in ("softmax", "ovr"):
             return c * (n_columns + 1)
-        h = self.hidden_units or 20
         outputs = 1 if c == 2 else c
+        if kind == "kernel-logreg":
+            return self.n_representers * (n_columns + outputs) + outputs
+        h = self.hidden_units or 20
         return h * (n_columns + 1) + outputs * (h + 1)
 
     def _run(self, oracle: Oracle, querier: Querier) -> tuple[Any, bool, dict[str, Any]]:
@@ -173,6 +187,10 @@ class EquationSolving(Attack):
             from stealml.attacks.equations.ovr import run_ovr
 
             return run_ovr(self, oracle, table, rng)
+        if kind == "kernel-logreg":
+            from stealml.attacks.equations.kernel import run_kernel
+
+            return run_kernel(self, oracle, table, rng)
         from stealml.attacks.equations.mlp import run_mlp
 
         return run_mlp(self, oracle, table, rng)
