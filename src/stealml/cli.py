@@ -163,7 +163,8 @@ def _defence_options(command: Any) -> Any:
 @click.option("--data", default=None, help="Data set whose test split measures R_test.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Most queries per request.")
-@click.option("--model-class", type=click.Choice(["logreg", "softmax", "ovr", "mlp"]),
+@click.option("--model-class",
+              type=click.Choice(["logreg", "softmax", "ovr", "mlp", "kernel-logreg"]),
               default=None, help="equation-solving: the target's model class "
               "(default: read from a local target).")
 @click.option("--trusted", is_flag=True, help="Load types outside scikit-learn and pickles.")
@@ -330,7 +331,8 @@ def reproduce(name: str, out: str, quick: bool, only: str | None) -> None:
               help="--target: what the local API reveals.")
 @click.option("--rounding", type=click.IntRange(0, 16), default=None,
               help="--target: the local API rounds probabilities to this many decimals.")
-@click.option("--model-class", type=click.Choice(["logreg", "softmax", "ovr", "mlp"]),
+@click.option("--model-class",
+              type=click.Choice(["logreg", "softmax", "ovr", "mlp", "kernel-logreg"]),
               default=None, help="--url: the model class equation solving assumes.")
 @click.option("--attack", "attacks", multiple=True, type=click.Choice(sorted(ATTACKS)),
               help="Only these attacks (repeat) [default: all that apply].")

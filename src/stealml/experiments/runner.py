@@ -81,6 +81,7 @@ def describe_target(attack: Any, model: Any, model_class: str | None) -> None:
     from stealml.attacks._relu_model import relu_architecture
     from stealml.attacks.equations import EquationSolving, model_class_of
     from stealml.attacks.functional import FunctionallyEquivalent
+    from stealml.models.kernel_logreg import KernelLogisticRegression
 
     if isinstance(attack, FunctionallyEquivalent) and attack.hidden_layer_sizes is None:
         attack.hidden_layer_sizes = relu_architecture(model)
@@ -90,6 +91,9 @@ def describe_target(attack: Any, model: Any, model_class: str | None) -> None:
     if isinstance(model, MLPClassifier):
         attack.hidden_units = int(np.ravel(model.hidden_layer_sizes)[0])
         attack.activation = str(model.activation)
+    if isinstance(model, KernelLogisticRegression) and hasattr(model, "representers_"):
+        attack.gamma = float(model.gamma)
+        attack.n_representers = len(model.representers_)
 
 
 def attack_budget(config: ExtractionConfig, attack: Any, space: FeatureSpace,
