@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from sklearn.neural_network import MLPClassifier
 
@@ -10,6 +11,8 @@ from stealml.exceptions import ConfigurationError
 from stealml.ledger import Ledger
 from stealml.metrics import fidelity
 from stealml.oracles import LocalOracle
+from stealml.oracles.http import raw_queries
+from stealml.space import CategoricalFeature, ContinuousFeature, FeatureSpace
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +71,27 @@ def test_mlp_jacobian_design_needs_its_budget(iris_mlp) -> None:
         LocalOracle(target, ds.space, ledger=Ledger(budget=30)))
     assert auto.info["design"] == "uniform" and "needs 41" in auto.info["design_note"]
     assert auto.queries == 30  # 60 equations in 43 unknowns: the uniform fit still applies
+
+
+class RawRowsOnly(LocalOracle):
+    """A local model behind an API that takes raw feature values only, as HttpOracle's
+    service: a row that is no valid encoding is refused (before any charge)."""
+
+    def _fetch(self, X):
+        raw_queries(self.space, X)
+        return super()._fetch(X)
+
+
+def test_mlp_falls_back_to_valid_rows_when_the_api_refuses_nudges() -> None:
+    space = FeatureSpace([ContinuousFeature("a", 0.0, 1.0), ContinuousFeature("b", 0.0, 1.0),
+                          CategoricalFeature("c", ("x", "y", "z"))])
+    rng = np.random.default_rng(0)
+    X = space.sample_encoded(400, rng)
+    y = np.digitize(X[:, 0] + X[:, 1] + X[:, 3], [-0.4, 0.6])
+    target = MLPClassifier((3,), activation="tanh", max_iter=3000, random_state=0).fit(X, y)
+    oracle = RawRowsOnly(target, space, ledger=Ledger(budget=200))
+    result = EquationSolving(model_class="mlp", hidden_units=3, random_state=0).run(oracle)
+    assert result.info["design"] == "uniform"
+    assert "refuses" in result.info["design_note"]
+    assert result.queries == oracle.ledger.queries == 200  # the refused batch cost nothing
+    assert fidelity(target, result.model, space)["r_unif"] < 0.01
