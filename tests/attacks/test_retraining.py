@@ -113,7 +113,7 @@ def test_bad_options(binary_logreg, mixed_space) -> None:
     with pytest.raises(ConfigurationError, match="selection"):
         RetrainAdaptive(selection="random").run(oracle)
     with pytest.raises(ConfigurationError, match="model must be"):
-        RetrainUniform(model="forest").run(oracle)
+        RetrainUniform(model="boosting").run(oracle)
     with pytest.raises(ConfigurationError, match="n_queries"):
         RetrainUniform(n_queries=0).run(oracle)
     assert oracle.ledger.queries == 0
