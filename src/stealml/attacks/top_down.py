@@ -175,10 +175,11 @@ class TopDown(Attack):
                 f"{', '.join(sorted(new - set(tq.space.names)))}")
         return None if not new else tq.space.names.index(next(iter(new)))
 
-    def _children(self, tq: TreeQuerier, node: Node) -> Asking[Split | None]:
+    def _children(self, tq: TreeQuerier, node: Node,
+                  again: bool = False) -> Asking[Split | None]:
         """The node's split into children (None for a leaf), verified where it can hide
-        two nodes that answer alike."""
-        children = yield from self._expand(tq, node)
+        two nodes that answer alike (``again``: see :meth:`_expand`)."""
+        children = yield from self._expand(tq, node, again)
         if children is not None and node.alt is not None and children[0] != node.fresh:
             children = yield from self._verify(node, *children)
         return children
@@ -193,10 +194,7 @@ class TopDown(Attack):
         if inside is None:
             return None
         node.row = inside
-        children = yield from self._expand(tq, node, again=True)
-        if children is not None and node.alt is not None and children[0] != node.fresh:
-            children = yield from self._verify(node, *children)
-        return children
+        return (yield from self._children(tq, node, again=True))
 
     def _check_leaf(self, node: Node, strength: int) -> Asking[Row | None]:
         """Ask corners of a leaf's box (each feature set above at either end of its piece,
