@@ -13,13 +13,15 @@ from sklearn.pipeline import Pipeline
 
 from stealml.attacks import FeatureDiscovery
 from stealml.attacks._discovery_map import DiscoveredExtraction
+from stealml.attacks._discovery_refine import Boundary, split_point
 from stealml.exceptions import ConfigurationError
 from stealml.ledger import Ledger
 from stealml.modelio import load_model, save_model
 from stealml.oracles import HttpOracle, LocalOracle
+from stealml.policies import ApiPolicy
 from stealml.server import FeatureExtraction, running
 from stealml.server.settings import ModelSettings, ServiceSettings
-from stealml.space import FeatureSpace
+from stealml.space import ContinuousFeature, FeatureSpace
 
 
 def _serve_file(tmp: Path, name: str, model: Any, space: FeatureSpace,
@@ -148,3 +150,75 @@ def test_tells_missing_value_predictors_from_zeros(tmp_path, indicators) -> None
     rows = space.encode(space.sample(500, 8, missing_rate=0.3))
     want = model.predict_proba(np.nan_to_num(ex.transform(space.decode(rows))))
     assert np.max(np.abs(result.model.predict_proba(rows) - want)) < 1e-9
+
+
+def _binned_target(edges: list[list[float]], seed: int) -> tuple[Pipeline, FeatureSpace]:
+    """A logistic model over bins of continuous features in [0, 10] (edges scaled), which
+    answers incomplete queries with the omitted features' columns at zero (Amazon)."""
+    space = FeatureSpace.continuous(len(edges), 0.0, 10.0)
+    ex = DiscoveredExtraction(["bins"] * len(edges), [1] * len(edges), edges)
+    X = space.sample_encoded(3000, seed)
+    y = (np.sin(3 * X[:, 0]) + X[:, 1:].sum(axis=1) ** 2 > 0.6).astype(int)
+    return Pipeline([("extraction", ex), ("model", LogisticRegression(C=100.0, max_iter=5000))
+                     ]).fit(X, y), space
+
+
+def _agreement(result: Any, target: Pipeline, space: FeatureSpace, n: int) -> float:
+    Xu = space.sample_encoded(n, 11)
+    return float(np.mean(result.model.predict(Xu) == target.predict(Xu)))
+
+
+def test_refinement_narrows_what_matters_several_features_a_query() -> None:
+    rng = np.random.default_rng(4)
+    edges = [sorted(rng.uniform(-0.9, 0.9, 5).tolist()) for _ in range(3)]
+    target, space = _binned_target(edges, 4)
+    policy = ApiPolicy(incomplete="native")  # NaN columns: the bins' zeros
+    paper = FeatureDiscovery(tolerance=None, random_state=0).run(
+        LocalOracle(target, space, policy))
+    result = FeatureDiscovery(random_state=0).run(LocalOracle(target, space, policy))
+    info = result.info
+    assert info["exact"] and info["missed_bins"] == 0
+    assert [len(f["edges"]) for f in info["features"]] == [5, 5, 5]
+    assert paper.info["doubt"] > 1e-4 >= 1e-6 >= info["doubt"]
+    refine_queries = result.queries - info["coarse_queries"]
+    # each refinement answer narrows a boundary of each of the three features
+    assert info["narrowed"] > 2 * refine_queries > 0
+    assert result.queries < paper.queries + 150
+    assert _agreement(result, target, space, 40000) == 1.0
+
+
+def test_refinement_finds_a_bin_the_line_search_stepped_over() -> None:
+    # two boundaries 0.25% of the range apart, searched to 1% of it: one interval
+    # ((0.1875, 0.203125]) holds both, and a refinement answer from the bin between
+    # them tells
+    target, space = _binned_target([[-0.4, 0.195, 0.2, 0.6], [0.1]], 2)
+    result = FeatureDiscovery(epsilon=1e-2, random_state=0).run(
+        LocalOracle(target, space, ApiPolicy(incomplete="native")))
+    info = result.info
+    assert info["missed_bins"] == 1 and info["exact"]
+    found = info["features"][0]["edges"]
+    assert len(found) == 4 and 0.1875 < found[1] < found[2] <= 0.203125
+    assert _agreement(result, target, space, 20000) == 1.0
+
+
+def test_split_points_prefer_grid_and_round_values() -> None:
+    grid = ContinuousFeature("age", 17.0, 90.0, granularity=1.0)
+    z = split_point(grid, -0.5, -0.4)  # raw 35.25 .. 38.9: the grid value in the middle
+    assert z is not None and abs(grid.min + (z + 1) * 36.5 - 37.0) < 1e-9
+    assert split_point(grid, _scale(grid, 37.2), _scale(grid, 37.9)) is None  # none inside
+    f = ContinuousFeature("x", 0.0, 10.0)
+    # 5.8 is over ten times rounder than (5.799, 5.8013): asked first, off the middle
+    z = split_point(f, _scale(f, 5.799), _scale(f, 5.8013))
+    assert z == _scale(f, 5.8)
+    z = split_point(f, _scale(f, 5.81), _scale(f, 5.82))  # else the middle fifth's roundest
+    assert z is not None and abs(f.min + (z + 1) * 5.0 - 5.815) < 1e-12
+    lo = 0.25
+    assert split_point(f, lo, np.nextafter(lo, 1.0)) is None  # adjacent floats
+    b = Boundary(0, -0.25, 0.5, weight=0.5)
+    assert b.edge == 0.125 and b.doubt == 0.5 * 0.375
+    b.at_hi = True
+    assert b.edge == 0.5
+
+
+def _scale(f: ContinuousFeature, x: float) -> float:
+    return 2.0 * (x - f.min) / (f.max - f.min) - 1.0

@@ -9,19 +9,26 @@ columns. The attacker controls only the raw features. The attack
    two ends and middle: a numeric feature whose answers are affine in its value is taken
    linearly, any other one is binned;
 2. finds each binned feature's bin boundaries by bisection to ``epsilon`` of its range
-   (or to its published granularity, where finer: integer features are settled on their
-   grid), where the answer changes while the other features stay fixed; a value inside
-   an interval much rounder than its width is asked too, as quantiles of real data often
-   fall on one;
+   (the paper's line search), where the answer changes while the other features stay
+   fixed; a boundary is put on an interval's upper end when that is a value much rounder
+   than the interval, as quantiles of real data often fall on one;
 3. builds the discovered feature map (:class:`DiscoveredExtraction`) and solves for the
    model over it, every answer bought so far an equation (the discovery answers are
-   re-used); and
+   re-used);
 4. extract-and-test of the service's hidden choices: the softmax solution is tested on a
    few fresh complete rows; if it does not reproduce them, the target is taken to be
    one-vs-rest, more rows are asked and a one-vs-rest model is solved instead. Whether an
    omitted feature has its own predictor (BigML) or is encoded as zeros (Amazon) is told
    by the linear features' answers (``info["missing_predictors"]``); the extraction keeps
-   a missing-indicator column per feature either way.
+   a missing-indicator column per feature either way; and
+5. with a ``tolerance``, narrows the boundaries where they matter (see
+   :mod:`stealml.attacks._discovery_refine`): the solved model says how often each
+   boundary's two bins label a uniform input differently; one query narrows a boundary of
+   every binned feature at once (the known model tells which side each value fell on),
+   until the share of uniform inputs the boundaries can still label wrongly is below the
+   tolerance and every boundary on an integer grid is exact. Without one (``None``),
+   boundaries are searched to the feature's grid and a round value inside each final
+   interval is asked, as before the refinement existed.
 
 The stolen model is a ``Pipeline`` of the discovered extraction and a scikit-learn
 ``LogisticRegression`` (or ``OneVsRestClassifier``) over model-space rows of the API.
@@ -33,7 +40,7 @@ USENIX Security 2016, section 5.2 (Amazon, Table 7) and 5.3 (extract-and-test).
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -50,6 +57,13 @@ from stealml.attacks._discovery_queries import (
     roundest,
     same,
     softmax_proba,
+)
+from stealml.attacks._discovery_refine import (
+    Boundary,
+    is_round,
+    refine,
+    split_point,
+    weigh,
 )
 from stealml.attacks.base import Attack, Querier
 from stealml.attacks.equations.logistic import (
@@ -75,7 +89,12 @@ class FeatureDiscovery(Attack):
     Parameters
     ----------
     epsilon : float
-        Bin boundaries are found to this fraction of a feature's range (paper: 1e-3).
+        Bin boundaries are first found to this fraction of a feature's range (paper: 1e-3)
+        by line search, one feature a query.
+    tolerance : float or None
+        Then boundaries are narrowed, several features a query, until the share of
+        uniform inputs they may label wrongly is at most this (a bound; 0: to float
+        precision). None: no narrowing, the paper's attack.
     model_class : {"softmax", "ovr"}, optional
         The service's model class; by default it is found by extract-and-test.
     test_queries : int
@@ -105,10 +124,12 @@ class FeatureDiscovery(Attack):
     name: ClassVar[str] = "feature-discovery"
     requires: ClassVar[frozenset[str]] = frozenset({"probabilities"})
 
-    def __init__(self, epsilon: float = 1e-3, model_class: str | None = None,
-                 test_queries: int = 8, min_probability: float = 1e-12,
-                 batch_size: int | None = None, random_state: RandomState = None) -> None:
+    def __init__(self, epsilon: float = 1e-3, tolerance: float | None = 1e-6,
+                 model_class: str | None = None, test_queries: int = 8,
+                 min_probability: float = 1e-12, batch_size: int | None = None,
+                 random_state: RandomState = None) -> None:
         self.epsilon = epsilon
+        self.tolerance = tolerance
         self.model_class = model_class
         self.test_queries = test_queries
         self.min_probability = min_probability
@@ -135,40 +156,58 @@ class FeatureDiscovery(Attack):
                                      f"{self.model_class!r}")
         if not self.epsilon > 0:
             raise ConfigurationError(f"epsilon must be positive, not {self.epsilon}")
+        if self.tolerance is not None and not self.tolerance >= 0:
+            raise ConfigurationError(f"tolerance must be >= 0 or None, not {self.tolerance}")
+        space = oracle.space
         rng = as_generator(self.random_state)
         book = Book(querier)
-        probe = Prober(oracle.space, oracle.policy.incomplete != "reject")
-        kinds, edges = self._discover(oracle.space, probe, book)
-        ex = DiscoveredExtraction(kinds, probe.widths, edges, missing=probe.missing)
+        probe = Prober(space, oracle.policy.incomplete != "reject")
+        kinds, found = self._discover(space, probe, book)
+        bounds = self._settle(space, found, probe, book)
         X, P = book.data()
         if book.classes is None or not len(X):
             raise UnsupportedModelError("no answer was bought: the budget allows no query")
         classes = np.asarray(book.classes)
+        ex = _extraction(kinds, probe, bounds)
         info: dict[str, Any] = {
-            "features": ex.describe(oracle.space.names), "missing_queries": probe.missing,
-            "discovery_queries": len(X), "columns": ex.n_columns,
+            "missing_queries": probe.missing, "discovery_queries": len(X),
             "missing_predictors": _missing_predictors(kinds, probe, book)}
         kind = self.model_class or "softmax"
         if self.model_class is None and len(classes) > 2:  # two classes: the same model
-            theta, exact = self._softmax(ex.transform(X), P)
-            T_asked, T_P = book.ask(oracle.space.sample_encoded(self.test_queries, rng))
+            theta, _ = self._softmax(ex.transform(X), P)
+            T_asked, T_P = book.ask(space.sample_encoded(self.test_queries, rng))
             err = error(softmax_proba(theta, ex.transform(T_asked)), T_P)
             info["softmax_test_error"] = err
             kind = "softmax" if err <= TEST_TOL else "ovr"
-        X, P = book.data()
-        if kind == "softmax":
-            theta, exact = self._softmax(ex.transform(X), P)
-            model: Any = to_logistic_regression(theta, classes)
-        else:
-            model, exact, ovr_info = self._ovr(oracle.space, ex, book, rng, len(classes))
-            info.update(ovr_info)
-        info.update({"model_class": kind, "exact": exact})
+        model, exact, extra = self._solve(kind, space, ex, book, rng)
+        if self.tolerance is not None:
+            info["coarse_queries"] = len(book.data()[0])
+            info["missed_bins"] = info["narrowed"] = 0
+            while True:
+                hidden, moves = refine(Pipeline([("extraction", ex), ("model", model)]),
+                                       space, probe, book, bounds, self.tolerance, rng)
+                info["narrowed"] += moves
+                if hidden:  # a bin missed inside an interval: search it again
+                    info["missed_bins"] += len(hidden) // 2
+                    bounds += self._settle(space, self._bisect(space, hidden, probe, book),
+                                           probe, book)
+                ex = _extraction(kinds, probe, bounds)
+                model, exact, extra = self._solve(kind, space, ex, book, rng)
+                if not hidden:
+                    break
+        else:  # the doubt the line search leaves, as the refinement would weigh it
+            weigh(Pipeline([("extraction", ex), ("model", model)]), space, bounds, rng)
+        info.update(extra)
+        info.update({"features": ex.describe(space.names), "columns": ex.n_columns,
+                     "doubt": sum(b.doubt for b in bounds), "model_class": kind,
+                     "exact": exact})
         stolen = Pipeline([("extraction", ex), ("model", model)])
         return stolen, not book.querier.exhausted, info
 
     # -- discovery ------------------------------------------------------------------------
     def _discover(self, space: FeatureSpace, probe: Prober,
-                  book: Book) -> tuple[list[str], list[list[float]]]:
+                  book: Book) -> tuple[list[str], list[tuple[int, float, float]]]:
+        """Each feature's kind, and the intervals (feature, lo, hi) of its boundaries."""
         numeric = [j for j, f in enumerate(space.features)
                    if isinstance(f, ContinuousFeature) and f.max > f.min]
         first = [probe.base]
@@ -182,7 +221,6 @@ class FeatureDiscovery(Attack):
         book.ask(np.vstack(first))
         kinds = ["onehot" if isinstance(f, CategoricalFeature) else "bins"
                  for f in space.features]
-        edges: list[list[float]] = [[] for _ in space.features]
         pending: list[tuple[int, float, float]] = []
         for j in numeric:
             ends = [book.answer(probe.at(j, u)) for u in (-1.0, 0.0, 1.0)]
@@ -193,8 +231,21 @@ class FeatureDiscovery(Attack):
                 kinds[j] = "linear"
             else:
                 pending += [(j, -1.0, 0.0), (j, 0.0, 1.0)]
-        eps = {j: precision(space.features[j], self.epsilon) for j in numeric}
-        found: dict[int, list[tuple[float, float]]] = {j: [] for j in numeric}
+        return kinds, self._bisect(space, pending, probe, book)
+
+    def _bisect(self, space: FeatureSpace, pending: list[tuple[int, float, float]],
+                probe: Prober, book: Book) -> list[tuple[int, float, float]]:
+        """Line search, one feature a row: the intervals narrower than epsilon (or the
+        feature's grid step) whose ends are answered differently. Every search's next
+        middle is asked in one batch a round."""
+        # narrowed later where it matters: epsilon alone, else down to the grid too
+        eps = {j: 2.0 * self.epsilon if self.tolerance is not None
+               else precision(space.features[j], self.epsilon) for j, _, _ in pending}
+        ends = [probe.at(j, v) for j, lo, hi in pending for v in (lo, hi)
+                if book.answer(probe.at(j, v)) is None]
+        if ends:  # an interval cut by a refinement query: its ends alone
+            book.ask(np.vstack(ends))
+        found: list[tuple[int, float, float]] = []
         while pending and not book.querier.exhausted:
             split, mids = [], []
             for j, lo, hi in pending:
@@ -202,7 +253,7 @@ class FeatureDiscovery(Attack):
                 if pa is None or pb is None or same(pa, pb):
                     continue
                 if hi - lo <= eps[j]:
-                    found[j].append((lo, hi))
+                    found.append((j, lo, hi))
                     continue
                 split.append((j, lo, hi))
                 mids.append(probe.at(j, (lo + hi) / 2))
@@ -210,37 +261,49 @@ class FeatureDiscovery(Attack):
                 book.ask(np.vstack(mids))
             pending = [piece for j, lo, hi in split
                        for piece in ((j, lo, (lo + hi) / 2), (j, (lo + hi) / 2, hi))]
-        for j, pairs in found.items():
-            f = space.features[j]
-            if isinstance(f, ContinuousFeature):
-                edges[j] = self._settle(f, j, sorted(pairs), probe, book)
-        return kinds, edges
+        return sorted(found)
 
-    def _settle(self, f: ContinuousFeature, j: int, pairs: list[tuple[float, float]],
-                probe: Prober, book: Book) -> list[float]:
-        """Boundaries from the final intervals (scaled unit). Quantile bins of real data
-        often fall on round values (a data value, or the feature's integer grid), where
-        test rows sit too: the grid value inside each interval, else a multiple of a power
-        of ten at least 10 times its width, if one is inside, is asked, and the boundary
-        put on it when it is in the upper bin, else in the middle of what is left."""
-        rounds = [roundest(f, lo, hi) for lo, hi in pairs]
-        asks = [probe.at(j, g) for g in rounds if g is not None]
+    def _settle(self, space: FeatureSpace, found: list[tuple[int, float, float]],
+                probe: Prober, book: Book) -> list[Boundary]:
+        """Boundaries from the final intervals. Quantile bins of real data often fall on
+        round values (a data value, or the feature's integer grid), where test rows sit
+        too: a boundary is put on an interval's upper end if that is much rounder than
+        the interval (a multiple of a power of ten at least 10 times its width). Without
+        refinement, the grid value inside each interval, else such a round value, is
+        asked too, and the boundary put on it when it is in the upper bin."""
+        bounds = [Boundary(j, lo, hi) for j, lo, hi in found]
+        asks = []
+        for b in bounds:
+            f = cast(ContinuousFeature, space.features[b.feature])
+            g = roundest(f, b.lo, b.hi)
+            if g is None:
+                b.at_hi = is_round(f, b.hi, b.hi - b.lo)
+            elif self.tolerance is None:
+                asks.append((b, g, probe.at(b.feature, g)))
         if asks:
-            book.ask(np.vstack(asks))
-        out = []
-        for (lo, hi), g in zip(pairs, rounds, strict=True):
-            pg = None if g is None else book.answer(probe.at(j, g))
-            plo = book.answer(probe.at(j, lo))
-            if g is None or pg is None or plo is None:
-                out.append((lo + hi) / 2)
-            elif same(pg, plo):  # on a grid with no other point inside: the upper end
-                step = 2.0 * (f.granularity or 0.0) / (f.max - f.min)
-                out.append(hi if g + step >= hi else (g + hi) / 2)
-            else:
-                out.append(g)
-        return out
+            book.ask(np.vstack([x for _, _, x in asks]))
+        for b, g, x in asks:
+            pg, plo = book.answer(x), book.answer(probe.at(b.feature, b.lo))
+            if pg is not None and plo is not None:
+                if same(pg, plo):
+                    b.lo = g
+                else:
+                    b.hi, b.at_hi = g, True
+        for b in bounds:  # on a grid: exact once no grid value is left strictly inside
+            f = cast(ContinuousFeature, space.features[b.feature])
+            b.exact = f.granularity is not None and split_point(f, b.lo, b.hi) is None
+        return bounds
 
     # -- solving --------------------------------------------------------------------------
+    def _solve(self, kind: str, space: FeatureSpace, ex: DiscoveredExtraction, book: Book,
+               rng: np.random.Generator) -> tuple[Any, bool, dict[str, Any]]:
+        """The model of class ``kind`` over ``ex``, every answer bought an equation."""
+        if kind == "ovr":
+            return self._ovr(space, ex, book, rng, len(np.asarray(book.classes)))
+        X, P = book.data()
+        theta, exact = self._softmax(ex.transform(X), P)
+        return to_logistic_regression(theta, np.asarray(book.classes)), exact, {}
+
     def _softmax(self, A: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, bool]:
         """Softmax parameters over the discovered columns: the log-ratio solve, checked
         on every equation; a cross-entropy fit where it does not reproduce them."""
@@ -267,6 +330,14 @@ class FeatureDiscovery(Attack):
         err = error(model.predict_proba(A), P)
         return model, err <= TEST_TOL, {"ovr_fit_error": err,
                                         "ovr_residual": info["residual"]}
+
+
+def _extraction(kinds: list[str], probe: Prober,
+                bounds: list[Boundary]) -> DiscoveredExtraction:
+    edges: list[list[float]] = [[] for _ in kinds]
+    for b in sorted(bounds, key=lambda b: b.edge):
+        edges[b.feature].append(b.edge)
+    return DiscoveredExtraction(kinds, probe.widths, edges, missing=probe.missing)
 
 
 def _missing_predictors(kinds: list[str], probe: Prober, book: Book) -> bool | None:
