@@ -23,7 +23,7 @@ import numpy as np
 
 from stealml.attacks.base import Querier
 
-__all__ = ["Line", "OutOfBudget", "Outputs", "find_kinks", "jump", "refine_kink"]
+__all__ = ["Line", "OutOfBudget", "Outputs", "find_kinks", "jump", "kink_normal", "refine_kink"]
 
 EPS_T = 1e-7          # step (in t, a line has length 1) for one-sided slopes
 # smallest probability read: softmax probabilities keep their relative precision down to
@@ -210,3 +210,27 @@ def refine_kink(f: Outputs, line: Line, t: float, delta: float) -> float:
         return t
     new = (g[2][j] - g[1][j] + sa[j] * ts[1] - sb[j] * ts[2]) / ds[j]
     return float(new) if abs(new - t) < delta else t
+
+
+def kink_normal(f: Outputs, line: Line, t: float,
+                room: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The corner at ``t`` sharpened, and the unit normal of the one hyperplane that bends
+    the answers there (the Jacobian's jump is rank one: output gains times that normal),
+    or None when it is not one clean corner. ``room`` is the distance in t to the
+    nearest other corner (or end of the line).
+
+    The jump is measured over two windows, the second five times narrower: a corner
+    missed nearby would sit in one window only and make them differ.
+    """
+    delta = 0.3 * room
+    t = refine_kink(f, line, t, delta / 10)
+    J = jump(f, line, t, delta)
+    if J is None or not np.abs(J).max() > 0:
+        return None
+    J2 = jump(f, line, t, delta / 5)
+    if J2 is None or np.linalg.norm(J - J2) > 1e-3 * np.linalg.norm(J):
+        return None
+    _, sv, Vt = np.linalg.svd(J, full_matrices=False)
+    if len(sv) > 1 and sv[1] > 1e-3 * sv[0]:
+        return None  # two neurons bend at (almost) the same point: not rank one
+    return line.at(np.array([t]))[0], Vt[0]

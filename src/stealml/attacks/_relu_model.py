@@ -11,9 +11,10 @@ from sklearn.preprocessing import LabelBinarizer
 
 if TYPE_CHECKING:
     from stealml.attacks._relu_lines import Outputs
+    from stealml.attacks._relu_refine import Network
     from stealml.attacks._relu_solve import Layer
 
-__all__ = ["build_mlp", "make_relu_mlp", "relu_architecture"]
+__all__ = ["build_deep_mlp", "build_mlp", "make_relu_mlp", "relu_architecture"]
 
 
 def relu_architecture(model: Any) -> tuple[int, ...] | None:
@@ -67,4 +68,43 @@ def build_mlp(layer: Layer | None, h: int, d: int, n_out: int, f: Outputs,
     Wx[:, f.free] = W / scale
     bx = b - W @ (f.centre[f.free] / scale)
     model = make_relu_mlp([Wx.T, A.T], [bx, c], None if kind == "values" else classes)
+    return model, found
+
+
+def build_deep_mlp(net: Network | None, sizes: tuple[int, ...], d: int, n_out: int,
+                   f: Outputs, classes: np.ndarray | None, kind: str) -> tuple[Any, list[int]]:
+    """The stolen network with the architecture ``sizes``, in the target's input
+    coordinates: in each hidden layer the neurons beyond its size with the least outgoing
+    weight are dropped and missing ones are dead units. Also returns how many extracted
+    neurons each layer holds."""
+    layers = [] if net is None else [(W.copy(), b.copy()) for W, b in net.layers]
+    A = np.zeros((n_out, 0)) if net is None else net.A.copy()
+    c = np.zeros(n_out) if net is None else net.c.copy()
+    widths = [d]
+    found = []
+    for k, size in enumerate(sizes):
+        if k >= len(layers):
+            layers.append((np.zeros((0, widths[-1])), np.zeros(0)))
+        W, b = layers[k]
+        nxt = A if k == len(sizes) - 1 else layers[k + 1][0]
+        keep = np.sort(np.argsort(-np.linalg.norm(nxt, axis=0), kind="stable")[:size])
+        W, b, nxt = W[keep], b[keep], nxt[:, keep]
+        found.append(len(W))
+        pad = size - len(W)
+        W = np.vstack([W, np.zeros((pad, W.shape[1]))])
+        b, nxt = np.append(b, np.zeros(pad)), np.hstack([nxt, np.zeros((len(nxt), pad))])
+        layers[k] = (W, b)
+        if k == len(sizes) - 1:
+            A = nxt
+        else:
+            layers[k + 1] = (nxt, layers[k + 1][1])
+        widths.append(size)
+    scale = f.half_width[f.free]
+    W, b = layers[0]
+    Wx = np.zeros((len(W), len(f.centre)))
+    Wx[:, f.free] = W / scale
+    layers[0] = (Wx, b - W @ (f.centre[f.free] / scale))
+    coefs = [W.T for W, _ in layers] + [A.T]
+    intercepts = [b for _, b in layers] + [c]
+    model = make_relu_mlp(coefs, intercepts, None if kind == "values" else classes)
     return model, found

@@ -26,8 +26,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from stealml.attacks._relu_lines import Line, OutOfBudget, Outputs, find_kinks, jump, refine_kink
-from stealml.attacks._relu_model import build_mlp, relu_architecture
+from stealml.attacks._relu_depth import extract_two_layers
+from stealml.attacks._relu_lines import Line, OutOfBudget, Outputs, find_kinks, kink_normal
+from stealml.attacks._relu_model import build_deep_mlp, build_mlp, relu_architecture
 from stealml.attacks._relu_solve import Layer, ball_points, global_fit, local_fit, solve_signs
 from stealml.attacks.base import Attack, Querier
 from stealml.exceptions import ConfigurationError
@@ -105,7 +106,7 @@ class FunctionallyEquivalent(Attack):
     @classmethod
     def supports(cls, model: Any) -> bool:
         sizes = relu_architecture(model)
-        return sizes is not None and len(sizes) == 1
+        return sizes is not None and len(sizes) in (1, 2)
 
     def _sizes(self) -> tuple[int, ...] | None:
         if self.hidden_layer_sizes is None:
@@ -113,9 +114,9 @@ class FunctionallyEquivalent(Attack):
         sizes = tuple(np.atleast_1d(self.hidden_layer_sizes).tolist())
         for s in sizes:
             check_positive_int(s, "hidden_layer_sizes")
-        if len(sizes) != 1:
+        if len(sizes) > 2:
             raise ConfigurationError(
-                f"functionally-equivalent extracts networks with one hidden layer; "
+                f"functionally-equivalent extracts networks with one or two hidden layers; "
                 f"hidden_layer_sizes {sizes} has {len(sizes)}")
         return sizes
 
@@ -132,6 +133,9 @@ class FunctionallyEquivalent(Attack):
         kind = ("values" if "values" in oracle.reveals
                 else "binary" if classes is not None and len(classes) == 2 else "softmax")
         f = Outputs(querier, kind, (hi + lo) / 2, half, free)
+        if sizes is not None and len(sizes) == 2:
+            return self._run_two(f, (sizes[0], sizes[1]), int(free.sum()), max_lines, rng,
+                                 classes, kind)
         want = None if sizes is None else sizes[0]
         W, b, P, lines, exhausted = self._search(f, int(free.sum()), want, max_lines, rng)
         info: dict[str, Any] = {"output": kind, "lines": lines}
@@ -181,6 +185,24 @@ class FunctionallyEquivalent(Attack):
             return W, b, P, lines, True
         return W, b, P, lines, False
 
+    def _run_two(self, f: Outputs, sizes: tuple[int, int], d: int, max_lines: int,
+                 rng: np.random.Generator, classes: np.ndarray | None,
+                 kind: str) -> tuple[Any, bool, dict[str, Any]]:
+        n_out = 1 if kind != "softmax" else len(classes)  # type: ignore[arg-type]
+        net, info, exhausted = extract_two_layers(f, sizes, d, n_out, max_lines,
+                                                  self.patience, self.extent, rng)
+        model, found = build_deep_mlp(net, sizes, d, n_out, f, classes, kind)
+        info.update(output=kind, neurons_in_model=found, saturated=f.saturated)
+        exact = info.get("fit_residual", np.inf) <= 1e-8 * info.get("output_scale", 0)
+        complete = not exhausted and exact and info.get("signs_consistent", False)
+        if info["neurons_found"] != list(sizes):
+            info["warning"] = (
+                f"found {info['neurons_found']} of {list(sizes)} neurons per layer "
+                "(a neuron that never bends the answers in the box is dead or always active "
+                "there; a linear stand-in replaces an always-active one)" +
+                ("; the budget ran out" if exhausted else ""))
+        return model, complete, info
+
     @staticmethod
     def _new_neurons(f: Outputs, line: Line, ts: list[float], W: np.ndarray,
                      b: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -189,21 +211,10 @@ class FunctionallyEquivalent(Attack):
             y = line.at(np.array([t]))[0]
             if len(W) and np.min(np.abs(W @ y + b)) < SAME_PLANE:
                 continue
-            delta = 0.3 * min(t - edges[k], edges[k + 2] - t)
-            t = refine_kink(f, line, t, delta / 10)
-            J = jump(f, line, t, delta)
-            if J is None or not np.abs(J).max() > 0:
+            found = kink_normal(f, line, t, min(t - edges[k], edges[k + 2] - t))
+            if found is None:
                 continue
-            # one neuron's jump: the same over a window five times narrower (a corner
-            # missed nearby would sit in one window only)
-            J2 = jump(f, line, t, delta / 5)
-            if J2 is None or np.linalg.norm(J - J2) > 1e-3 * np.linalg.norm(J):
-                continue
-            _, sv, Vt = np.linalg.svd(J, full_matrices=False)
-            if len(sv) > 1 and sv[1] > 1e-3 * sv[0]:
-                continue  # two neurons bend at (almost) the same point: not rank one
-            w = Vt[0]
-            y = line.at(np.array([t]))[0]
+            y, w = found
             if len(W) and np.min(np.abs(W @ y + b)) < SAME_PLANE:
                 continue
             W, b, P = np.vstack([W, w]), np.append(b, -w @ y), np.vstack([P, y])

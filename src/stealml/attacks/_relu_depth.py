@@ -1,0 +1,256 @@
+"""Functionally-equivalent extraction of a ReLU network with two hidden layers, end to end.
+
+1. Critical points on random lines; planes met on three lines are first-layer neurons
+   (:class:`._relu_deep.FirstLayer`).
+2. Every other critical point seeds a second-layer neuron unless it lies on the surface of
+   one already solved: the surface is traced across the first-layer planes and solved for
+   (:func:`._relu_deep.trace`, :func:`._relu_deep.solve_neuron`).
+3. The second-layer solutions fix the first layer's signs (a subset sum, as for one hidden
+   layer); a least-squares fit of the answers on relu(z_j) and z_j fixes the second
+   layer's signs (a wrongly signed neuron needs the linear term: a relu(-z) = a relu(z)
+   - a z) and gives the output layer.
+4. Gauss-Newton on the answers at uniform points refines every parameter to machine
+   precision (:func:`._relu_refine.refine`).
+
+The search never stops on a count mismatch: it goes on until the architecture's counts
+are found, the budget runs low, ``max_lines`` is reached or ``5 * patience`` lines in a
+row bring nothing new, and builds the network from what it found.
+
+References: Carlini, Jagielski and Mironov, CRYPTO 2020, sections 4.3-4.5; Jagielski et
+al., USENIX Security 2020, section 6; Canales-Martinez et al., EUROCRYPT 2024.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+
+from stealml.attacks._relu_deep import FirstLayer, Neuron, second_layer, solve_neuron, trace
+from stealml.attacks._relu_lines import Line, OutOfBudget, Outputs, find_kinks, kink_normal
+from stealml.attacks._relu_refine import Network, refine
+
+__all__ = ["extract_two_layers"]
+
+SOLVE_TOL = 1e-6   # largest residual of a traced neuron's solve (its normals are unit)
+
+
+def fit_size(sizes: tuple[int, ...], d: int, n_out: int) -> int:
+    """Uniform points bought for the output layer and the refinement."""
+    widths = [d, *sizes, n_out]
+    params = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+    return 4 * params // n_out + 500
+
+
+class _Search:
+    """Random lines through the box and the critical points found on them."""
+
+    def __init__(self, f: Outputs, d: int, extent: float, rng: np.random.Generator) -> None:
+        self.f, self.d, self.extent, self.rng = f, d, extent, rng
+        self.lines = 0
+
+    def line(self, skip: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The clean critical points (point, unit normal) of one more random line,
+        except those for which ``skip(y)`` holds (not measured)."""
+        self.lines += 1
+        r = self.rng.normal(size=self.d)
+        r /= np.linalg.norm(r)
+        reach = self.extent * math.sqrt(self.d)
+        line = Line(self.rng.uniform(-1, 1, self.d) - reach * r, 2 * reach * r)
+        ts = find_kinks(self.f, line)
+        edges = np.concatenate([[0.0], ts, [1.0]])
+        out = []
+        for k, t in enumerate(ts):
+            if skip(line.at(np.array([t]))[0]):
+                continue
+            found = kink_normal(self.f, line, t, min(t - edges[k], edges[k + 2] - t))
+            if found is not None:
+                out.append(found)
+        return out
+
+
+def extract_two_layers(f: Outputs, sizes: tuple[int, int], d: int, n_out: int,
+                       max_lines: int, patience: int, extent: float,
+                       rng: np.random.Generator) -> tuple[Network | None, dict[str, Any], bool]:
+    """The network (scaled coordinates), what was found, and whether the budget ran out."""
+    h1, h2 = sizes
+    search = _Search(f, d, extent, rng)
+    first = FirstLayer(d)
+    seeds: list[tuple[np.ndarray, np.ndarray]] = []
+    neurons: list[Neuron] = []
+    info: dict[str, Any] = {}
+    exhausted = False
+    reserve = fit_size(sizes, d, n_out)
+    try:
+        quiet, known = 0, 0
+        while search.lines < max_lines and quiet < patience * (1 if known >= h1 else 5):
+            if _low(f, reserve):
+                raise OutOfBudget
+            for y, n in search.line(first.on_plane):
+                first.add(y, n, search.lines)
+                seeds.append((y, n))
+            first.verify(f, rng)
+            now = len(first.confirmed()[0])
+            quiet = 0 if now > known or search.lines < first.support else quiet + 1
+            known = now
+        for _ in range(3):
+            W, b = first.confirmed()
+            _second(f, search, first, neurons, seeds, h2, max_lines, patience, extent,
+                    reserve, rng)
+            fake = _flat_planes(f, first, neurons, extent, rng)
+            if not len(fake):
+                break
+            first.reject(fake)
+            W, b = first.confirmed()
+            traced = [u.traced for u in neurons]
+            neurons.clear()
+            for points in traced:  # solved again over the first layer without them
+                _merge(neurons, solve_neuron(points, W, b), W, b)
+    except OutOfBudget:
+        exhausted = True
+    W, b = first.confirmed()
+    info.update(lines=search.lines, neurons_found=[len(W), len(neurons)],
+                neurons_expected=[h1, h2],
+                second_layer_residual=max((u.residual for u in neurons), default=0.0),
+                first_layer_unseen=int(sum((~u.seen).sum() for u in neurons)))
+    if not len(W):
+        return None, info, exhausted
+    net, fit_info, out = _fit(f, W, b, neurons, sizes, d, n_out, rng)
+    info.update(fit_info)
+    return net, info, exhausted or out
+
+
+def _second(f: Outputs, search: _Search, first: FirstLayer, neurons: list[Neuron],
+            seeds: list[tuple[np.ndarray, np.ndarray]], h2: int, max_lines: int,
+            patience: int, extent: float, reserve: int, rng: np.random.Generator) -> None:
+    """Trace and solve second-layer neurons from the seeds, and from more lines while
+    fewer than ``h2`` were found."""
+    W, b = first.confirmed()
+    quiet = 0
+    while len(W) and len(neurons) < h2 and quiet < 2 * patience:
+        before = len(neurons)
+        while seeds and len(neurons) < h2:
+            if _low(f, reserve):
+                raise OutOfBudget
+            y, n = seeds.pop(0)
+            if first.on_plane(y) or any(u.holds(W, b, y, n) for u in neurons):
+                continue
+            neuron = solve_neuron(trace(f, y, n, W, b, rng, 1.0 + extent), W, b)
+            if neuron.residual < SOLVE_TOL and neuron.points > 1:
+                _merge(neurons, neuron, W, b)
+        if len(neurons) >= h2 or search.lines >= max_lines:
+            break
+        quiet = 0 if len(neurons) > before else quiet + 1
+        seeds.extend(search.line(first.on_plane))
+
+
+def _flat_planes(f: Outputs, first: FirstLayer, neurons: list[Neuron], extent: float,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Confirmed planes that are flat pieces of a second-layer surface met on several
+    lines, not first-layer neurons: no traced surface bends where it crosses them, and
+    traced as a surface themselves they bend at some first-layer plane (the new neuron
+    is kept)."""
+    W, b = first.confirmed()
+    h = len(W)
+    seen = np.array([u.seen for u in neurons]).reshape(-1, h)
+    bend = np.array([np.abs(u.alpha) / (1 + np.abs(u.alpha).max())
+                     for u in neurons]).reshape(-1, h)
+    flat = []
+    for c in np.flatnonzero(~((bend > 1e-6) & seen).any(axis=0)):
+        others = np.delete(np.arange(h), c)
+        y = first.points_of(int(c))[0]
+        u = solve_neuron(trace(f, y, W[c], W[others], b[others], rng, 1.0 + extent),
+                         W[others], b[others])
+        if u.residual < SOLVE_TOL and (np.abs(u.alpha) > 1e-6 * (1 + np.abs(u.alpha).max())).any():
+            flat.append(c)
+            neurons.append(u)
+    return np.array(flat, dtype=int)
+
+
+def _merge(neurons: list[Neuron], new: Neuron, W: np.ndarray, b: np.ndarray) -> None:
+    """Add a traced neuron, or (when it was traced before from another seed) solve the
+    known one again over both traces: it is then known across more first-layer planes."""
+    for k, old in enumerate(neurons):
+        if old.same(new, W, b):
+            both = solve_neuron(old.traced + new.traced, W, b)
+            if both.residual < SOLVE_TOL:
+                neurons[k] = both
+            return
+    neurons.append(new)
+
+
+def _distinct(V: np.ndarray, c: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The second-layer rows without repeats (one neuron traced from two seeds): rows
+    equal up to scale on the first-layer neurons both were traced across; the one traced
+    across more is kept."""
+    keep: list[int] = []
+    for j in np.argsort(-seen.sum(axis=1), kind="stable"):
+        same = False
+        for k in keep:
+            both = seen[j] & seen[k]
+            if both.sum() < 2:
+                continue
+            a, b = np.append(V[j, both], c[j]), np.append(V[k, both], c[k])
+            a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
+            if min(np.abs(a - b).max(), np.abs(a + b).max()) < 1e-5:
+                same = True
+                break
+        if not same:
+            keep.append(int(j))
+    keep.sort()
+    return V[keep], c[keep]
+
+
+def _low(f: Outputs, reserve: int) -> bool:
+    left = f.querier.oracle.ledger.remaining
+    return left is not None and left < reserve
+
+
+def _fit(f: Outputs, W: np.ndarray, b: np.ndarray, neurons: list[Neuron],
+         sizes: tuple[int, int], d: int, n_out: int,
+         rng: np.random.Generator) -> tuple[Network, dict[str, Any], bool]:
+    sign, V, c, consistent = second_layer(W, b, neurons)
+    V, c = _distinct(V, c, np.array([u.seen for u in neurons]).reshape(len(V), len(W)))
+    W1, b1 = W * sign[:, None], b * sign
+    Y = rng.uniform(-1, 1, (fit_size(sizes, d, n_out), d))
+    exhausted = False
+    try:
+        F = f(Y)
+    except OutOfBudget:
+        (Y, F), exhausted = f.partial, True
+    keep = np.isfinite(F).all(axis=1)
+    Y, F = Y[keep], F[keep]
+    centred = f.kind == "softmax"
+    H1 = np.maximum(Y @ W1.T + b1, 0.0)
+    Z = H1 @ V.T + c
+    m = len(V)
+    ones = np.ones((len(Y), 1))
+    # A missing second-layer neuron that is active on the whole box adds a linear
+    # function of H1 there: room for it, as one always-active neuron per output.
+    spare = sizes[1] - m >= n_out
+    lin = [H1] if spare else []
+    coef, *_ = scipy.linalg.lstsq(np.hstack([np.maximum(Z, 0.0), Z, ones]), F,
+                                  lapack_driver="gelsd", check_finite=False)
+    e, ell = coef[:m], coef[m:2 * m]
+    sigma = np.where(np.linalg.norm(e + ell, axis=1) < np.linalg.norm(ell, axis=1), -1.0, 1.0)
+    V, c = V * sigma[:, None], c * sigma
+    H2 = np.maximum(H1 @ V.T + c, 0.0)
+    coef, *_ = scipy.linalg.lstsq(np.hstack([H2, *lin, ones]), F, lapack_driver="gelsd",
+                                  check_finite=False)
+    A, c0 = coef[:m].T, coef[-1]
+    if spare:
+        L = coef[m:m + len(W1)].T  # (o, h1)
+        top = np.maximum(np.abs(W1).sum(axis=1) + b1, 0.0)  # largest h1 on the box
+        low = np.minimum(L, 0.0) @ top - 1.0  # L h1 >= low on the box
+        V, c = np.vstack([V, L]), np.append(c, -low)
+        A, c0 = np.hstack([A, np.eye(n_out)]), c0 + low
+    net = Network([(W1, b1), (V, c)], A, c0)
+    start = float(np.abs(net(Y) - F).max(initial=0.0))
+    net, resid = refine(net, Y, F, centred)
+    return net, {"fit_points": len(Y), "fit_residual_before_refinement": start,
+                 "fit_residual": resid, "output_scale": float(1 + np.abs(F).max(initial=0.0)),
+                 "signs_consistent": consistent,
+                 "second_layer_flipped": int((sigma < 0).sum())}, exhausted
