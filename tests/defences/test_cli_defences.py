@@ -30,8 +30,8 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_extract_reports_when_the_monitors_flag(tree: Path) -> None:
     run = stealml("extract", "--target", str(tree), "--attack", "path-finding", "--data",
-                  "german-credit", "--monitor", "prada", "--monitor", "ood", "--on-flag",
-                  "log", "--batch-size", "10", "--json")
+                  "german-credit", "--monitor", "prada", "--prada-delta", "0.95", "--monitor",
+                  "ood", "--on-flag", "log", "--batch-size", "10", "--json")
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
     assert report["fidelity"]["r_test"] == 0.0  # log only: the attack is not stopped

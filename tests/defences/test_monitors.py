@@ -40,13 +40,13 @@ def _attack_oracle(target, monitor, budget=None):
 
 
 def test_prada_flags_path_finding_but_not_honest_traffic(tree_target) -> None:
-    monitor = Monitor([Prada(delta=0.9)], response="log")
+    monitor = Monitor([Prada(delta=0.95)], response="log")
     result = PathFinding(random_state=0, batch_size=10).run(_attack_oracle(tree_target,
                                                                            monitor))
     flag = monitor.flag("mallory")
     assert flag is not None and flag["detector"] == "prada"
-    assert 100 <= flag["at_query"] < result.queries and flag["statistic"] < 0.9
-    honest = Monitor([Prada(delta=0.9)], response="log")
+    assert 100 <= flag["at_query"] < result.queries and flag["statistic"] < 0.95
+    honest = Monitor([Prada(delta=0.95)], response="log")
     oracle = LocalOracle(tree_target.served, tree_target.space,
                          ApiPolicy(incomplete="native"), monitor=honest, client="alice")
     rows = tree_target.honest[:result.queries]
@@ -54,11 +54,11 @@ def test_prada_flags_path_finding_but_not_honest_traffic(tree_target) -> None:
         oracle.query(rows[start:start + 10])
     record = honest.summary("alice")["prada"]
     assert record["queries"] > 500 and record["flagged_at"] is None
-    assert record["min_statistic"] > 0.9
+    assert record["min_statistic"] > 0.95
 
 
 def test_block_stops_the_attack_at_the_flag(tree_target) -> None:
-    monitor = Monitor([Prada(delta=0.9)], response="block")
+    monitor = Monitor([Prada(delta=0.95)], response="block")
     oracle = _attack_oracle(tree_target, monitor)
     result = PathFinding(random_state=0).run(oracle)  # one big batch at a time
     at = monitor.flag("mallory")["at_query"]

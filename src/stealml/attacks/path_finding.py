@@ -1,26 +1,41 @@
 """Bottom-up path finding (the paper's Algorithm 1) with a leaf-identity oracle.
 
-From a random complete query, the attack finds the predicates of the leaf it reaches: on
-each continuous feature a LINE SEARCH for where the identity changes on either side of the
+From a complete query, the attack finds the predicates of the leaf it reaches: on each
+continuous feature a LINE SEARCH for where the identity changes on either side of the
 query's value (to precision epsilon), on each categorical feature a CATEGORY SPLIT over
-every value. Each point just past a boundary is queued: it lies in another leaf. A
-queued point whose identity is that of a leaf found already, and which meets that leaf's
+every value. Each point just past a boundary is queued: it lies in another leaf. A queued
+point whose identity is that of a leaf found already, and which meets that leaf's
 predicates, is skipped; one that meets no such leaf's predicates is a new leaf even when
-its identity was seen before (the paper's fix for shared identities). Every point pushed
-is one the search already paid for, so skipping it is free.
+its identity was seen (the paper's fix for shared identities).
+
+Beyond the paper, so that leaves sharing an identity cost no fidelity:
+
+- exploration starts from a random row and from the lower corner of the space, where
+  sparse data (counts, frequencies at zero) lies;
+- the range ends and the other categories are asked by group tests (a whole group of
+  features changed in one query; a leaf is a box, so a group that answers alike stays
+  inside it), and answers already bought on a line narrow its search;
+- once the queue is empty, every leaf's box is checked at corners (a covering array, as
+  the top-down attack does), boxes of different identities that overlap are split where
+  a row of the overlap answers otherwise, and regions no box holds (found by sampling,
+  without queries) are explored. Each of these passes queues what it finds; the attack
+  ends when none finds anything.
 
 References: Tramèr et al., USENIX Security 2016, section 4.2.1 (Algorithm 1, duplicate
-identities) and appendix C.
+identities) and appendix C; Hwang 1972, "A method for detecting all defective members in
+a population by group testing" (binary splitting).
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from typing import Any, ClassVar
 
+import numpy as np
 from sklearn.tree import BaseDecisionTree
 
+from stealml.attacks._tree_search import covering_array
 from stealml.attacks._trees import (
     Exhausted,
     Grid,
@@ -71,9 +86,13 @@ class PathFinding(Attack):
     name: ClassVar[str] = "path-finding"
     requires: ClassVar[frozenset[str]] = frozenset({"ids"})
 
-    def __init__(self, epsilon: float = 1e-3, max_leaves: int = 10_000,
+    def __init__(self, epsilon: float = 1e-3, checks: int = 0, gap_samples: int = 20_000,
+                 gap_rows: int = 16, max_leaves: int = 10_000,
                  random_state: RandomState = None, batch_size: int | None = None) -> None:
         self.epsilon = epsilon
+        self.checks = checks
+        self.gap_samples = gap_samples
+        self.gap_rows = gap_rows
         self.max_leaves = max_leaves
         self.random_state = random_state
         self.batch_size = batch_size
@@ -88,108 +107,426 @@ class PathFinding(Attack):
     def _run(self, oracle: Oracle, querier: Querier) -> tuple[Any, bool, dict[str, Any]]:
         tq = TreeQuerier(oracle, querier)
         self._grids = grids(oracle.space, self.epsilon)
+        self._rng = as_generator(self.random_state)
+        self._lines: dict[tuple[Any, ...], dict[int, str]] = {}
+        self._features = oracle.space.features
+        self._known: dict[tuple[Any, ...], str] = {}
+        self._tested = self._left = 0
+        self._cuts: dict[int, set[int]] = {}
         leaves: list[Leaf] = []
+        seeds: list[Row] = []
         complete = True
-        current: Leaf | None = None
+        self._current: Leaf | None = None
+        queue: deque[Row] = deque()
+        splits = 0
         try:
-            queue: deque[Row] = deque([self._start(tq)])
-            while queue:
-                row = queue.popleft()
-                probe = tq.ask([row])[0]
-                if any(leaf.probe.key == probe.key and leaf.contains(row) for leaf in leaves):
-                    continue
-                current = Leaf(probe)
-                queue.extend(self._explore(tq, row, current, leaves))
-                current.complete = True
-                leaves.append(current)
-                current = None
-                check_leaf_count(len(leaves), self.max_leaves)
+            queue.extend(self._starts(tq))
+            unchecked = self._drain(tq, queue, leaves, seeds)
+            while unchecked:
+                split = self._check(tq, queue, leaves, seeds, unchecked)
+                if not split:
+                    split = self._disjoin(tq, queue, leaves, seeds)
+                if not split and not queue:
+                    queue.extend(self._gaps(tq, leaves))
+                splits += len(split)
+                unchecked = split | self._drain(tq, queue, leaves, seeds)
         except Exhausted:
             complete = False
-            if current is not None:
-                leaves.append(current)
+            if self._current is not None:
+                leaves.append(self._current)
         model = build_tree(oracle, leaves)
-        return model, complete, {"leaves": len(leaves),
+        return model, complete, {"leaves": len(leaves), "splits": splits,
                                  "unique_ids": len({leaf.probe.key for leaf in leaves})}
 
-    def _start(self, tq: TreeQuerier) -> Row:
-        """A random complete row, continuous values snapped to their search grid."""
-        raw = tq.space.sample(1, as_generator(self.random_state))[0].tolist()
-        for i, grid in enumerate(self._grids):
+    def _starts(self, tq: TreeQuerier) -> list[Row]:
+        """A random complete row (the paper's start), then the lower corner of the space
+        (every feature at its minimum or first value), where sparse real data lies."""
+        raw = tq.space.sample(1, self._rng)[0].tolist()
+        corner: Row = []
+        for i, f in enumerate(tq.space.features):
+            grid = self._grids[i]
             if grid is not None:
                 raw[i] = grid.value(grid.index(float(raw[i])))
-        return raw
+                corner.append(grid.value(0))
+            else:
+                assert isinstance(f, CategoricalFeature)
+                corner.append(f.values[0])
+        return [raw, corner]
+
+    def _drain(self, tq: TreeQuerier, queue: deque[Row], leaves: list[Leaf],
+               seeds: list[Row]) -> set[int]:
+        """Explore every queued row that no leaf found so far explains; returns the
+        indices of the leaves found."""
+        found: set[int] = set()
+        while queue:
+            row = queue.popleft()
+            probe = tq.ask([row])[0]
+            if any(leaf.probe.key == probe.key and leaf.contains(row) for leaf in leaves):
+                continue
+            self._current = current = Leaf(probe)
+            queue.extend(self._explore(tq, row, current, leaves))
+            current.complete = True
+            leaves.append(current)
+            seeds.append(row)
+            self._current = None
+            found.add(len(leaves) - 1)
+            check_leaf_count(len(leaves), self.max_leaves)
+        return found
+
+    def _check(self, tq: TreeQuerier, queue: deque[Row], leaves: list[Leaf],
+               seeds: list[Row], which: set[int]) -> set[int]:
+        """Ask corners of each leaf's box (every feature at either end of its predicate,
+        any ``checks`` features in every combination, one fewer where no other leaf found
+        shares the identity): a line search runs through a neighbour that answers like
+        the leaf, so its box may hold leaves that answer otherwise. Where a corner does,
+        the box is split on the feature that shows it, the rows past the split are
+        queued, and the index of the leaf is returned (to be checked again)."""
+        keys = Counter(leaf.probe.key for leaf in leaves)
+        split: set[int] = set()
+        for j in sorted(which):
+            leaf, seed = leaves[j], seeds[j]
+            strength = self.checks if keys[leaf.probe.key] > 1 else self.checks - 1
+            corners = self._corners(tq, leaf, seed, strength)
+            for corner, probe in zip(corners, tq.ask(corners), strict=True):
+                if probe.key != leaf.probe.key:
+                    queue.extend(self._split(tq, leaf, seed, corner))
+                    split.add(j)
+                    break
+        return split
+
+    def _disjoin(self, tq: TreeQuerier, queue: deque[Row], leaves: list[Leaf],
+                 seeds: list[Row]) -> set[int]:
+        """Leaves are disjoint: where the boxes of two leaves with different identities
+        overlap, ask a row of the overlap and split the box (or both) that answers
+        otherwise there. Returns the indices of the leaves split."""
+        split: set[int] = set()
+        boxes = _Boxes(self._grids, leaves)
+        for a in range(len(leaves)):
+            for b in boxes.overlapping(a):
+                if b <= a or leaves[a].probe.key == leaves[b].probe.key:
+                    continue
+                row = boxes.row_in_both(a, b, seeds[a])
+                if row is None:
+                    continue
+                key = tq.ask([row])[0].key
+                for j in (a, b):
+                    if key != leaves[j].probe.key:
+                        queue.extend(self._split(tq, leaves[j], seeds[j], row))
+                        boxes.update(j, leaves[j])
+                        split.add(j)
+        return split
+
+    def _gaps(self, tq: TreeQuerier, leaves: list[Leaf]) -> list[Row]:
+        """Rows that no leaf's box holds, among ``gap_samples`` drawn without a query
+        (half uniform, half with each feature at its minimum with probability 1/2): the
+        splits of boxes can leave a region that no queued row reached."""
+        features = tq.space.features
+        n = self.gap_samples
+        levels = [g.size if g is not None else len(f.values)  # type: ignore[union-attr]
+                  for f, g in zip(features, self._grids, strict=True)]
+        idx = np.column_stack([self._rng.integers(0, k, size=n) for k in levels])
+        idx[n // 2:][self._rng.random((n - n // 2, len(levels))) < 0.5] = 0
+        covered = np.zeros(n, dtype=bool)
+        for leaf in leaves:
+            inside = ~covered
+            for i, pred in leaf.predicates.items():
+                grid = self._grids[i]
+                if grid is not None:
+                    assert not isinstance(pred, frozenset)
+                    first, last = grid.span(*pred)
+                    inside &= (idx[:, i] >= first) & (idx[:, i] <= last)
+                else:
+                    values = features[i].values  # type: ignore[union-attr]
+                    allowed = np.array([v in pred for v in values])
+                    inside &= allowed[idx[:, i]]
+            covered |= inside
+        rows = []
+        for r in np.flatnonzero(~covered)[:self.gap_rows]:
+            rows.append([g.value(int(k)) if g is not None
+                         else f.values[int(k)]  # type: ignore[union-attr]
+                         for f, g, k in zip(features, self._grids, idx[r], strict=True)])
+        return rows
+
+    def _corners(self, tq: TreeQuerier, leaf: Leaf, seed: Row, strength: int) -> list[Row]:
+        """The seed row with features set to either end of the leaf's box on them."""
+        ends: dict[int, tuple[Any, Any]] = {}
+        for i, f in enumerate(tq.space.features):
+            pred = leaf.predicates.get(i)
+            grid = self._grids[i]
+            if isinstance(f, CategoricalFeature):
+                members = sorted((pred if isinstance(pred, frozenset) else set(f.values))
+                                 - {seed[i]})
+                if members:
+                    ends[i] = (seed[i], members[int(self._rng.integers(len(members)))])
+            elif grid is not None and grid.size > 1:
+                assert not isinstance(pred, frozenset)
+                first, last = grid.span(*(pred or (-math.inf, math.inf)))
+                if last > first:
+                    ends[i] = (grid.value(first), grid.value(last))
+        if strength <= 0 or not ends:
+            return []
+        features = sorted(ends)
+        rows = []
+        for pattern in covering_array(len(features), strength):
+            row = list(seed)
+            for i, end in zip(features, pattern, strict=True):
+                row[i] = ends[i][end]
+            rows.append(row)
+        return rows
+
+    def _split(self, tq: TreeQuerier, leaf: Leaf, seed: Row, corner: Row) -> list[Row]:
+        """Narrow ``leaf`` (whose ``corner`` answers otherwise) on the feature where a walk
+        from its seed to the corner first changes identity; returns the rows past the cut."""
+        key = leaf.probe.key
+        moved = [i for i in range(len(seed)) if corner[i] != seed[i]]
+
+        def walk(t: int) -> Row:
+            row = list(seed)
+            for i in moved[:t]:
+                row[i] = corner[i]
+            return row
+
+        lo, hi = 0, len(moved)  # walk(lo) answers like the leaf, walk(hi) does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if tq.ask([walk(mid)])[0].key == key:
+                lo = mid
+            else:
+                hi = mid
+        row, i = walk(lo), moved[lo]
+        f, grid = tq.space.features[i], self._grids[i]
+        if isinstance(f, CategoricalFeature):
+            members = leaf.predicates.get(i, frozenset(f.values))
+            assert isinstance(members, frozenset)
+            values = sorted(members - {row[i]})
+            probes = tq.ask([with_value(row, i, v) for v in values])
+            out: list[Any] = [v for v, p in zip(values, probes, strict=True)
+                              if p.key != key]
+            leaf.predicates[i] = members - set(out)
+        else:
+            assert grid is not None
+            pred = leaf.predicates.get(i, (-math.inf, math.inf))
+            assert not isinstance(pred, frozenset)
+            inside, outside = grid.index(row[i]), grid.index(corner[i])
+            k = self._boundary(tq, row, i, grid, inside=inside, outside=outside, key=key)
+            if outside > inside:
+                leaf.predicates[i] = (pred[0], grid.cut(k))
+                out = [grid.value(k + 1)]
+            else:
+                leaf.predicates[i] = (grid.cut(k - 1), pred[1])
+                out = [grid.value(k - 1)]
+        return [with_value(r, i, v) for v in out for r in (row, seed)]
 
     def _explore(self, tq: TreeQuerier, row: Row, leaf: Leaf,
                  known: list[Leaf]) -> list[Row]:
         """Fill ``leaf.predicates`` from ``row``; return the rows just outside it."""
         pushed: list[Row] = []
         hints = _hints(row, leaf.probe.key, known, self._grids)
+        same_ends = self._group_ends(tq, row, leaf.probe.key)
+        alike = self._group_categories(tq, row, leaf.probe.key)
         for i, f in enumerate(tq.space.features):
             grid = self._grids[i]
             if isinstance(f, CategoricalFeature):
-                probes = tq.ask([with_value(row, i, v) for v in f.values])
-                same = frozenset(v for v, p in zip(f.values, probes, strict=True)
-                                 if p.key == leaf.probe.key) | {row[i]}
+                same = frozenset(alike[i]) | {row[i]}
                 if len(same) < len(f.values):
                     leaf.predicates[i] = same
                 pushed += [with_value(row, i, v) for v in f.values if v not in same]
             elif grid is not None and grid.size > 1:
                 lo, hi, out = self._line_search(tq, row, i, grid, leaf.probe,
-                                                hints.get(i, []))
+                                                hints.get(i, []), same_ends)
                 if not (math.isinf(lo) and math.isinf(hi)):
                     leaf.predicates[i] = (lo, hi)
                 pushed += out
         return pushed
 
+    def _group_ends(self, tq: TreeQuerier, row: Row, key: str) -> set[tuple[int, int]]:
+        """The (feature, end index) pairs whose range end answers like ``row``: each
+        continuous feature set to its lower (then upper) end, by group tests."""
+        same: set[tuple[int, int]] = set()
+        for side in (0, 1):
+            ends = {i: 0 if side == 0 else g.size - 1 for i, g in enumerate(self._grids)
+                    if g is not None and g.size > 1}
+            items = [(i, self._end_value(i, e)) for i, e in ends.items()
+                     if self._index(i, row[i]) != e]
+            alike = self._group_test(tq, row, key, items)
+            same |= {(i, ends[i]) for (i, _), ok in alike.items() if ok}
+            for (i, value), ok in alike.items():
+                # an end that answered otherwise in a group of one was asked; one known
+                # to answer otherwise only from its group's answers is asked later
+                known = key if ok else self._known.get(_frozen(with_value(row, i, value)))
+                if known is not None:
+                    self._line(row, i)[ends[i]] = known
+        return same
+
+    def _group_categories(self, tq: TreeQuerier, row: Row, key: str) -> dict[int, set[Any]]:
+        """Per categorical feature, its values that answer like ``row`` (the CATEGORY
+        SPLIT): round r changes each feature to its r-th other value, by group tests."""
+        others = {i: [v for v in f.values if v != row[i]]
+                  for i, f in enumerate(self._features)
+                  if isinstance(f, CategoricalFeature)}
+        alike: dict[int, set[Any]] = {i: set() for i in others}
+        for r in range(max((len(v) for v in others.values()), default=0)):
+            items = [(i, v[r]) for i, v in others.items() if len(v) > r]
+            for (i, value), ok in self._group_test(tq, row, key, items).items():
+                if ok:
+                    alike[i].add(value)
+        return alike
+
+    def _group_test(self, tq: TreeQuerier, row: Row, key: str,
+                    items: list[tuple[int, Any]]) -> dict[tuple[int, Any], bool]:
+        """Whether ``row`` with each one change (feature, value) of ``items`` (one per
+        feature) still answers ``key``. Changes whose row was answered before cost
+        nothing; the others are tested in groups (all of a group's changes in one row),
+        a group that answers otherwise is halved. A leaf is a box, so where the identity
+        is the leaf's own, every change of a group that answers alike stays inside the
+        leaf: b changes that leave it among n cost about b log(n / b) queries instead
+        of n. The group size follows the share of changes that left leaves so far
+        (none above 30%, where testing one by one is cheaper). Where another leaf shares
+        the identity a group can be fooled; the corner checks and the overlap and gap
+        passes catch what it hides."""
+        out: dict[tuple[int, Any], bool] = {}
+        unknown = []
+        for item in items:
+            known = self._known.get(_frozen(with_value(row, *item)))
+            if known is None:
+                unknown.append(item)
+            else:
+                out[item] = known == key
+        rate = (self._left + 1) / (self._tested + 5)
+        size = 1 if rate > 0.25 else max(2, min(64, round(0.7 / rate)))
+        # a stack of (group, known to fail): the first half of a failed group is tested;
+        # where it answers alike, the second half is known to fail without a query
+        stack = [(unknown[j:j + size], False) for j in range(0, len(unknown), size)][::-1]
+        while stack:
+            g, fails = stack.pop()
+            if fails and len(g) == 1:
+                out[g[0]] = False
+                continue
+            if not fails:
+                changed = list(row)
+                for i, value in g:
+                    changed[i] = value
+                if self._ask(tq, [changed])[0] == key or len(g) == 1:
+                    ok = self._known[_frozen(changed)] == key
+                    out.update({item: ok for item in g})
+                    continue
+            first, second = g[:len(g) // 2], g[len(g) // 2:]
+            changed = list(row)
+            for i, value in first:
+                changed[i] = value
+            if self._ask(tq, [changed])[0] == key or len(first) == 1:
+                ok = self._known[_frozen(changed)] == key
+                out.update({item: ok for item in first})
+                stack.append((second, ok))
+            else:
+                stack += [(second, False), (first, True)]
+        self._tested += len(unknown)
+        self._left += sum(not out[item] for item in unknown)
+        return out
+
+    def _ask(self, tq: TreeQuerier, rows: list[Row]) -> list[str]:
+        """The identities of ``rows``, remembered for the searches that follow."""
+        keys = [p.key for p in tq.ask(rows)]
+        self._known.update(zip(map(_frozen, rows), keys, strict=True))
+        return keys
+
+    def _index(self, i: int, value: float) -> int:
+        grid = self._grids[i]
+        assert grid is not None
+        return grid.index(value)
+
+    def _end_value(self, i: int, k: int) -> float:
+        grid = self._grids[i]
+        assert grid is not None
+        return grid.value(k)
+
     def _line_search(self, tq: TreeQuerier, row: Row, i: int, grid: Grid, probe: Probe,
-                     hints: list[int]) -> tuple[float, float, list[Row]]:
+                     hints: list[int], same_ends: set[tuple[int, int]] | None = None,
+                     ) -> tuple[float, float, list[Row]]:
         """The leaf's interval on feature ``i`` around ``row`` and the rows just past it.
 
         Each side is searched towards the end of the range, or, where the end answers
         like the leaf, towards a point of a known leaf with another identity that lies on
         the line (``hints``): the end may then be a different leaf sharing the identity.
+        Answers already bought on the same line (a neighbour's search that crossed into
+        this leaf) narrow the search before anything is asked.
         """
-        k0, last = grid.index(row[i]), grid.size - 1
-        ends = tq.ask([with_value(row, i, grid.value(0)), with_value(row, i, grid.value(last))])
+        key, k0, last = probe.key, grid.index(row[i]), grid.size - 1
+        line = self._line(row, i)
+        line[k0] = key
         lo, hi, out = -math.inf, math.inf, []
-        below = [0] if ends[0].key != probe.key else sorted(
-            (k for k in hints if k < k0), reverse=True)
-        k = self._outside(tq, row, i, grid, below, probe.key, ends[0].key != probe.key)
-        if k is not None:
-            k = self._boundary(tq, row, i, grid, inside=k0, outside=k, key=probe.key)
-            lo = grid.cut(k - 1)
-            out.append(with_value(row, i, grid.value(k - 1)))
-        above = [last] if ends[1].key != probe.key else sorted(k for k in hints if k > k0)
-        k = self._outside(tq, row, i, grid, above, probe.key, ends[1].key != probe.key)
-        if k is not None:
-            k = self._boundary(tq, row, i, grid, inside=k0, outside=k, key=probe.key)
-            hi = grid.cut(k)
-            out.append(with_value(row, i, grid.value(k + 1)))
+        for side, end in ((-1, 0), (1, last)):
+            k = self._nearest_other(line, k0, side, key)
+            if k is None:
+                if end not in line and (i, end) not in (same_ends or ()):
+                    self._ask_line(tq, row, i, grid, [end])
+                if line.get(end, key) != key:
+                    k = end
+                else:
+                    toward = sorted((h for h in hints if (h - k0) * side > 0),
+                                    key=lambda h: abs(h - k0))
+                    k = self._outside(tq, row, i, grid, toward, key)
+            if k is None:
+                continue
+            outside = k
+            inside = min((j for j in line if (j - outside) * side < 0
+                          and (k0 - j) * side <= 0 and line[j] == key),
+                         key=lambda j: abs(j - outside))
+            k = self._boundary(tq, row, i, grid, inside=inside, outside=outside, key=key)
+            if side < 0:
+                lo = grid.cut(k - 1)
+                out.append(with_value(row, i, grid.value(k - 1)))
+            else:
+                hi = grid.cut(k)
+                out.append(with_value(row, i, grid.value(k + 1)))
         return lo, hi, out
 
+    def _line(self, row: Row, i: int) -> dict[int, str]:
+        """The answers known on the line through ``row`` along feature ``i`` (by index)."""
+        return self._lines.setdefault((i, tuple(row[:i]), tuple(row[i + 1:])), {})
+
+    def _ask_line(self, tq: TreeQuerier, row: Row, i: int, grid: Grid,
+                  ks: list[int]) -> list[str]:
+        keys = self._ask(tq, [with_value(row, i, grid.value(k)) for k in ks])
+        self._line(row, i).update(zip(ks, keys, strict=True))
+        return keys
+
     @staticmethod
-    def _outside(tq: TreeQuerier, row: Row, i: int, grid: Grid, candidates: list[int],
-                 key: str, known_outside: bool) -> int | None:
+    def _nearest_other(line: dict[int, str], k0: int, side: int, key: str) -> int | None:
+        """The known index nearest ``k0`` on ``side`` that answers another identity."""
+        others = [j for j, k in line.items() if (j - k0) * side > 0 and k != key]
+        return min(others, key=lambda j: abs(j - k0)) if others else None
+
+    def _outside(self, tq: TreeQuerier, row: Row, i: int, grid: Grid, candidates: list[int],
+                 key: str) -> int | None:
         """The nearest candidate grid index that answers another identity, if any."""
-        if known_outside:
-            return candidates[0]
         for k in candidates:
-            if tq.ask([with_value(row, i, grid.value(k))])[0].key != key:
+            if self._ask_line(tq, row, i, grid, [k])[0] != key:
                 return k
         return None
 
-    @staticmethod
-    def _boundary(tq: TreeQuerier, row: Row, i: int, grid: Grid, inside: int, outside: int,
-                  key: str) -> int:
-        """Binary search: the last grid index on the ``inside`` side still answering ``key``."""
+    def _boundary(self, tq: TreeQuerier, row: Row, i: int, grid: Grid, inside: int,
+                  outside: int, key: str) -> int:
+        """Binary search: the last grid index on the ``inside`` side still answering ``key``.
+
+        Thresholds found before on the feature (by any leaf: a split bounds every leaf
+        below it) are tried first, each as the pair of grid values around it, so that a
+        known threshold costs about log2 of the number known, not log2 of the grid."""
+        cuts = self._cuts.setdefault(i, set())
         while abs(outside - inside) > 1:
-            mid = (inside + outside) // 2
-            if tq.ask([with_value(row, i, grid.value(mid))])[0].key == key:
+            lo, hi = min(inside, outside), max(inside, outside)
+            known = sorted(k for c in cuts for k in (c, c + 1) if lo < k < hi)
+            mid = known[len(known) // 2] if known else (inside + outside) // 2
+            if self._ask_line(tq, row, i, grid, [mid])[0] == key:
                 inside = mid
             else:
                 outside = mid
+        cuts.add(min(inside, outside))
         return inside
+
+
+def _frozen(row: Row) -> tuple[Any, ...]:
+    return tuple(row)
 
 
 def _hints(row: Row, key: str, known: list[Leaf],
@@ -211,3 +548,72 @@ def _hints(row: Row, key: str, known: list[Leaf],
         k0 = grid.index(row[i])
         out.setdefault(i, []).append(first if first > k0 else last)
     return out
+
+
+class _Boxes:
+    """The leaves' boxes as arrays (grid-index spans, category bit masks), to find the
+    leaves whose boxes overlap one leaf's in one vectorised step."""
+
+    def __init__(self, grids_: list[Grid | None], leaves: list[Leaf]) -> None:
+        self.grids = grids_
+        self.cont = [i for i, g in enumerate(grids_) if g is not None]
+        self.cat = [i for i, g in enumerate(grids_) if g is None]
+        n = len(leaves)
+        self.first = np.zeros((n, len(self.cont)), dtype=np.int64)
+        self.last = np.zeros((n, len(self.cont)), dtype=np.int64)
+        self.masks = np.zeros((n, len(self.cat)), dtype=object)
+        self.values: dict[int, list[Any]] = {}
+        self.preds: list[dict[int, Any]] = [{} for _ in range(n)]
+        for j, leaf in enumerate(leaves):
+            self.update(j, leaf)
+
+    def update(self, j: int, leaf: Leaf) -> None:
+        self.preds[j] = dict(leaf.predicates)
+        for c, i in enumerate(self.cont):
+            grid = self.grids[i]
+            assert grid is not None
+            pred = leaf.predicates.get(i, (-math.inf, math.inf))
+            assert not isinstance(pred, frozenset)
+            self.first[j, c], self.last[j, c] = grid.span(*pred)
+        for c, i in enumerate(self.cat):
+            members = leaf.predicates.get(i)
+            self.masks[j, c] = -1 if members is None else sum(
+                1 << self._bit(i, v) for v in members)
+
+    def _bit(self, i: int, value: Any) -> int:
+        seen = self.values.setdefault(i, [])
+        if value not in seen:
+            seen.append(value)
+        return seen.index(value)
+
+    def overlapping(self, a: int) -> list[int]:
+        ok = np.all(np.maximum(self.first, self.first[a]) <= np.minimum(self.last, self.last[a]),
+                    axis=1)
+        for c in range(len(self.cat)):
+            ok &= (self.masks[:, c] & self.masks[a, c]) != 0
+        return np.flatnonzero(ok).tolist()
+
+    def row_in_both(self, a: int, b: int, seed: Row) -> Row | None:
+        """A row in both boxes: each feature at the middle of the two predicates' common
+        part (a category both admit, the seed's where it can), else None."""
+        row = list(seed)
+        for c, i in enumerate(self.cont):
+            grid = self.grids[i]
+            assert grid is not None
+            lo = max(self.first[a, c], self.first[b, c])
+            hi = min(self.last[a, c], self.last[b, c])
+            if lo > hi:
+                return None
+            if not lo <= grid.index(row[i]) <= hi or grid.value(grid.index(row[i])) != row[i]:
+                row[i] = grid.value((lo + hi) // 2)
+        for i in self.cat:
+            pa, pb = self.preds[a].get(i), self.preds[b].get(i)
+            if pa is None and pb is None:
+                continue
+            common: set[Any] = set(pa or ()) if pb is None else set(pb) if pa is None else (
+                set(pa) & set(pb))
+            if not common:
+                return None
+            if row[i] not in common:
+                row[i] = sorted(common)[0]
+        return row
