@@ -72,9 +72,16 @@ def category_pieces(sign: Signer, values: Sequence[str], known: dict[str, Signed
 
 def interval_pieces(sign: Signer, grid: Grid, domain: tuple[float, float],
                     known: dict[int, Signed], probes: int,
-                    rng: np.random.Generator) -> Asking[list[Piece]]:
+                    rng: np.random.Generator,
+                    thresholds: set[int] | None = None) -> Asking[list[Piece]]:
     """Cut ``domain`` where the signature changes: bisect every segment whose ends differ
-    (all segments of a round in one batch), after ``probes`` random extra values."""
+    (all segments of a round in one batch), after ``probes`` random extra values.
+
+    ``thresholds`` holds the cuts found before on this feature (grid index k: between k
+    and k + 1), elsewhere in the tree; a bisection tries them first (the pair of values
+    around each), since trees reuse a feature's thresholds in many branches. The cuts
+    found here are added to it."""
+    cut_set = set() if thresholds is None else thresholds
     first, last = grid.span(*domain)
     start = sorted({first, last, *rng.integers(first, last + 1, size=probes).tolist(), *known})
     start = [k for k in start if first <= k <= last]
@@ -90,8 +97,10 @@ def interval_pieces(sign: Signer, grid: Grid, domain: tuple[float, float],
                 continue
             if b == a + 1:
                 cuts.append(a)
+                cut_set.add(a)
             else:
-                todo.append((a, (a + b) // 2, b))
+                near = sorted(k for c in cut_set for k in (c, c + 1) if a < k < b)
+                todo.append((a, near[len(near) // 2] if near else (a + b) // 2, b))
         mids = [m for _, m, _ in todo]
         seen.update(zip(mids, (yield from sign([grid.value(m) for m in mids])), strict=True))
         segments = [s for a, m, b in todo for s in ((a, m), (m, b))]

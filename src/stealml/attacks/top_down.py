@@ -123,6 +123,7 @@ class TopDown(Attack):
     def _run(self, oracle: Oracle, querier: Querier) -> tuple[Any, bool, dict[str, Any]]:
         tq = TreeQuerier(oracle, querier)
         self._grids = grids(oracle.space, self.epsilon)
+        self._thresholds: dict[int, set[int]] = {}
         self._space = oracle.space
         self._rng = as_generator(self.random_state)
         leaves: list[Node] = []  # checked leaves
@@ -295,4 +296,5 @@ class TopDown(Attack):
         grid = self._grids[i]
         assert grid is not None, "a continuous feature always has a grid"
         known_k = {grid.index(value): known_sign[0]} if known_sign else {}
-        return (yield from interval_pieces(sign, grid, domain, known_k, probes, self._rng))
+        return (yield from interval_pieces(sign, grid, domain, known_k, probes, self._rng,
+                                           self._thresholds.setdefault(i, set())))
