@@ -37,6 +37,40 @@ def test_exact_on_a_wide_steep_model() -> None:
     assert fid["r_unif"] == 0.0 and fid["tv_unif"] < 1e-9
 
 
+def _steep(bias: float, seed: int) -> tuple[LogisticRegression, FeatureSpace]:
+    """A binary LR over 30 numeric columns and two categorical features (one-hot) with
+    the given bias: the origin's logit."""
+    space = FeatureSpace.from_dict({"features": [
+        *({"name": f"x{i}", "type": "continuous", "min": 0, "max": 10} for i in range(30)),
+        {"name": "a", "type": "categorical", "values": list("pqrst")},
+        {"name": "b", "type": "categorical", "values": list("uvw")}]})
+    rng = np.random.default_rng(seed)
+    from stealml.attacks.equations import make_logistic_regression
+
+    coef = np.r_[rng.normal(0, 1.5, 30), rng.normal(0, 3.0, 8)]
+    return make_logistic_regression(coef, bias, [0, 1]), space
+
+
+@pytest.mark.parametrize("bias", [0.5, 11.0, -12.5])
+def test_every_query_is_an_exact_equation_even_with_little_room(bias) -> None:
+    # at the origin |logit| = 12.5 leaves p = 3.7e-6, just above the 1e-6 threshold: the
+    # steps start short and one at a time, and move to a more moderate point asked
+    target, space = _steep(bias, 3)
+    oracle = LocalOracle(target, space)
+    result = EquationSolving(random_state=0).run(oracle)
+    assert result.queries == space.n_encoded + 1 == oracle.ledger.queries
+    fid = fidelity(target, result.model, space, n_uniform=5000)
+    assert fid["r_unif"] == 0.0 and fid["tv_unif"] < 1e-11
+
+
+def test_a_saturated_origin_costs_a_search_not_exactness() -> None:
+    target, space = _steep(18.0, 4)  # p = 1.5e-8 at the origin: no equation there
+    result = EquationSolving(random_state=0).run(LocalOracle(target, space))
+    assert result.queries > space.n_encoded + 1 and result.info["exact"]
+    fid = fidelity(target, result.model, space, n_uniform=5000)
+    assert fid["r_unif"] == 0.0 and fid["tv_unif"] < 1e-9
+
+
 def test_rounded_answers_still_give_a_close_model(binary_logreg, mixed_space) -> None:
     oracle = LocalOracle(binary_logreg, mixed_space, ApiPolicy(rounding=4))
     result = EquationSolving(n_queries=40, random_state=0).run(oracle)

@@ -28,7 +28,7 @@ from stealml.attacks.equations.logistic import (
     solve_log_ratios,
     to_logistic_regression,
 )
-from stealml.attacks.equations.queries import Table, find_center
+from stealml.attacks.equations.queries import Table, ask_star
 from stealml.exceptions import ConfigurationError, UnsupportedModelError
 from stealml.models.kernel_logreg import KernelLogisticRegression
 from stealml.oracles.base import Oracle
@@ -69,8 +69,9 @@ class EquationSolving(Attack):
     batch_size : int, optional
         Most queries sent in one request.
     spread : float
-        Linear models: queries are drawn uniformly in a box this fraction of the space's
-        half-width wide, around a point whose answer is far from saturation.
+        Linear models: the length of a step along a column (this fraction of its
+        half-range) while no column's effect is known yet; queries beyond d + 1
+        (``n_queries``) are drawn uniformly in a box this wide around the centre.
     min_probability : float, optional
         An answer with a smaller probability is saturated (its log-ratio imprecise): it
         gives no equation, and the point is asked again nearer the centre. By default
@@ -253,9 +254,11 @@ class EquationSolving(Attack):
 
     def _ask_exact(self, table: Table, space: Any, rng: np.random.Generator, lo: np.ndarray,
                    hi: np.ndarray, free: np.ndarray, m: int) -> None:
-        """Ask until ``m`` usable equations: around a moderate centre, re-asking saturated
-        points nearer to it."""
-        center = find_center(table, space, rng, self.max_search)
+        """Ask until ``m`` usable equations: one step along each free column from a
+        moderate base (:func:`ask_star`: d + 1 queries when none is saturated), then, for
+        any more asked, points around the base, saturated ones re-asked nearer to it."""
+        center = ask_star(table, space, rng, lo, hi, free, self.spread, self.max_shrink,
+                          self.max_search)
         n_usable = int(table.usable(table.data()[1]).sum())
         half = (hi - lo) / 2 * self.spread
         X = np.clip(center + rng.uniform(-half, half, size=(max(m - n_usable, 0), len(lo))),

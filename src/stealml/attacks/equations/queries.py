@@ -17,11 +17,12 @@ from stealml.attacks.base import Querier
 from stealml.exceptions import OracleCapabilityError
 from stealml.space import CategoricalFeature, FeatureSpace
 
-__all__ = ["CENTER_MARGIN", "Table", "balanced_rows", "find_center", "row_rank"]
+__all__ = ["CENTER_MARGIN", "Table", "ask_star", "balanced_rows", "find_center", "row_rank"]
 
 # a good centre has every class at p >= CENTER_MARGIN x the saturation threshold (for
 # two classes 3e-4, |logit| <= 8), so the points drawn around it stay usable
 CENTER_MARGIN = 300.0
+STAR_ROUND = 16  # coordinate steps asked in one round of the star design
 
 
 class Table:
@@ -157,3 +158,99 @@ def row_rank(space: FeatureSpace) -> int:
     cats = [f for f in space.features if isinstance(f, CategoricalFeature)]
     n_cat_cols = sum(len(f.values) for f in cats)
     return int((hi > lo).sum()) - n_cat_cols + sum(len(f.values) - 1 for f in cats) + 1
+
+
+def _log_ratios(P: np.ndarray) -> np.ndarray:
+    """log(p_k / p_0), k = 1..c-1, of each answer (the softmax's linear outputs)."""
+    with np.errstate(divide="ignore"):
+        L = np.log(P)
+    return np.asarray(L[:, 1:] - L[:, :1])
+
+
+def _room(L: np.ndarray, min_probability: float) -> float:
+    """How far (in log-ratio) the smallest probability of an answer with log-ratios
+    ``L`` is above the saturation threshold."""
+    z = np.r_[0.0, L]
+    log_p_min = float(z.min() - np.log(np.exp(z - z.max()).sum()) - z.max())
+    return log_p_min - float(np.log(min_probability))
+
+
+def ask_star(table: Table, space: FeatureSpace, rng: np.random.Generator, lo: np.ndarray,
+             hi: np.ndarray, free: np.ndarray, spread: float, max_shrink: int,
+             max_search: int) -> np.ndarray:
+    """One usable equation per free column and the bias: d + 1 queries when none is
+    saturated. Returns the point the steps were taken from.
+
+    The first query is the origin of the model space (the middle of every range, every
+    one-hot column 0), where a linear model's logits are its biases, which
+    regularisation keeps moderate; only if its answer is saturated is a centre searched
+    for (:func:`find_center`, which spends queries). Every later query is one step along
+    one new column from the most moderate point asked so far (the largest smallest
+    probability), whose answer is known exactly: the step's answer is then exactly that
+    column's effect, every equation keeps its precision (an answer's log-ratios are
+    exact to about 1e-16 over its smallest probability) and the design stays well
+    conditioned. A step is as long as half the room before saturation allows for the
+    largest effect seen among columns of its kind (numeric ones first); while none is
+    known, or while the point has little room (its smallest probability below 300 times
+    the threshold), ``spread`` of the half-range, shrunk with the room, and one step a
+    query, so that a more moderate point found is stepped from at once. A step whose
+    answer is saturated anyway is asked again 8 times shorter (``max_shrink`` times).
+
+    References: Tramèr et al., USENIX Security 2016, section 4.1.1.
+    """
+    origin = np.where(free, np.clip(0.0, lo, hi), lo)
+    asked, P = table.ask(origin[None, :])
+    if not len(asked):
+        return origin
+    if table.usable(P)[0]:
+        base, L_base = origin, _log_ratios(P)[0]
+    else:
+        base = find_center(table, space, rng, max_search)
+        X, P_all = table.data()
+        at = np.flatnonzero((X == base).all(axis=1))
+        if not len(at) or not table.usable(P_all[at[:1]])[0]:
+            return base  # no moderate point found: the caller's fit does what it can
+        L_base = _log_ratios(P_all[at[:1]])[0]
+    full = float(np.log(CENTER_MARGIN))  # room for steps of unknown effect
+    width = hi - lo
+    effect: dict[int, np.ndarray] = {}  # column -> change of the log-ratios per unit
+    cols = rng.permutation(np.flatnonzero(free))
+    todo = [(int(j), 0) for j in cols[np.argsort(-width[cols], kind="stable")]]
+    while todo and not table.querier.exhausted:
+        room = _room(L_base, table.min_probability)
+        batch = todo[:1] if room < full else [
+            t for t in todo[:STAR_ROUND] if width[t[0]] == width[todo[0][0]]]
+        todo = todo[len(batch):]
+        steps = [_step(j, 8.0 ** -shrunk, base, lo, hi, effect, room, spread, full)
+                 for j, shrunk in batch]
+        X = np.repeat(base[None, :], len(batch), axis=0)
+        X[np.arange(len(batch)), [j for j, _ in batch]] += steps
+        asked, P = table.ask(X)
+        ok = table.usable(P)
+        L = _log_ratios(P) if len(P) else np.empty((0, len(L_base)))
+        best = (room, base, L_base)
+        for i, (j, shrunk) in enumerate(batch[:len(asked)]):
+            if ok[i]:
+                effect[j] = (L[i] - L_base) / steps[i]
+                r = _room(L[i], table.min_probability)
+                if room < full and r > best[0]:
+                    best = (r, X[i], L[i])
+            elif shrunk < max_shrink:
+                todo.insert(0, (j, shrunk + 1))
+        _, base, L_base = best
+    return base
+
+
+def _step(j: int, scale: float, base: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+          effect: dict[int, np.ndarray], room: float, spread: float, full: float) -> float:
+    """How far to step along column ``j`` from ``base`` (signed, inside the box)."""
+    up, down = hi[j] - base[j], base[j] - lo[j]
+    reach = max(up, down)
+    kind = [k for k in effect if hi[k] - lo[k] == hi[j] - lo[j]] or list(effect)
+    big = max((float(np.abs(effect[k]).max()) for k in kind), default=0.0)
+    if big > 0 and room >= full:  # as long as half the room allows for the largest effect
+        s = min(reach, room / (2.0 * big))
+    else:
+        s = min(reach, spread * (hi[j] - lo[j]) / 2.0 * min(1.0, max(room, 0.0) / full))
+    s = max(s * scale, 1e-6 * (hi[j] - lo[j]))
+    return s if s <= up else -s
