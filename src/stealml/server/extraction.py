@@ -90,10 +90,10 @@ class FeatureExtraction:
                 for f in self.space.features)
         return n + (self.space.n_features if self.missing_indicators else 0)
 
-    def transform(self, rows: Any) -> np.ndarray:
+    def transform(self, rows: Any, allow_missing: bool = True) -> np.ndarray:
         """Raw rows -> model input; NaN in the columns of a missing feature (0 with
         missing indicators, which then say it is missing)."""
-        raw = self.space.as_raw(rows)
+        raw = self.space.as_raw(rows, allow_missing=allow_missing)
         Z = self.space.encode(raw)
         if self.is_identity:
             return Z

@@ -141,8 +141,7 @@ class ServedModel:
 
     def model_input(self, rows: Any) -> np.ndarray:
         """Raw rows -> the model's input columns, per the incomplete-input semantics."""
-        raw = self.space.as_raw(rows, allow_missing=self.policy.incomplete != "reject")
-        Z = self.extraction.transform(raw)
+        Z = self.extraction.transform(rows, allow_missing=self.policy.incomplete != "reject")
         if self.policy.incomplete == "zeros":
             Z = np.nan_to_num(Z, nan=0.0)
         return Z

@@ -98,16 +98,19 @@ def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> Non
 
 @contextmanager
 def serving_process(args: list[str], port: int, host: str = "127.0.0.1",
-                    log: str | os.PathLike[str] = os.devnull) -> Iterator[str]:
+                    log: str | os.PathLike[str] = os.devnull,
+                    env: dict[str, str] | None = None) -> Iterator[str]:
     """Run ``stealml serve ARGS --host HOST --port PORT`` as a process; yield its URL.
 
     The server gets its own process (and GIL): what a benchmark or a command-line test
-    needs. Its output goes to ``log``.
+    needs. Its output goes to ``log``; ``env`` adds environment variables (settings
+    such as ``STEALML_SERVE_LOG_SYNC``).
     """
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "stealml", "serve", *args,
                                  "--host", host, "--port", str(port)], stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, **(env or {})})
         try:
             wait_until_ready(f"http://{host}:{port}/health", proc)
             yield f"http://{host}:{port}"
