@@ -3,7 +3,8 @@
 Run: .venv/bin/python benchmarks/labels_only.py [--full] [--only figure4 figure6 ...]
 Writes benchmarks/results/figure{4,5,6}{.json,.md,.png,-runs.json,-runs.md} and mlp.{json,md}
 (--quick grid by default: alpha in {1, 10, 100}, one seed; --full: the paper's alphas,
-three seeds).
+three seeds). Finished jobs are kept in benchmarks/results/jobs.sqlite (not committed):
+a run stopped part-way resumes where it stopped, as long as the code is unchanged.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from stealml.experiments.labels_only import FIGURES, mlp_row, run_figure
+from stealml.experiments.store import JOBS_STORE
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -21,10 +23,13 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="The paper's whole grid.")
     parser.add_argument("--only", nargs="*", default=[*FIGURES, "mlp"],
                         choices=[*FIGURES, "mlp"], help="Which results to make.")
+    parser.add_argument("--seeds", type=int, default=None, help="Seeds per data set.")
+    parser.add_argument("--jobs", type=int, default=2, help="Worker processes.")
     args = parser.parse_args()
     for name in args.only:
         paths = (mlp_row(RESULTS, quick=not args.full) if name == "mlp"
-                 else run_figure(name, RESULTS, quick=not args.full))
+                 else run_figure(name, RESULTS, quick=not args.full, seeds=args.seeds,
+                                 n_jobs=args.jobs, store=RESULTS / JOBS_STORE))
         for path in paths:
             print(path)
 
