@@ -34,6 +34,7 @@ from stealml.validation import check_positive_int
 __all__ = ["RetrainAdaptive", "margin"]
 
 LOCAL_STEPS = 24  # bisection steps against the local model (free)
+RESELECT_BELOW = 2000  # with fewer answers, extract-and-test runs again every round
 PROJECTED = 16  # farthest-point selection works in this many random directions
 
 
@@ -107,7 +108,8 @@ class RetrainAdaptive(Retraining):
 
     def __init__(self, model: str = "auto", n_queries: int | None = None, rounds: int = 10,
                  selection: str = "boundary", initial_fraction: float = 0.1,
-                 pool_factor: int = 4, hidden_units: int = 20, valid_paths: bool = True,
+                 pool_factor: int = 4, reselect_below: int = RESELECT_BELOW,
+                 hidden_units: int = 20, valid_paths: bool = True,
                  ignore_probabilities: bool = False, batch_size: int | None = None,
                  random_state: RandomState = None) -> None:
         super().__init__(model=model, n_queries=n_queries, hidden_units=hidden_units,
@@ -117,10 +119,11 @@ class RetrainAdaptive(Retraining):
         self.selection = selection
         self.initial_fraction = initial_fraction
         self.pool_factor = pool_factor
+        self.reselect_below = reselect_below
 
     def _check(self) -> int:
-        if self.selection not in ("boundary", "uncertainty"):
-            raise ConfigurationError(f"selection must be boundary or uncertainty, not "
+        if self.selection not in ("boundary", "uncertainty", "mixed"):
+            raise ConfigurationError(f"selection must be boundary, uncertainty or mixed, not "
                                      f"{self.selection!r}")
         if not 0 < self.initial_fraction <= 1:
             raise ConfigurationError(f"initial_fraction must be in (0, 1], not "
@@ -143,7 +146,7 @@ class RetrainAdaptive(Retraining):
             if left <= 0 or store.exhausted:
                 break
             X, y = store.data()
-            if r in (0, rounds // 2):
+            if r in (0, rounds // 2) or len(X) < self.reselect_below:
                 model, _ = select_model(X, y, self.families(), rng, self.hidden_units)
             else:
                 model = fit(model, X, y, warm=True)
@@ -157,6 +160,21 @@ class RetrainAdaptive(Retraining):
         pool = space.sample_encoded(max(self.pool_factor * n, 64), rng)
         if self.selection == "uncertainty":
             return pool[np.argsort(margin(model, pool), kind="stable")[:n]]
+        if self.selection == "mixed":  # half the round from each rule
+            order = np.argsort(margin(model, pool), kind="stable")
+            k = n // 2
+            return np.vstack([pool[order[:n - k]],
+                              self._on_boundary(model, space, path, pool[order[n - k:]], k,
+                                                rng, X, y)])
+        return self._on_boundary(model, space, path, pool, n, rng, X, y)
+
+    def _on_boundary(self, model: Any, space: Any, path: Path, pool: np.ndarray, n: int,
+                     rng: np.random.Generator, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``n`` points on the local model's boundary, spread out (see the module
+        docstring); near rare classes and unsure pool rows while little boundary is
+        known."""
+        if n <= 0:
+            return np.empty((0, pool.shape[1]))
         found = self._local_boundary(model, space, path, pool, rng)
         if len(found) >= n:
             return found[farthest_points(found, n, rng)]

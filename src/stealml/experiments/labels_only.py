@@ -135,8 +135,13 @@ def cell(figure: str, data: str, seed: int, strategy: str, alpha: float,
                          ledger=Ledger(budget=budget))
     result = attack.run(oracle)
     fid = fidelity(target, result.model, ds.space, ds.X_test, n_uniform, seed)
-    return {"queries": result.queries, "complete": result.complete,
-            "r_test": fid["r_test"], "r_unif": fid["r_unif"], "seconds": result.seconds}
+    out = {"queries": result.queries, "complete": result.complete,
+           "r_test": fid["r_test"], "r_unif": fid["r_unif"], "seconds": result.seconds}
+    if fig.kind == "rbf-svm":  # what the target is: its tuned (gamma, C) and complexity
+        out["target"] = {"gamma": float(target.gamma), "C": float(target.C),
+                         "support_vectors": int(target.n_support_.sum()),
+                         "test_accuracy": float(target.score(ds.X_test, ds.y_test))}
+    return out
 
 
 @lru_cache(maxsize=2)
@@ -198,7 +203,18 @@ def run_figure(name: str, out: Path, quick: bool = False, seeds: int | None = No
                                 ["data set", "seed", "strategy", "alpha", "queries",
                                  "r_test", "r_unif", "complete"])
     png = plot(table, figure.title, out / f"{name}.png", name)
-    return [json_path, md_path, raw_path, png]
+    paths = [json_path, md_path, raw_path, png]
+    if figure.kind == "rbf-svm":
+        targets = {(r["data"], r["seed"]): r["target"] for r in run.rows if "target" in r}
+        trows = [{"data set": d, "seed": s, **t} for (d, s), t in sorted(targets.items())]
+        paths += write_results(out / f"{name}-targets", figure.title + ": the targets",
+                               trows, ["data set", "seed", "gamma", "C", "support_vectors",
+                                       "test_accuracy"],
+                               "RBF SVM targets: (gamma, C) by 3-fold cross-validation over "
+                               "libsvm's grid.py grid (C = 2^-5..2^15, gamma = 2^3..2^-15, "
+                               f"steps of 4x) on {SVM_TUNE_ROWS} training rows, then fit on "
+                               f"at most {SVM_TRAIN_ROWS}.")
+    return paths
 
 
 def average(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
