@@ -9,7 +9,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.svm import SVC
 
 from stealml.attacks import RetrainAdaptive, RetrainLineSearch, RetrainUniform
-from stealml.attacks._selection import select_model
+from stealml.attacks._selection import _balanced, select_model
 from stealml.attacks.adaptive import farthest_points, margin
 from stealml.exceptions import ConfigurationError
 from stealml.ledger import Ledger
@@ -124,3 +124,34 @@ def test_helpers() -> None:
     assert set(farthest_points(X, 2, np.random.default_rng(0)).tolist()) >= {2}
     model = LogisticRegression().fit([[-1.0], [1.0]], [0, 1])
     assert margin(model, np.array([[0.0], [1.0]]))[0] < margin(model, np.array([[1.0]]))[0]
+
+
+def test_extract_and_test_counts_a_rare_class_as_much_as_a_common_one() -> None:
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-1, 1, (150, 2))
+    y = ((X - 0.6) ** 2).sum(axis=1) < 0.08  # a small disc: about 5% of the answers
+    assert 3 <= y.sum() <= 15
+    model, report = select_model(X, y, ("rbf-svm",), rng)
+    # 150 answers: 5-fold, every answer held out once; the score is per-class agreement
+    assert report["holdout_agreement"] == max(report["candidates"].values())
+    assert model.predict(np.array([[0.6, 0.6]]))[0]
+    assert _balanced(np.array([True, True, True, False]), np.array(list("aaab"))) == 0.5
+
+
+def test_mixed_selection_spends_the_budget_half_on_each_rule(ring) -> None:
+    target, space = ring
+    result = RetrainAdaptive(model="rbf-svm", selection="mixed", random_state=0).run(
+        _oracle(target, space, budget=120))
+    assert result.queries == 120 and result.info["selection_rule"] == "mixed"
+    assert fidelity(target, result.model, space)["r_unif"] < 0.05
+
+
+def test_ours_explores_uniformly_until_a_second_class_answers(mixed_space) -> None:
+    # a target that labels about 3% of the space positive: near the only class seen,
+    # nothing new is found; uniform rows find the rare class, then its boundary
+    X = mixed_space.sample_encoded(2000, 0)
+    score = X[:, 0] + X[:, 1]
+    target = LogisticRegression(C=1e3).fit(X, (score > np.quantile(score, 0.97)).astype(int))
+    found = [1 in RetrainAdaptive(model="linear", random_state=s).run(
+        _oracle(target, mixed_space, budget=150)).model.predict(X) for s in range(3)]
+    assert all(found)

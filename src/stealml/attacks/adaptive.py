@@ -175,6 +175,8 @@ class RetrainAdaptive(Retraining):
         known."""
         if n <= 0:
             return np.empty((0, pool.shape[1]))
+        if len(np.unique(y.astype(str))) < 2:  # one class answered so far: explore
+            return pool[:n]
         found = self._local_boundary(model, space, path, pool, rng)
         if len(found) >= n:
             return found[farthest_points(found, n, rng)]

@@ -1,0 +1,26 @@
+"""Figures 4-6 (labels only): RBF targets tuned as the paper's were, one grid cell."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stealml.experiments.labels_only import SVM_GRID, average, cell, tune_rbf_svm
+
+
+def test_rbf_targets_are_tuned_over_libsvms_grid() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (120, 2))
+    params = tune_rbf_svm(X, (X ** 2).sum(axis=1) < 0.5, seed=0)
+    assert params["C"] in SVM_GRID["C"] and params["gamma"] in SVM_GRID["gamma"]
+
+
+def test_a_figure6_cell_reports_its_target_and_the_stolen_models_error() -> None:
+    row = cell("figure6", "breast-cancer", 0, "adaptive (ours)", 1, n_uniform=2000)
+    assert row["queries"] == 10 and row["complete"]  # alpha (d + 1), d = 9
+    target = row["target"]
+    assert target["C"] in SVM_GRID["C"] and target["gamma"] in SVM_GRID["gamma"]
+    assert target["support_vectors"] > 10 and target["test_accuracy"] > 0.9
+    assert 0 <= row["r_test"] <= 1 and 0 <= row["r_unif"] <= 1
+    rows = [{"strategy": "s", "alpha": 1, "queries": 10, "complete": True, "r_test": r,
+             "r_unif": 0.0, "seconds": 1.0} for r in (0.1, 0.3)]
+    assert average(rows)[0]["r_test"] == 0.2 and average(rows)[0]["complete"] == "2/2"
