@@ -135,7 +135,7 @@ def cell(figure: str, data: str, seed: int, strategy: str, alpha: float,
                          ledger=Ledger(budget=budget))
     result = attack.run(oracle)
     fid = fidelity(target, result.model, ds.space, ds.X_test, n_uniform, seed)
-    out = {"queries": result.queries, "complete": result.complete,
+    out: dict[str, Any] = {"queries": result.queries, "complete": result.complete,
            "r_test": fid["r_test"], "r_unif": fid["r_unif"], "seconds": result.seconds}
     if fig.kind == "rbf-svm":  # what the target is: its tuned (gamma, C) and complexity
         out["target"] = {"gamma": float(target.gamma), "C": float(target.C),
