@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy.linalg import block_diag
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.preprocessing import LabelBinarizer
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from stealml.attacks._relu_refine import Network
     from stealml.attacks._relu_solve import Layer
 
-__all__ = ["build_deep_mlp", "build_mlp", "make_relu_mlp", "relu_architecture"]
+__all__ = ["average_mlps", "build_deep_mlp", "build_mlp", "make_relu_mlp", "relu_architecture"]
 
 
 def relu_architecture(model: Any) -> tuple[int, ...] | None:
@@ -45,6 +46,28 @@ def make_relu_mlp(coefs: list[np.ndarray], intercepts: list[np.ndarray],
     model.n_outputs_ = int(coefs[-1].shape[1])
     model.n_features_in_ = int(coefs[0].shape[0])
     model.n_iter_ = 0
+    return model
+
+
+def average_mlps(models: list[MLPClassifier]) -> MLPClassifier:
+    """One ReLU ``MLPClassifier`` whose logits are the mean of the members' logits.
+
+    The members' hidden layers sit side by side (the first layer's weights joined, deeper
+    layers' weights block-diagonal) and the output weights and biases are averaged, so
+    the network computes exactly ``mean_i z_i(x)``: an ensemble is still one MLP, with
+    the members' hidden units added up. The members must share their classes, depth and
+    activation (ReLU).
+    """
+    first, k = models[0], len(models)
+    coefs = [np.hstack([m.coefs_[0] for m in models])]
+    coefs += [block_diag(*(m.coefs_[i] for m in models))
+              for i in range(1, len(first.coefs_) - 1)]
+    coefs.append(np.vstack([m.coefs_[-1] for m in models]) / k)
+    intercepts = [np.concatenate([m.intercepts_[i] for m in models])
+                  for i in range(len(first.intercepts_) - 1)]
+    intercepts.append(np.mean([m.intercepts_[-1] for m in models], axis=0))
+    model = make_relu_mlp(coefs, intercepts, first.classes_)
+    assert isinstance(model, MLPClassifier)
     return model
 
 

@@ -9,10 +9,23 @@ land where the substitute's decision changes fastest, near the target's boundari
 scikit-learn ``MLPClassifier`` with ReLU units (PyTorch is not needed), retrained on every
 label bought.
 
+The final substitute is an ensemble: ``n_estimators`` networks trained from different
+random initialisations on the same answers, their logits averaged. The average of
+one-hidden-layer ReLU networks is itself one (their hidden units side by side), so the
+stolen model is still a single ``MLPClassifier``. Averaging is what the answers allow:
+when they are labels of natural inputs the target has learnt (its training images,
+say), networks that fit them all still disagree far from those inputs, and the target is
+one draw among them; the ensemble predicts the label most such networks give, which
+agrees with the draw more often than any single network does (on the 64-32-10 Digits
+victim with its 1,347 training images: 47% to 57% on uniform points, 99.1% to 99.6% on
+the test images).
+
 References: Papernot et al., "Practical Black-Box Attacks against Machine Learning",
 AsiaCCS 2017, section 4 (Jacobian-based dataset augmentation); Orekondy, Schiele and Fritz,
 "Knockoff Nets: Stealing Functionality of Black-Box Models", CVPR 2019, section 4
-(transfer sets, random strategy).
+(transfer sets, random strategy); Lakshminarayanan, Pritzel and Blundell, "Simple and
+Scalable Predictive Uncertainty Estimation using Deep Ensembles", NeurIPS 2017 (ensembles of
+independently initialised networks).
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
 from stealml.attacks._labels import LabelStore, refuse_probabilities
+from stealml.attacks._relu_model import average_mlps
 from stealml.attacks.base import Attack, Querier
 from stealml.exceptions import ConfigurationError, FeatureCountError, UnsupportedModelError
 from stealml.oracles.base import Oracle
@@ -90,6 +104,10 @@ class Substitute(Attack):
         The substitute's hidden layers (ReLU).
     max_iter : int
         Most training epochs of each fit (Adam).
+    n_estimators : int
+        Networks trained from different initialisations for the final substitute, their
+        logits averaged into one ``MLPClassifier`` (with ``n_estimators`` times the hidden
+        units). No query is added: all are trained on the same answers.
     ignore_probabilities : bool
         Run on an API that reveals probabilities, using its labels only.
     batch_size : int, optional
@@ -103,11 +121,12 @@ class Substitute(Attack):
 
     def __init__(self, n_queries: int | None = None,
                  hidden_layer_sizes: tuple[int, ...] = (64,), max_iter: int = 500,
-                 ignore_probabilities: bool = False, batch_size: int | None = None,
-                 random_state: RandomState = None) -> None:
+                 n_estimators: int = 4, ignore_probabilities: bool = False,
+                 batch_size: int | None = None, random_state: RandomState = None) -> None:
         self.n_queries = n_queries
         self.hidden_layer_sizes = hidden_layer_sizes
         self.max_iter = max_iter
+        self.n_estimators = n_estimators
         self.ignore_probabilities = ignore_probabilities
         self.batch_size = batch_size
         self.random_state = random_state
@@ -127,9 +146,10 @@ class Substitute(Attack):
         remaining = oracle.ledger.remaining
         return remaining if remaining is not None else DEFAULT_QUERIES
 
-    def _train(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator,
-               warm: MLPClassifier | None = None) -> MLPClassifier:
-        model = warm if warm is not None else MLPClassifier(
+    def _fit_one(self, X: np.ndarray, y: np.ndarray,
+                 rng: np.random.Generator) -> MLPClassifier:
+        """One network, from a fresh random initialisation."""
+        model = MLPClassifier(
             hidden_layer_sizes=tuple(self.hidden_layer_sizes), activation="relu",
             max_iter=check_positive_int(self.max_iter, "max_iter"),
             random_state=int(rng.integers(2**31)))
@@ -137,22 +157,30 @@ class Substitute(Attack):
             warnings.simplefilter("ignore", ConvergenceWarning)
             return model.fit(X, y)
 
+    def _train(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> MLPClassifier:
+        """The final substitute: ``n_estimators`` networks, logits averaged."""
+        k = check_positive_int(self.n_estimators, "n_estimators")
+        members = [self._fit_one(X, y, rng) for _ in range(k)]
+        return members[0] if k == 1 else average_mlps(members)
+
     def _run(self, oracle: Oracle, querier: Querier) -> tuple[Any, bool, dict[str, Any]]:
         refuse_probabilities(self.name, oracle, self.ignore_probabilities)
         m = self._plan(oracle)
         rng = as_generator(self.random_state)
         store = LabelStore(querier)
-        model, info = self._collect(oracle, store, m, rng)
+        check_positive_int(self.n_estimators, "n_estimators")
+        info = self._collect(oracle, store, m, rng)
         X, y = store.data()
         if not len(X):
             raise UnsupportedModelError("no answer was bought: the budget allows no query")
-        if model is None:
-            model = self._train(X, y, rng)
-        info.update(planned=m, labels=len(X), classes_seen=len(np.unique(y)))
+        model = self._train(X, y, rng)
+        info.update(planned=m, labels=len(X), classes_seen=len(np.unique(y)),
+                    n_estimators=self.n_estimators)
         return model, len(store) >= m and not store.exhausted, info
 
     def _collect(self, oracle: Oracle, store: LabelStore, m: int,
-                 rng: np.random.Generator) -> tuple[MLPClassifier | None, dict[str, Any]]:
+                 rng: np.random.Generator) -> dict[str, Any]:
+        """Buy up to ``m`` labels into ``store``; what to report in ``info``."""
         raise NotImplementedError
 
 
@@ -212,10 +240,11 @@ class SubstituteJacobian(Substitute):
     def __init__(self, seeds: Any = None, n_seeds: int = 100, step: float = 0.1,
                  tau: int = 3, n_queries: int | None = None,
                  hidden_layer_sizes: tuple[int, ...] = (64,), max_iter: int = 500,
-                 ignore_probabilities: bool = False, batch_size: int | None = None,
-                 random_state: RandomState = None) -> None:
+                 n_estimators: int = 4, ignore_probabilities: bool = False,
+                 batch_size: int | None = None, random_state: RandomState = None) -> None:
         super().__init__(n_queries=n_queries, hidden_layer_sizes=hidden_layer_sizes,
-                         max_iter=max_iter, ignore_probabilities=ignore_probabilities,
+                         max_iter=max_iter, n_estimators=n_estimators,
+                         ignore_probabilities=ignore_probabilities,
                          batch_size=batch_size, random_state=random_state)
         self.seeds = seeds
         self.n_seeds = n_seeds
@@ -223,7 +252,7 @@ class SubstituteJacobian(Substitute):
         self.tau = tau
 
     def _collect(self, oracle: Oracle, store: LabelStore, m: int,
-                 rng: np.random.Generator) -> tuple[MLPClassifier | None, dict[str, Any]]:
+                 rng: np.random.Generator) -> dict[str, Any]:
         if not self.step > 0:
             raise ConfigurationError(f"step must be positive, not {self.step}")
         tau = check_positive_int(self.tau, "tau")
@@ -233,21 +262,21 @@ class SubstituteJacobian(Substitute):
         if X0 is None:
             X0 = space.sample_encoded(check_positive_int(self.n_seeds, "n_seeds"), rng)
         new = X0[rng.permutation(len(X0))[:m]]
-        model, rounds = None, 0
+        rounds = 0
         while len(new) and not store.exhausted:
             store.ask(new)
             X, y = store.data()
-            model = self._train(X, y, rng)
             left = m - len(store)
             if left <= 0 or len(np.unique(y)) < 2:
                 break
+            model = self._fit_one(X, y, rng)  # one network steers the augmentation
             sign = 1.0 if (rounds // tau) % 2 == 0 else -1.0
             pick = rng.permutation(len(X))
             grad = input_gradient(model, X[pick], y[pick])
             new = np.clip(X[pick] + sign * self.step * np.sign(grad), lo, hi)
             new = new[_unseen(new, X)[:left]]  # at most what the budget still allows
             rounds += 1
-        return model, {"rounds": rounds, "seeds_used": int(min(len(X0), m))}
+        return {"rounds": rounds, "seeds_used": int(min(len(X0), m))}
 
 
 def _unseen(new: np.ndarray, asked: np.ndarray) -> list[int]:
@@ -292,17 +321,18 @@ class SubstituteKnockoff(Substitute):
 
     def __init__(self, transfer: Any = None, n_queries: int | None = None,
                  hidden_layer_sizes: tuple[int, ...] = (64,), max_iter: int = 500,
-                 ignore_probabilities: bool = False, batch_size: int | None = None,
-                 random_state: RandomState = None) -> None:
+                 n_estimators: int = 4, ignore_probabilities: bool = False,
+                 batch_size: int | None = None, random_state: RandomState = None) -> None:
         super().__init__(n_queries=n_queries, hidden_layer_sizes=hidden_layer_sizes,
-                         max_iter=max_iter, ignore_probabilities=ignore_probabilities,
+                         max_iter=max_iter, n_estimators=n_estimators,
+                         ignore_probabilities=ignore_probabilities,
                          batch_size=batch_size, random_state=random_state)
         self.transfer = transfer
 
     def _collect(self, oracle: Oracle, store: LabelStore, m: int,
-                 rng: np.random.Generator) -> tuple[MLPClassifier | None, dict[str, Any]]:
+                 rng: np.random.Generator) -> dict[str, Any]:
         pool = _rows(self.transfer, oracle.space.n_encoded, "transfer")
         if pool is None:
             pool = oracle.space.sample_encoded(m, rng)
         store.ask(pool[rng.permutation(len(pool))[:m]])
-        return None, {"transfer_rows": len(pool)}
+        return {"transfer_rows": len(pool)}
