@@ -333,13 +333,15 @@ def run_comparison(args: argparse.Namespace) -> None:
     _write_markdown(fe_rows, sub_rows, seed_rows, notes)
 
 
-def _substitute(method: str, X: np.ndarray, n_estimators: int, seed: int) -> Any:
+def _substitute(method: str, X: np.ndarray, n_estimators: int, seed: int,
+                budget: int | None = None) -> Any:
     """stealml's substitute of the victim's architecture: at most 1,000 epochs (the
     victim's own limit) up to 1,347 queries, 200 above (as many samples per epoch)."""
     from stealml.attacks import SubstituteJacobian, SubstituteKnockoff
 
-    kwargs = {"n_queries": len(X), "hidden_layer_sizes": (32,),
-              "max_iter": 1000 if len(X) <= 1347 else 200,
+    budget = budget or len(X)
+    kwargs = {"n_queries": budget, "hidden_layer_sizes": (32,),
+              "max_iter": 1000 if budget <= 1347 else 200,
               "n_estimators": n_estimators, "random_state": seed}
     if method == "substitute-jacobian":
         return SubstituteJacobian(seeds=X, **kwargs)
@@ -365,7 +367,7 @@ def _our_substitutes(target: Any, pool: np.ndarray, seeds: np.ndarray, Xte: np.n
     if budget == 1347:
         runs.append(("substitute-knockoff", pool, 1))
     for method, X, k in runs:
-        result, seconds, load = _timed_run(_substitute(method, X, k, 0), target)
+        result, seconds, load = _timed_run(_substitute(method, X, k, 0, budget), target)
         label = f"stealml {method}" + ("" if k > 1 else ", 1 network")
         rows.append(_sub_row(label, budget, target, result.model, Xte, result.queries,
                              seconds, load))
@@ -449,13 +451,16 @@ uniform points of the pixel range (not counted as queries).
 
 Training images only: each victim (seeds 0-4) answers labels for its own 1,347 training
 images, and it labels all of them correctly, so the answers are the data set's labels and
-say nothing about the victim that its training data did not. Its "twins" (its
+say nothing about the victim that its training data did not. Its 8 "twins" (its
 architecture, solver and those labels, other seeds) fit every bought answer
-(`twins_fit_bought` in the JSON) yet disagree with it off the images: "one twin" is their
-mean agreement, "twins' majority" the agreement of the label most twins give, and
-"expected best" the mean largest share of twins agreeing on a point: the agreement the
-majority reaches with a victim drawn like the twins, the most any method can expect from
-these answers without knowing the victim's seed.
+(`twins_fit_bought` = 1 in the JSON) yet disagree with it off the images. "one twin": their
+mean agreement with the victim; "majority": the label most twins give; "held-out twin":
+each twin taken in turn as the victim, against the others' majority (what a majority of 7
+reaches with a victim drawn like them); "largest share (upper estimate)": the mean share of
+the twins giving the most common label, an upper estimate of the best agreement any method
+can expect from these answers without knowing the victim's seed (sampled from 8 twins it
+overestimates). Each victim is one draw: on a given seed the majority may do better or
+worse than that expectation. Test agreement is over 450 images (one image = 0.22%).
 """
 
 
