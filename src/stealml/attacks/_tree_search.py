@@ -1,8 +1,7 @@
 """Splitting one feature's range into pieces that answer alike (the top-down attack's search).
 
 A *signer* answers a batch of values of the feature with, per value, the probe to keep and
-a signature to compare: the answer's identity and fields, or a tuple of several answers
-when one answer is not enough to tell two nodes apart.
+a signature to compare: the answer's identity and fields.
 
 Searches are generators (:data:`~stealml.attacks._trees.Asking`): they yield the rows they
 need answered and receive the probes, so that :func:`~stealml.attacks._trees.drive` can run
@@ -22,7 +21,7 @@ import numpy as np
 
 from stealml.attacks._trees import Asking, Grid, Predicate, Probe, Row, with_value
 
-__all__ = ["Piece", "Signer", "category_pieces", "covering_array", "deep_signer",
+__all__ = ["Piece", "Signer", "category_pieces", "covering_array",
            "interval_pieces", "simple_signer"]
 
 Signed = tuple[Probe, Hashable]
@@ -35,22 +34,6 @@ def simple_signer(row: Row, i: int) -> Signer:
     def sign(values: Sequence[Any]) -> Asking[list[Signed]]:
         probes = yield [with_value(row, i, v) for v in values]
         return [(p, p.signature) for p in probes]
-    return sign
-
-
-def deep_signer(row: Row, i: int, s: int, reps: Sequence[Any]) -> Signer:
-    """Sign a value of ``i`` by that answer and the answers one split further down (``s``
-    set to each of ``reps``): tells apart two nodes that answer alike."""
-    n = len(reps) + 1
-
-    def sign(values: Sequence[Any]) -> Asking[list[Signed]]:
-        rows = []
-        for v in values:
-            base = with_value(row, i, v)
-            rows += [base, *(with_value(base, s, w) for w in reps)]
-        probes = yield rows
-        return [(probes[j * n], tuple(p.signature for p in probes[j * n:(j + 1) * n]))
-                for j in range(len(values))]
     return sign
 
 

@@ -28,7 +28,6 @@ from stealml.attacks._tree_search import (
     Signer,
     category_pieces,
     covering_array,
-    deep_signer,
     interval_pieces,
     simple_signer,
 )
@@ -60,14 +59,13 @@ Split = tuple[int, list[Piece]]  # the feature a node splits on, and its childre
 
 @dataclass
 class Node:
-    """A partial query, the predicates of its region, its answer, the feature just split
-    on (its piece needs no second look) and another value of that piece to verify with."""
+    """A partial query, the predicates of its region, its answer and the feature just
+    split on (its piece needs no second look)."""
 
     row: Row
     preds: dict[int, Predicate]
     probe: Probe
     fresh: int = -1
-    alt: Any = None
     checked: bool = False
 
 
@@ -148,7 +146,7 @@ class TopDown(Attack):
                         continue
                     i, pieces = children
                     deeper += [Node(with_value(node.row, i, rep), {**node.preds, i: pred},
-                                    child, i, alt) for pred, rep, child, alt in pieces]
+                                    child, i) for pred, rep, child, _ in pieces]
                 check_leaf_count(len(leaves) + len(unchecked) + len(deeper), self.max_leaves)
                 layer = deeper
         except Exhausted:
@@ -178,12 +176,11 @@ class TopDown(Attack):
 
     def _children(self, tq: TreeQuerier, node: Node,
                   again: bool = False) -> Asking[Split | None]:
-        """The node's split into children (None for a leaf), verified where it can hide
-        two nodes that answer alike (``again``: see :meth:`_expand`)."""
-        children = yield from self._expand(tq, node, again)
-        if children is not None and node.alt is not None and children[0] != node.fresh:
-            children = yield from self._verify(node, *children)
-        return children
+        """The node's split into children (None for a leaf; ``again``: see
+        :meth:`_expand`). Where the piece of the feature set last holds two nodes that
+        answered alike, each child finds the boundary between them itself: it searches
+        that feature again over its piece, and its answers change there."""
+        return (yield from self._expand(tq, node, again))
 
     def _recheck(self, tq: TreeQuerier, node: Node, shared: bool) -> Asking[Split | None]:
         """Check a leaf at corners of its box (more corners where its identity is shared
@@ -268,21 +265,6 @@ class TopDown(Attack):
         pieces = yield from self._pieces(node, simple_signer(node.row, new), new, domain,
                                          probes=self.probes)
         return new, pieces
-
-    def _verify(self, node: Node, s: int, pieces: list[Piece]) -> Asking[Split]:
-        """Ask the children again with the fresh feature at its other value: answers that
-        differ show two nodes merged into one piece (they answered alike); the piece is
-        then cut again, each value signed by its answers one split further down."""
-        i, reps = node.fresh, [rep for _, rep, _, _ in pieces]
-        other = with_value(node.row, i, node.alt)
-        again = yield [with_value(other, s, rep) for rep in reps]
-        differ = sum(p.signature != q.signature for (_, _, p, _), q in zip(pieces, again,
-                                                                             strict=True))
-        if differ < min(2, len(pieces)):
-            return s, pieces  # one child apart: a test on i below it, found there
-        sign = deep_signer(node.row, i, s, reps)
-        pieces = yield from self._pieces(node, sign, i, node.preds[i], probes=0)
-        return i, pieces
 
     def _pieces(self, node: Node, sign: Signer, i: int, domain: Predicate,
                 probes: int) -> Asking[list[Piece]]:
