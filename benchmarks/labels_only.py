@@ -24,11 +24,16 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=[*FIGURES, "mlp"],
                         choices=[*FIGURES, "mlp"], help="Which results to make.")
     parser.add_argument("--seeds", type=int, default=None, help="Seeds per data set.")
+    parser.add_argument("--datasets", nargs="*", default=None, metavar="NAME=SEEDS",
+                        help="Only these data sets, each with its number of seeds.")
     parser.add_argument("--jobs", type=int, default=2, help="Worker processes.")
     args = parser.parse_args()
     for name in args.only:
         paths = (mlp_row(RESULTS, quick=not args.full) if name == "mlp"
-                 else run_figure(name, RESULTS, quick=not args.full, seeds=args.seeds,
+                 else run_figure(name, RESULTS, quick=not args.full,
+                                 seeds=({d: int(n) for d, n in (x.split("=") for x in
+                                                               args.datasets)}
+                                        if args.datasets else args.seeds),
                                  n_jobs=args.jobs, store=RESULTS / JOBS_STORE))
         for path in paths:
             print(path)

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from stealml.experiments.labels_only import SVM_GRID, average, cell, tune_rbf_svm
+from stealml.exceptions import StealmlError
+from stealml.experiments.labels_only import (
+    SVM_GRID,
+    average,
+    cell,
+    figure_jobs,
+    tune_rbf_svm,
+)
 
 
 def test_rbf_targets_are_tuned_over_libsvms_grid() -> None:
@@ -24,3 +32,12 @@ def test_a_figure6_cell_reports_its_target_and_the_stolen_models_error() -> None
     rows = [{"strategy": "s", "alpha": 1, "queries": 10, "complete": True, "r_test": r,
              "r_unif": 0.0, "seconds": 1.0} for r in (0.1, 0.3)]
     assert average(rows)[0]["r_test"] == 0.2 and average(rows)[0]["complete"] == "2/2"
+
+
+def test_figure_jobs_per_data_set_seeds_one_data_set_after_the_other() -> None:
+    jobs = figure_jobs("figure6", seeds={"moons": 2, "circles": 1})
+    sets = [(j.params["data"], j.params["seed"]) for j in jobs]
+    assert list(dict.fromkeys(sets)) == [("circles", 0), ("moons", 0), ("moons", 1)]
+    assert len(jobs) == 3 * 4 * 8  # 4 strategies, 8 alphas
+    with pytest.raises(StealmlError, match="no data set 'iris'"):
+        figure_jobs("figure6", seeds={"iris": 1})

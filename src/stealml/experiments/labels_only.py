@@ -12,7 +12,7 @@ USENIX Security 2016, section 6, Figures 4-6.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -46,6 +46,7 @@ QUICK_ALPHAS = (1, 10, 100)
 BINARY = ("circles", "moons", "breast-cancer", "diabetes", "mushrooms", "adult-income")
 MULTICLASS = ("blobs", "5-class", "iris", "digits", "adult-race")
 SVM_TRAIN_ROWS = 5000  # RBF targets train on at most this many rows (SVC is quadratic)
+SVM_RESELECT_BELOW = 400  # RBF adaptive rounds re-run extract-and-test below this
 SVM_TUNE_ROWS = 800  # their (gamma, C) are chosen by 3-fold cross-validation on this many
 # libsvm's grid.py grid, as the paper's targets were tuned: C = 2^-5..2^15, gamma = 2^3..2^-15
 SVM_GRID = {"C": 2.0 ** np.arange(-5, 16, 2), "gamma": 2.0 ** np.arange(3, -16, -2)}
@@ -118,6 +119,13 @@ def tune_rbf_svm(X: np.ndarray, y: np.ndarray, seed: int) -> dict[str, float]:
 
 def _strategies(figure: Figure) -> dict[str, Strategy]:
     strategies: dict[str, Strategy] = dict(STRATEGIES)
+    if figure.kind == "rbf-svm":  # SVC fits are costly: extract-and-test every round only
+        # while the answers are few (k-fold), else at the first and middle rounds
+        strategies["adaptive (paper)"] = lambda family, seed: RetrainAdaptive(
+            model=family, selection="uncertainty", reselect_below=SVM_RESELECT_BELOW,
+            random_state=seed)
+        strategies["adaptive (ours)"] = lambda family, seed: RetrainAdaptive(
+            model=family, reselect_below=SVM_RESELECT_BELOW, random_state=seed)
     if figure.lowd_meek:
         strategies["lowd-meek"] = lambda family, s: LowdMeek(degree=1, random_state=s)
     return strategies
@@ -149,32 +157,49 @@ def _cached_target(kind: str, data: str, seed: int) -> tuple[Any, Any]:
     return _target(kind, data, seed)
 
 
-def figure_jobs(name: str, quick: bool = False, seeds: int | None = None) -> list[Job]:
-    """The grid of one figure: a job per (data set, seed, strategy, alpha)."""
+def figure_jobs(name: str, quick: bool = False,
+                seeds: int | Mapping[str, int] | None = None) -> list[Job]:
+    """The grid of one figure: a job per (data set, seed, strategy, alpha), one data set
+    after the other (a grid stopped part-way has whole data sets). ``seeds`` is a number
+    of seeds for every data set or, per data set, a mapping (data sets not in it are
+    left out)."""
     figure = FIGURES[name]
     alphas = QUICK_ALPHAS if quick else ALPHAS
-    n_seeds = seeds if seeds is not None else (1 if quick else 3)
-    datasets = figure.quick_datasets if quick else figure.datasets
+    per_set = _seeds(figure, quick, seeds)
     return [Job.make("labels-only", {"figure": name, "data": data, "seed": seed,
                                      "strategy": strategy, "alpha": alpha,
                                      "n_uniform": 10_000})
-            for seed in range(n_seeds) for data in datasets
+            for data, n_seeds in per_set.items() for seed in range(n_seeds)
             for strategy in _strategies(figure) for alpha in alphas]
 
 
-def run_figure(name: str, out: Path, quick: bool = False, seeds: int | None = None,
+def _seeds(figure: Figure, quick: bool,
+           seeds: int | Mapping[str, int] | None) -> dict[str, int]:
+    datasets = figure.quick_datasets if quick else figure.datasets
+    if isinstance(seeds, Mapping):
+        unknown = set(seeds) - set(figure.datasets)
+        if unknown:
+            raise StealmlError(f"{figure.name} has no data set {sorted(unknown)[0]!r}")
+        return {d: int(seeds[d]) for d in figure.datasets if d in seeds}
+    return {d: seeds if seeds is not None else (1 if quick else 3) for d in datasets}
+
+
+def run_figure(name: str, out: Path, quick: bool = False,
+               seeds: int | Mapping[str, int] | None = None,
                n_jobs: int = 2, store: str | Path | None = None,
                executor: Executor | None = None) -> list[Path]:
     """Run one figure's grid; write per-target rows, averaged rows and a PNG.
 
     Jobs already in the results ``store`` (a SQLite file) are not run again; by default
-    they run on ``n_jobs`` local processes.
+    they run on ``n_jobs`` local processes. ``seeds``: see :func:`figure_jobs`.
     """
     figure = FIGURES[name]
     alphas = QUICK_ALPHAS if quick else ALPHAS
-    n_seeds = seeds if seeds is not None else (1 if quick else 3)
-    datasets = figure.quick_datasets if quick else figure.datasets
-    jobs = figure_jobs(name, quick, seeds)
+    per_set = _seeds(figure, quick, seeds)
+    counts = sorted(set(per_set.values()))
+    seed_text = (f"{counts[0]} seed(s)" if len(counts) == 1 else "seeds per data set: " +
+                 ", ".join(f"{d} {n}" for d, n in per_set.items()))
+    jobs = figure_jobs(name, quick, per_set)
     with ResultStore(store if store is not None else ":memory:") as results:
         run = run_grid(jobs, results, executor or make_executor(jobs=n_jobs), name=name)
     if run.failed:
@@ -188,8 +213,8 @@ def run_figure(name: str, out: Path, quick: bool = False, seeds: int | None = No
     table = average(rows)
     _add_paper(table, name)
     grid = "quick grid" if quick else "full grid"
-    notes = (f"{grid}: alpha in {list(alphas)}, {n_seeds} seed(s), data sets "
-             f"{', '.join(datasets)}. Budget alpha × unknowns (d+1 binary, c(d+1) "
+    notes = (f"{grid}: alpha in {list(alphas)}, {seed_text}, data sets "
+             f"{', '.join(per_set)}. Budget alpha × unknowns (d+1 binary, c(d+1) "
              "softmax); labels-only API. Each cell is the mean over data sets and seeds. "
              "`paper` columns: the paper's curves at that alpha (SYSTEM.md); its adaptive "
              "strategy is `adaptive (paper)` here (uncertainty sampling from a uniform pool), "
