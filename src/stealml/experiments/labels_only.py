@@ -206,16 +206,26 @@ def run_figure(name: str, out: Path, quick: bool = False,
         first = run.failed[0]
         raise StealmlError(f"{len(run.failed)} of {len(jobs)} jobs of {name} failed; first: "
                            f"{first.config}: {(first.error or '').splitlines()[0]}")
+    grid = "quick grid" if quick else "full grid"
+    return write_figure(name, out, run.rows, f"{grid}: alpha in {list(alphas)}, {seed_text}")
+
+
+def write_figure(name: str, out: Path, runs: list[dict[str, Any]], grid: str) -> list[Path]:
+    """Write a figure's averaged rows (JSON, Markdown), every run, a PNG and, for RBF
+    SVMs, its targets, from finished grid rows (each a job's configuration and result);
+    ``grid`` opens the notes (which alphas and seeds)."""
+    figure = FIGURES[name]
+    per_set = list(dict.fromkeys(r["data"] for r in runs))
     rows = [{k: r[k] for k in ("data", "seed", "strategy", "alpha", "queries", "complete",
-                               "r_test", "r_unif", "seconds")} for r in run.rows]
+                               "r_test", "r_unif", "seconds")} for r in runs]
     for r in rows:
         r["data set"] = r.pop("data")
     table = average(rows)
     _add_paper(table, name)
-    grid = "quick grid" if quick else "full grid"
-    notes = (f"{grid}: alpha in {list(alphas)}, {seed_text}, data sets "
+    notes = (f"{grid}, data sets "
              f"{', '.join(per_set)}. Budget alpha × unknowns (d+1 binary, c(d+1) "
-             "softmax); labels-only API. Each cell is the mean over data sets and seeds. "
+             "softmax); labels-only API. Each cell is the mean over data sets of each data "
+             "set's mean over its seeds. "
              "`paper` columns: the paper's curves at that alpha (SYSTEM.md); its adaptive "
              "strategy is `adaptive (paper)` here (uncertainty sampling from a uniform pool), "
              "`adaptive (ours)` queries points on the local model's boundary, spread out.")
@@ -230,7 +240,7 @@ def run_figure(name: str, out: Path, quick: bool = False,
     png = plot(table, figure.title, out / f"{name}.png", name)
     paths = [json_path, md_path, raw_path, png]
     if figure.kind == "rbf-svm":
-        targets = {(r["data"], r["seed"]): r["target"] for r in run.rows if "target" in r}
+        targets = {(r["data"], r["seed"]): r["target"] for r in runs if "target" in r}
         trows = [{"data set": d, "seed": s, **t} for (d, s), t in sorted(targets.items())]
         paths += write_results(out / f"{name}-targets", figure.title + ": the targets",
                                trows, ["data set", "seed", "gamma", "C", "support_vectors",
@@ -243,19 +253,26 @@ def run_figure(name: str, out: Path, quick: bool = False,
 
 
 def average(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean queries, R_test and R_unif per (strategy, alpha)."""
+    """Mean queries, R_test and R_unif per (strategy, alpha): the mean over data sets of
+    each data set's mean over its seeds (so a data set run with more seeds does not
+    weigh more)."""
     keys = sorted({(r["strategy"], r["alpha"]) for r in rows},
                   key=lambda k: (list(dict.fromkeys(r["strategy"] for r in rows)).index(k[0]),
                                  k[1]))
     out = []
     for strategy, alpha in keys:
         sel = [r for r in rows if r["strategy"] == strategy and r["alpha"] == alpha]
-        out.append({"strategy": strategy, "alpha": alpha,
-                    "queries": float(np.mean([r["queries"] for r in sel])),
-                    "r_test": float(np.mean([r["r_test"] for r in sel])),
-                    "r_unif": float(np.mean([r["r_unif"] for r in sel])),
+        sets = list(dict.fromkeys(r.get("data set") for r in sel))
+
+        def mean(key: str, sel: list[dict[str, Any]] = sel,
+                 sets: list[Any] = sets) -> float:
+            return float(np.mean([np.mean([r[key] for r in sel if r.get("data set") == d])
+                                  for d in sets]))
+
+        out.append({"strategy": strategy, "alpha": alpha, "queries": mean("queries"),
+                    "r_test": mean("r_test"), "r_unif": mean("r_unif"),
                     "complete": f"{sum(r['complete'] for r in sel)}/{len(sel)}",
-                    "seconds": float(np.mean([r["seconds"] for r in sel]))})
+                    "seconds": mean("seconds")})
     return out
 
 
