@@ -7,7 +7,9 @@ its own. Client threads with keep-alive connections send single-row and batched 
 we report predictions per second and the p50 / p99 latency of a request.
 
 stealml's service commits every answered prediction to its SQLite log before it answers
-(``synchronous=FULL``: one fsync per request) and checks a key; MLServer logs nothing.
+(``synchronous=FULL``; concurrent requests share a commit and its fsync) and checks a
+key; MLServer logs nothing. A second stealml process with ``log_sync=normal`` (no fsync)
+shows what durability costs.
 
 Run: .venv/bin/python benchmarks/throughput.py [--requests 600] [--clients 4]
 Writes benchmarks/results/throughput.{json,md}.
@@ -114,8 +116,9 @@ def main() -> None:
                "p50 (ms)", "p99 (ms)"]
     notes = (f"{args.clients} client threads with keep-alive connections, on the same "
              "2-core machine as the server (loopback). stealml logs every prediction "
-             "durably (SQLite, synchronous=FULL: one fsync a request, the default) and "
-             "checks an API key; MLServer does neither. The log_sync=normal row commits "
+             "durably (SQLite, synchronous=FULL, the default; concurrent requests' "
+             "predictions are committed together, one fsync for the group) and checks an "
+             "API key; MLServer does neither. The log_sync=normal row commits "
              "without the fsync (survives a crash of the service, not of the machine). "
              "Latency is per request; predictions/s counts rows. Load average "
              f"(1 min) before / after the run: {load_before:.1f} / {os.getloadavg()[0]:.1f} "
