@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header
+from fastapi import Depends, FastAPI, Header, Response
 
 from stealml import __version__
 from stealml.server.errors import ApiError, install_error_handlers
@@ -82,6 +82,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     return app
 
 
+def _json(body: PredictResponse | BatchResponse) -> Response:
+    """A validated response as JSON, sent as it is (FastAPI would validate and encode it
+    again, in its thread pool)."""
+    return Response(body.model_dump_json(), media_type="application/json")
+
+
 def _batch_limit(service: Service, n: int) -> None:
     if n > service.settings.max_batch:
         raise ApiError(422, "batch_too_large",
@@ -124,21 +130,23 @@ def _add_routes(app: FastAPI) -> None:
         answers reveal, its incomplete-input semantics and its price per prediction."""
         return ModelMetadata(**service.model(name).metadata())
 
-    @app.post("/models/{name}/predict", tags=["predict"], responses=_ERRORS)
+    @app.post("/models/{name}/predict", tags=["predict"], responses=_ERRORS,
+              response_model=PredictResponse)
     def predict(name: str, body: PredictRequest, service: ServiceDep, who: CallerDep,
-                idempotency_key: IdempotencyKey = None) -> PredictResponse:
+                idempotency_key: IdempotencyKey = None) -> Response:
         """Answer one input (feature name -> value; an omitted feature is missing)."""
         served = service.model(name)
         out = _predict(service, who, served, idempotency_key, f"predict/{name}",
                        [body.input], single=True)
-        return PredictResponse(**out)
+        return _json(PredictResponse(**out))
 
-    @app.post("/models/{name}/batch", tags=["predict"], responses=_ERRORS)
+    @app.post("/models/{name}/batch", tags=["predict"], responses=_ERRORS,
+              response_model=BatchResponse)
     def batch(name: str, body: BatchRequest, service: ServiceDep, who: CallerDep,
-              idempotency_key: IdempotencyKey = None) -> BatchResponse:
+              idempotency_key: IdempotencyKey = None) -> Response:
         """Answer several inputs in one request; charged per input."""
         served = service.model(name)
         _batch_limit(service, len(body.inputs))
         out = _predict(service, who, served, idempotency_key, f"batch/{name}",
                        body.inputs, single=False)
-        return BatchResponse(**out)
+        return _json(BatchResponse(**out))

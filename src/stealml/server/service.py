@@ -110,16 +110,17 @@ class Service:
                                        [p["output"].get("label")])
 
 
-def get_service(request: Request) -> Service:
-    """The running service (a FastAPI dependency)."""
+async def get_service(request: Request) -> Service:
+    """The running service (a FastAPI dependency; async, so that FastAPI runs it on the
+    event loop instead of sending it to its thread pool)."""
     service: Service = request.app.state.service
     return service
 
 
-def caller(service: Annotated[Service, Depends(get_service)],
-           authorization: Annotated[str | None, Header()] = None,
-           x_api_key: Annotated[str | None, Header()] = None) -> Caller:
-    """The authenticated caller (a FastAPI dependency)."""
+async def caller(service: Annotated[Service, Depends(get_service)],
+                 authorization: Annotated[str | None, Header()] = None,
+                 x_api_key: Annotated[str | None, Header()] = None) -> Caller:
+    """The authenticated caller (a FastAPI dependency; async: it only compares keys)."""
     key = x_api_key
     if authorization:
         scheme, _, token = authorization.partition(" ")
