@@ -99,3 +99,47 @@ def test_ood_flags_uniform_retraining_within_a_few_queries(tree_target) -> None:
     honest.observe("alice", tree_target.honest, tree_target.model.predict(
         tree_target.honest))
     assert honest.flag("alice") is None
+
+
+def test_prada_thresholds_are_checked_and_used_per_number_of_distances() -> None:
+    with pytest.raises(ConfigurationError, match="thresholds must all be between 0 and 1"):
+        Prada(thresholds=(0.5, 1.2))
+    prada = Prada(delta=0.9, min_samples=5, thresholds=(0.3, 0.4))
+    assert [prada.threshold(n) for n in (5, 6, 7, 500)] == [0.3, 0.4, 0.9, 0.9]
+
+
+def test_calibrated_per_n_prada_flags_top_down_early_but_no_honest_client(tree_target) -> None:
+    from stealml.attacks import TopDown
+    from stealml.defences import calibrate_prada
+
+    prada = calibrate_prada(tree_target.reference,
+                            tree_target.model.predict(tree_target.reference),
+                            min_samples=10, orders=20, short_orders=300)
+    # small samples vary more: the threshold rises with the number of distances
+    assert prada.threshold(10) < prada.threshold(100) and prada.min_samples == 10
+    monitor = Monitor([prada], response="block")
+    result = TopDown(random_state=0, batch_size=10).run(_attack_oracle(tree_target, monitor))
+    flag = monitor.flag("mallory")
+    # flagged long before the paper's test even starts (100 distances)
+    assert flag is not None and flag["at_query"] < 100 and result.queries <= flag["at_query"] + 10
+    fid = fidelity(tree_target.model, result.model, tree_target.space, tree_target.X_test,
+                   500, 0)
+    assert 1 - fid["r_test"] < 0.99
+    rng = np.random.default_rng(0)
+    labels = tree_target.model.predict(tree_target.honest)
+    for _ in range(5):  # honest clients (rows the owner never used), in random orders
+        order = rng.permutation(len(tree_target.honest))
+        state = prada.new_state()
+        assert state.update(tree_target.honest[order], labels[order]) is None
+        assert state.queries == len(order) and state.flagged_at is None
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 6, 11, 100, 1500])
+def test_shapiro_w_is_scipys(n) -> None:
+    from scipy.stats import shapiro
+
+    from stealml.defences.prada import shapiro_w
+
+    rng = np.random.default_rng(n)
+    for x in (rng.normal(size=n), rng.exponential(size=n), rng.uniform(size=n)):
+        assert shapiro_w(x) == pytest.approx(shapiro(x).statistic, abs=1e-8)

@@ -10,6 +10,14 @@ in a high-dimensional cube) do not. Once D holds ``min_samples`` distances, the
 Shapiro-Wilk statistic W of D (less its outliers beyond 3 standard deviations) is
 computed after every query and the client is flagged when W < ``delta``.
 
+Beyond the paper, the threshold may depend on the number n of distances: W of a few
+distances varies much more than W of hundreds, so one ``delta`` low enough for honest
+clients' first 10 distances is blind later, and one right for 100 distances needs
+``min_samples`` = 100, which short attacks never reach. :func:`calibrate_prada` measures
+honest W_n over many orders of the owner's natural rows and sets ``thresholds`` to their
+per-n lower envelope (widened over neighbouring n, less a margin), so the test can start
+after a few distances without flagging honest traffic.
+
 References: Juuti, Szyller, Marchal, Asokan, "PRADA: Protecting against DNN Model
 Stealing Attacks", IEEE EuroS&P 2019, section IV (Algorithm 1).
 """
@@ -17,17 +25,18 @@ Stealing Attacks", IEEE EuroS&P 2019, section IV (Algorithm 1).
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy.stats import shapiro
+from scipy.special import ndtri
 
 from stealml.exceptions import ConfigurationError
 from stealml.random import RandomState, as_generator
 
-__all__ = ["Prada", "PradaState", "calibrate_delta"]
+__all__ = ["Prada", "PradaState", "calibrate_delta", "calibrate_prada", "honest_w_curves",
+           "shapiro_w"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,10 @@ class Prada:
         (0 < delta < 1; calibrate it on honest traffic, see ``docs/defences.md``).
     min_samples : int
         Distances collected before the test is run (at least 3).
+    thresholds : tuple of float
+        Per-n thresholds: with n distances the client is flagged when W <
+        ``thresholds[n - min_samples]``; beyond the tuple's end, ``delta`` applies
+        (see :func:`calibrate_prada`). Empty (the paper's test): ``delta`` throughout.
 
     Examples
     --------
@@ -52,6 +65,7 @@ class Prada:
 
     delta: float = 0.9
     min_samples: int = 100
+    thresholds: tuple[float, ...] = ()
     name = "prada"
 
     def __post_init__(self) -> None:
@@ -61,6 +75,13 @@ class Prada:
                 or self.min_samples < 3:
             raise ConfigurationError(f"PRADA's min_samples must be a whole number >= 3, "
                                      f"not {self.min_samples}")
+        if any(not (0 < t < 1) for t in self.thresholds):
+            raise ConfigurationError("PRADA's thresholds must all be between 0 and 1")
+
+    def threshold(self, n: int) -> float:
+        """The threshold W is compared with once the client has ``n`` distances."""
+        i = n - self.min_samples
+        return self.thresholds[i] if 0 <= i < len(self.thresholds) else self.delta
 
     def new_state(self) -> PradaState:
         return PradaState(self)
@@ -150,24 +171,57 @@ class PradaState:
         w = _shapiro_w(self.distances)
         self.statistic = w
         self.min_statistic = w if self.min_statistic is None else min(self.min_statistic, w)
-        return w < self.detector.delta
+        return w < self.detector.threshold(len(self.distances))
 
     def summary(self) -> dict[str, Any]:
         return {"detector": "prada", "queries": self.queries, "flagged_at": self.flagged_at,
                 "statistic": self.statistic, "min_statistic": self.min_statistic}
 
 
-def _shapiro_w(values: list[float]) -> float:
+@lru_cache(maxsize=1024)
+def _sw_coefficients(n: int) -> np.ndarray:
+    """Shapiro-Wilk coefficients a_1..a_n (Royston 1992, as scipy's ``swilk``), n >= 3."""
+    if n == 3:
+        return np.array([-math.sqrt(0.5), 0.0, math.sqrt(0.5)])
+    m = ndtri((np.arange(1, n + 1) - 0.375) / (n + 0.25))
+    mm = float(m @ m)
+    c = m / math.sqrt(mm)
+    u = 1 / math.sqrt(n)
+    a = np.empty(n)
+    an = c[-1] + u * (0.221157 + u * (-0.147981 + u * (-2.071190 + u * (4.434685
+                                                                       - 2.706056 * u))))
+    if n > 5:
+        an1 = c[-2] + u * (0.042981 + u * (-0.293762 + u * (-1.752461 + u * (
+            5.682633 - 3.582633 * u))))
+        phi = (mm - 2 * m[-1] ** 2 - 2 * m[-2] ** 2) / (1 - 2 * an ** 2 - 2 * an1 ** 2)
+        a[:] = m / math.sqrt(phi)
+        a[0], a[1], a[-2], a[-1] = -an, -an1, an1, an
+    else:
+        phi = (mm - 2 * m[-1] ** 2) / (1 - 2 * an ** 2)
+        a[:] = m / math.sqrt(phi)
+        a[0], a[-1] = -an, an
+    a.flags.writeable = False
+    return a
+
+
+def shapiro_w(values: Any) -> float:
+    """The Shapiro-Wilk statistic W of ``values`` (at least 3, not all equal), as
+    ``scipy.stats.shapiro`` computes it (within 1e-9) but without its per-call overhead
+    and its warning above 5,000 values: PRADA computes it after every query."""
+    x = np.sort(np.asarray(values, dtype=float))
+    d = x - x.mean()
+    return float((_sw_coefficients(len(x)) @ x) ** 2 / (d @ d))
+
+
+def _shapiro_w(values: list[float] | np.ndarray) -> float:
     """W of the distances within 3 standard deviations of their mean (Algorithm 1's D')."""
     x = np.asarray(values)
     mean, std = x.mean(), x.std()
     x = x[(x >= mean - 3 * std) & (x <= mean + 3 * std)]
     if len(x) < 3 or np.ptp(x) == 0:
         return 0.0  # every distance equal (e.g. a grid): as far from normal as it gets
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scipy warns above 5,000 samples (p, not W)
-        w = float(shapiro(x).statistic)
-    return w if math.isfinite(w) else 0.0
+    w = shapiro_w(x)
+    return min(w, 1.0) if math.isfinite(w) else 0.0
 
 
 def calibrate_delta(X: np.ndarray, labels: Any, min_samples: int = 100, orders: int = 5,
@@ -202,3 +256,142 @@ def calibrate_delta(X: np.ndarray, labels: Any, min_samples: int = 100, orders: 
         if state.min_statistic is not None:
             lowest = min(lowest, state.min_statistic)
     return max(lowest - margin, 1e-6)
+
+
+def distances(X: np.ndarray, labels: Any) -> np.ndarray:
+    """PRADA's distance stream D of queries ``X`` sent in this order with ``labels``."""
+    state = Prada(delta=0.5, min_samples=2**62).new_state()  # collects, never tests
+    state.update(X, labels)
+    return np.asarray(state.distances)
+
+
+@lru_cache(maxsize=2)
+def _coefficient_rows(width: int) -> np.ndarray:
+    """Row c holds the Shapiro-Wilk coefficients for c values, zero-padded to ``width``."""
+    A = np.zeros((width + 1, width))
+    for c in range(3, width + 1):
+        A[c, :c] = _sw_coefficients(c)
+    A.flags.writeable = False
+    return A
+
+
+def w_curve(D: np.ndarray, min_samples: int, stop: int | None = None,
+            chunk: int = 128) -> np.ndarray:
+    """W after each distance of ``D`` from the ``min_samples``-th on (W_n at index
+    n - min_samples), up to ``stop`` distances: what :class:`PradaState` computes after
+    every query, for a whole stream at once (``chunk`` prefixes at a time)."""
+    D = np.asarray(D, dtype=float)
+    stop = len(D) if stop is None else min(stop, len(D))
+    if stop < min_samples:
+        return np.array([])
+    s1, s2 = np.cumsum(D), np.cumsum(D * D)
+    A = _coefficient_rows(max(stop, 3))
+    out = []
+    for first in range(min_samples, stop + 1, chunk):
+        ns = np.arange(first, min(first + chunk, stop + 1))
+        width = int(ns[-1])
+        mean = s1[ns - 1] / ns
+        std = np.sqrt(np.maximum(s2[ns - 1] / ns - mean * mean, 0.0))
+        M = np.broadcast_to(D[:width], (len(ns), width))
+        keep = (np.arange(width)[None, :] < ns[:, None]) & \
+            (np.abs(M - mean[:, None]) <= 3 * std[:, None])
+        c = keep.sum(axis=1)
+        S = np.sort(np.where(keep, M, np.inf), axis=1)
+        valid = np.arange(width)[None, :] < c[:, None]
+        S0 = np.where(valid, S, 0.0)
+        kept_mean = S0.sum(axis=1) / np.maximum(c, 1)
+        ss = (np.where(valid, S0 - kept_mean[:, None], 0.0) ** 2).sum(axis=1)
+        num = (A[c, :width] * S0).sum(axis=1) ** 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where((c >= 3) & (ss > 0), num / ss, 0.0)
+        # all kept distances equal (ss ~ 0 from rounding): as far from normal as it gets
+        top = S0[np.arange(len(c)), np.maximum(c - 1, 0)]
+        w = np.where(top == S0[:, 0], 0.0, w)
+        out.append(np.clip(np.nan_to_num(w, nan=0.0), 0.0, 1.0))
+    return np.concatenate(out)
+
+
+def _stream_distances(G: np.ndarray, order: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """:func:`distances` of rows sent in ``order``, from their pairwise distances ``G``
+    (the same growing sets and thresholds as :class:`PradaState`; each class keeps
+    every row's distance to its growing set, updated when the set grows)."""
+    nearest: dict[str, np.ndarray] = {}
+    groups: dict[str, _Growing] = {}
+    out = []
+    for i in order:
+        label = labels[i]
+        group = groups.get(label)
+        if group is None:
+            groups[label] = group = _Growing(0)
+            nearest[label] = G[i].copy()
+            group.grew(0.0)
+            continue
+        d = float(nearest[label][i])
+        out.append(d)
+        if d > group.threshold:
+            np.minimum(nearest[label], G[i], out=nearest[label])
+            group.grew(d)
+    return np.asarray(out)
+
+
+def honest_w_curves(X: np.ndarray, labels: Any, min_samples: int, orders: int,
+                    max_rows: int = 2000, random_state: RandomState = 0) -> np.ndarray:
+    """W_n of natural rows ``X`` sent in ``orders`` random orders: one row per order
+    (W_n at column n - ``min_samples``), the first ``max_rows`` rows of each order."""
+    from scipy.spatial.distance import cdist
+
+    X = np.asarray(X, dtype=float)
+    labels = np.asarray(labels).astype(str)
+    rng = as_generator(random_state)
+    G = cdist(X, X) if len(X) <= 4000 else None
+    curves = []
+    for _ in range(orders):
+        order = rng.permutation(len(X))[:max_rows]
+        D = (_stream_distances(G, order, labels) if G is not None
+             else distances(X[order], labels[order]))
+        curves.append(w_curve(D, min_samples))
+    n = min(len(c) for c in curves)
+    return np.array([c[:n] for c in curves])
+
+
+def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: int = 50,
+                    margin: float = 0.03, widen: float = 0.25, short_orders: int = 1000,
+                    short: int = 100, max_rows: int = 2000,
+                    random_state: RandomState = 0) -> Prada:
+    """A PRADA detector with per-n thresholds calibrated on the owner's natural rows.
+
+    The rows ``X`` (with the model's ``labels``) are sent in ``orders`` random orders,
+    and their first ``short`` rows in ``short_orders`` more (W of a few distances varies
+    most, and these orders are cheap); the threshold for n distances is the lowest W
+    that any order reaches with n' distances, n' within ``widen`` × n of n (at least 2
+    either side), less ``margin``; ``delta`` (beyond the calibrated volume) is the lowest W
+    of the second half of the volume, less ``margin``. Honest clients drawing from the
+    same distribution then stay above the curve with high probability, while a synthetic
+    query stream is judged from its ``min_samples``-th distance on against the tightest
+    threshold honest data allows.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 4))
+    >>> prada = calibrate_prada(X, np.zeros(200), orders=3, short_orders=30)
+    >>> prada.threshold(10) < prada.threshold(150) < 1
+    True
+    """
+    X = np.asarray(X, dtype=float)
+    if len(X) <= min_samples + 1:
+        raise ConfigurationError(f"calibrating PRADA needs more than {min_samples + 1} "
+                                 f"honest rows, not {len(X)}")
+    rng = as_generator(random_state)
+    low = honest_w_curves(X, labels, min_samples, orders, max_rows, rng).min(axis=0)
+    if short_orders and short > min_samples:
+        head = honest_w_curves(X, labels, min_samples, short_orders, short + 1, rng)
+        k = min(head.shape[1], len(low))
+        low[:k] = np.minimum(low[:k], head[:, :k].min(axis=0))
+    n = np.arange(min_samples, min_samples + len(low))
+    spread = np.maximum(2, np.ceil(widen * n)).astype(int)
+    envelope = np.array([low[max(0, i - s):i + s + 1].min() for i, s in enumerate(spread)])
+    thresholds = np.clip(envelope - margin, 1e-6, 1 - 1e-6)
+    tail = float(np.clip(low[len(low) // 2:].min() - margin, 1e-6, 1 - 1e-6))
+    return Prada(delta=tail, min_samples=min_samples,
+                 thresholds=tuple(float(t) for t in thresholds))

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.tree import DecisionTreeClassifier
 
@@ -26,7 +27,7 @@ from stealml.policies import ApiPolicy
 from stealml.space import FeatureSpace
 from stealml.targets import make_target
 
-__all__ = ["CASES", "DEFENCES", "Case", "Defence", "Target", "build_target"]
+__all__ = ["CASES", "DEFENCES", "NEURAL_CASES", "Case", "Defence", "Target", "build_target"]
 
 PRADA_MIN_SAMPLES = 100
 
@@ -151,6 +152,7 @@ TARGET_SPECS: dict[str, tuple[str, str, int | None]] = {
     "diabetes MLP": ("diabetes", "mlp", None),
     "german-credit tree": ("german-credit", "tree", 26),
     "circles binned LR": ("circles", "binned", None),
+    "digits ReLU MLP": ("digits", "relu", None),  # 64-32-10, as benchmarks/relu_extraction
 }
 
 
@@ -160,6 +162,9 @@ def build_target(name: str, seed: int = 0) -> Target:
     ds = load(data, random_state=seed)
     if kind == "binned":
         model = _binned_circles(ds, seed)
+    elif kind == "relu":
+        model = MLPClassifier((32,), max_iter=1000, random_state=seed).fit(ds.X_train,
+                                                                            ds.y_train)
     elif kind == "tree":
         model = DecisionTreeClassifier(max_leaf_nodes=leaves, random_state=seed).fit(
             ds.X_train, ds.y_train)
@@ -190,6 +195,12 @@ CASES: list[Case] = [
     Case("equation-solving", "diabetes MLP", alpha=1,  # last: its solver is the slowest
          params={"model_class": "mlp", "hidden_units": 20, "activation": "tanh"},
          defences=("none", "round 3", "noise 0.01", "PRADA+block", "OOD+block")),
+]
+# the attacks on neural networks (the PRADA study runs them; the matrix does not)
+NEURAL_CASES: list[Case] = [
+    Case("functionally-equivalent", "digits ReLU MLP", budget=150_000),
+    Case("substitute-jacobian", "digits ReLU MLP", budget=2000, params={"n_queries": 2000}),
+    Case("substitute-knockoff", "digits ReLU MLP", budget=2000, params={"n_queries": 2000}),
 ]
 QUICK_CASES = [c for c in CASES if c.target in (
     "breast-cancer LR", "german-credit tree", "circles binned LR")]

@@ -1,0 +1,333 @@
+"""Can PRADA see each attack? Queries until detection against honest traffic, per seed.
+
+For every attack of the project (the defence matrix's cases and the neural attacks on a
+ReLU network) and several seeds, the attack runs undefended while its query stream is
+recorded, and PRADA's Shapiro-Wilk statistic W_n (after n distances) is computed on it.
+Two detectors are compared, both calibrated on the target owner's own rows (half of the
+training split), never on the honest traffic that judges them:
+
+``paper``     Juuti et al.'s test: W of all distances from the 100th on, one delta
+              (the lowest W honest reference traffic reaches, less 0.02);
+``per-n``     :func:`~stealml.defences.calibrate_prada`: the test starts after
+              ``MIN_SAMPLES`` distances, against a threshold per n (the lower envelope of
+              honest reference W_n over 50 orders, widened and less 0.03).
+
+A flagged attack is run again with the detector blocking it (from its next request of
+10 queries), which gives the query and the fidelity at the flag. An attack the detector
+misses is judged by its lowest W against the lowest W of honest traffic of the same
+volume (the target's test rows, then the training rows its owner never used, in 10
+random orders): if the attack's lowest W is above the honest one on every seed, any
+delta that flags it flags honest users too; an attack that ends before ``MIN_SAMPLES``
+distances is never tested. Honest false positives are counted on those honest streams.
+The out-of-distribution monitor (:class:`~stealml.defences.OutOfDistribution`) runs beside.
+
+References: Juuti, Szyller, Marchal, Asokan, "PRADA: Protecting against DNN Model
+Stealing Attacks", IEEE EuroS&P 2019 (section IV, Algorithm 1; delta from benign traffic).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stealml.defences import Monitor, OutOfDistribution, Prada, calibrate_prada
+from stealml.defences.prada import _shapiro_w, distances, w_curve
+from stealml.exceptions import StealmlError
+from stealml.experiments.defence_targets import (
+    CASES,
+    NEURAL_CASES,
+    PRADA_MIN_SAMPLES,
+    Case,
+    Defence,
+    Target,
+    build_target,
+)
+from stealml.experiments.tables import write_results
+from stealml.ledger import Ledger
+from stealml.metrics import fidelity
+from stealml.oracles.local import LocalOracle
+
+__all__ = ["MIN_SAMPLES", "STUDY_CASES", "prada_study", "study_seed"]
+
+MIN_SAMPLES = 10  # the per-n detector starts testing after this many distances
+BATCH = 10
+HONEST_ORDERS = 10
+EVERY_UNTIL = 3000  # W after every distance up to here, then on a 1% grid (long attacks)
+STUDY_CASES: list[Case] = [*CASES, *NEURAL_CASES]
+
+
+class _Recorder:
+    """A detector that flags nothing and keeps the client's queries and labels."""
+
+    name = "record"
+
+    def new_state(self) -> _Record:
+        return _Record()
+
+
+class _Record:
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+        self.queries = 0
+        self.flagged_at: int | None = None
+        self.statistic: float | None = None
+
+    def update(self, X: np.ndarray, labels: Any) -> int | None:
+        self.rows.append(np.asarray(X, dtype=float))
+        self.labels.append(np.asarray(labels).astype(str))
+        self.queries += len(X)
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        return {"queries": self.queries}
+
+
+@dataclass
+class _Run:
+    queries: int
+    fidelity: float | None
+    flagged_at: int | None
+    status: str
+
+
+def _run(target: Target, case: Case, seed: int, detectors: list[Any],
+         response: str) -> tuple[_Run, Monitor]:
+    attack = case.make(seed, BATCH)
+    mon = Monitor(detectors, response=response)  # type: ignore[arg-type]
+    oracle = LocalOracle(target.served, target.space, Defence("none").api_policy(target.tree),
+                         ledger=Ledger(budget=case.budget_for(target, attack)), monitor=mon,
+                         client="attacker")
+    try:
+        result = attack.run(oracle)
+    except (StealmlError, ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        return _Run(oracle.ledger.queries, None, None, f"failed: {type(exc).__name__}"), mon
+    fid = fidelity(target.model, result.model, target.space, target.X_test, 1000, seed)
+    flag = mon.flag("attacker")
+    return _Run(result.queries, 1 - float(fid["r_test"] or 0.0),
+                None if flag is None else int(flag["at_query"]), "ok"), mon
+
+
+def _curve(D: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, W_n) for n from m on: every n up to EVERY_UNTIL, then a 1% grid."""
+    if len(D) < m:
+        return np.array([], dtype=int), np.array([])
+    head = w_curve(D, m, stop=EVERY_UNTIL)
+    ns = list(range(m, m + len(head)))
+    n = ns[-1]
+    tail = []
+    while n < len(D):
+        n = min(len(D), max(n + 1, int(n * 1.01)))
+        ns.append(n)
+        tail.append(_shapiro_w(D[:n]))
+    return np.array(ns), np.concatenate([head, tail])
+
+
+def _first_below(ns: np.ndarray, ws: np.ndarray, prada: Prada) -> int | None:
+    hit = np.flatnonzero(ws < np.array([prada.threshold(int(n)) for n in ns]))
+    return int(ns[hit[0]]) if len(hit) else None
+
+
+def _honest(target: Target, volume: int, detectors: dict[str, Prada], seed: int,
+            orders: int) -> dict[str, Any]:
+    """Honest streams of ``volume`` queries (test rows first, in random orders): the
+    lowest W per window and each detector's false positives."""
+    rows = target.honest
+    labels = np.asarray(target.model.predict(rows)).astype(str)
+    rng = np.random.default_rng([seed, 11])
+    out: dict[str, Any] = {"honest_queries": min(volume, len(rows)), "orders": orders}
+    lows: dict[int, float] = {}
+    flags = dict.fromkeys(detectors, 0)
+    for _ in range(orders):
+        order = rng.permutation(len(rows))[:volume]
+        D = distances(rows[order], labels[order])
+        for name, prada in detectors.items():
+            ns, ws = _curve(D, prada.min_samples)
+            if len(ws):
+                lows[prada.min_samples] = min(lows.get(prada.min_samples, 1.0), ws.min())
+                flags[name] += _first_below(ns, ws, prada) is not None
+    out["min_w"] = {m: float(w) for m, w in lows.items()}
+    out["flags"] = flags
+    return out
+
+
+def _detectors(target: Target, seed: int, orders: int) -> dict[str, Prada]:
+    labels = target.model.predict(target.reference)
+    return {"paper": Prada(delta=target.calibrated_delta(), min_samples=PRADA_MIN_SAMPLES),
+            "per-n": calibrate_prada(target.reference, labels, MIN_SAMPLES, orders,
+                                     short_orders=20 * orders, random_state=seed)}
+
+
+def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
+               orders: int = 50, honest_orders: int = HONEST_ORDERS) -> list[dict[str, Any]]:
+    """Every case at one seed: the attack's W against each detector and honest traffic
+    (``orders`` calibration orders, ``honest_orders`` honest streams per attack)."""
+    cases = STUDY_CASES if cases is None else cases
+    targets: dict[str, tuple[Target, dict[str, Prada]]] = {}
+    rows = []
+    for case in cases:
+        start = time.perf_counter()
+        if case.target not in targets:
+            t = build_target(case.target, seed)
+            targets[case.target] = (t, _detectors(t, seed, orders))
+        target, detectors = targets[case.target]
+        ood = OutOfDistribution(target.reference, random_state=seed)
+        free, mon = _run(target, case, seed, [_Recorder(), ood], "log")
+        row: dict[str, Any] = {"attack": case.name, "seed": seed, "queries": free.queries,
+                               "fidelity": free.fidelity, "status": free.status}
+        if free.status != "ok":
+            rows.append(row)
+            continue
+        record = mon._client("attacker")[0]
+        assert isinstance(record, _Record)
+        X, labels = np.vstack(record.rows), np.concatenate(record.labels)
+        D = distances(X, labels)
+        row["distances"] = len(D)
+        honest = _honest(target, free.queries, detectors, seed, honest_orders)
+        row["honest_queries"] = honest["honest_queries"]
+        row["honest_orders"] = honest["orders"]
+        for name, prada in detectors.items():
+            ns, ws = _curve(D, prada.min_samples)
+            row[f"{name}_min_w"] = float(ws.min()) if len(ws) else None
+            row[f"{name}_min_w_at"] = int(ns[np.argmin(ws)]) if len(ws) else None
+            row[f"{name}_honest_min_w"] = honest["min_w"].get(prada.min_samples)
+            row[f"{name}_honest_flags"] = honest["flags"][name]
+            row[f"{name}_flag"] = row[f"{name}_fidelity_at_flag"] = None
+            if _first_below(ns, ws, prada) is not None:
+                blocked, _ = _run(target, case, seed, [prada], "block")
+                row[f"{name}_flag"] = blocked.flagged_at
+                row[f"{name}_fidelity_at_flag"] = blocked.fidelity
+        row["ood_flag"] = row["ood_fidelity_at_flag"] = None
+        ood_state = mon._client("attacker")[1]
+        if ood_state.flagged_at is not None:
+            blocked, _ = _run(target, case, seed, [ood], "block")
+            row["ood_flag"], row["ood_fidelity_at_flag"] = blocked.flagged_at, blocked.fidelity
+        row["seconds"] = time.perf_counter() - start
+        rows.append(row)
+        if log is not None:
+            log(row)
+        print(f"seed {seed}: {case.name}: {row['seconds']:.0f} s", file=sys.stderr,
+              flush=True)
+    return rows
+
+
+def _verdict(runs: list[dict[str, Any]], name: str) -> str:
+    """How the ``name`` detector fares on one attack over the seeds."""
+    ok = [r for r in runs if r["status"] == "ok"]
+    if not ok:
+        return "did not run"
+    caught = [r for r in ok if r[f"{name}_flag"] is not None
+              and (r[f"{name}_fidelity_at_flag"] or 0.0) < 0.99]
+    if len(caught) == len(ok):
+        return f"flagged before 99% on {len(ok)}/{len(ok)} seeds"
+    m = MIN_SAMPLES if name == "per-n" else PRADA_MIN_SAMPLES
+    short = [r for r in ok if r["distances"] < m]
+    if len(short) == len(ok):
+        return f"unseeable: ends before {m} distances (at most {max(r['distances'] for r in ok)})"
+    above = [r for r in ok if r[f"{name}_min_w"] is not None
+             and r[f"{name}_honest_min_w"] is not None
+             and r[f"{name}_min_w"] >= r[f"{name}_honest_min_w"]]
+    if len(above) + len(short) == len(ok) and not caught:
+        return ("unseeable: its lowest W >= honest traffic's lowest W on every seed"
+                + (f" ({len(short)} too short)" if short else ""))
+    reached = [r for r in ok if (r["fidelity"] or 0.0) >= 0.99]
+    return (f"flagged before 99% on {len(caught)}/{len(ok)} seeds; W above honest on "
+            f"{len(above)}, too short on {len(short)}; reaches 99% on {len(reached)}")
+
+
+def _fmt_range(values: list[Any], digits: int = 3) -> str:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "-"
+    lo, hi = min(vals), max(vals)
+    if isinstance(lo, int) and isinstance(hi, int):
+        return str(lo) if lo == hi else f"{lo}-{hi}"
+    return f"{lo:.{digits}f}" if lo == hi else f"{lo:.{digits}f}-{hi:.{digits}f}"
+
+
+def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per attack over the seeds (ranges over seeds)."""
+    out = []
+    for attack in dict.fromkeys(r["attack"] for r in runs):
+        rs = [r for r in runs if r["attack"] == attack]
+        ok = [r for r in rs if r["status"] == "ok"]
+        n = len(ok)
+
+        def flags(name: str, rs: list[dict[str, Any]] = ok) -> str:
+            return f"{sum(r[f'{name}_flag'] is not None for r in rs)}/{len(rs)}"
+
+        out.append({
+            "attack": attack, "seeds": f"{n}/{len(rs)}",
+            "queries": _fmt_range([r["queries"] for r in ok], 0),
+            "fidelity": _fmt_range([r["fidelity"] for r in ok], 4),
+            "per-n flags": flags("per-n"),
+            "per-n flag at query": _fmt_range([r["per-n_flag"] for r in ok]),
+            "fidelity at per-n flag": _fmt_range([r["per-n_fidelity_at_flag"] for r in ok], 4),
+            "attack min W (n>=10)": _fmt_range([r["per-n_min_w"] for r in ok]),
+            "honest min W (n>=10)": _fmt_range([r["per-n_honest_min_w"] for r in ok]),
+            "honest per-n flags": f"{sum(r['per-n_honest_flags'] for r in ok)}/"
+                                  f"{sum(r['honest_orders'] for r in ok)}",
+            "per-n verdict": _verdict(rs, "per-n"),
+            "paper flags": flags("paper"),
+            "paper flag at query": _fmt_range([r["paper_flag"] for r in ok]),
+            "fidelity at paper flag": _fmt_range([r["paper_fidelity_at_flag"] for r in ok], 4),
+            "honest paper flags": f"{sum(r['paper_honest_flags'] for r in ok)}/"
+                                  f"{sum(r['honest_orders'] for r in ok)}",
+            "OOD flags": flags("ood"),
+            "OOD flag at query": _fmt_range([r["ood_flag"] for r in ok]),
+            "fidelity at OOD flag": _fmt_range([r["ood_fidelity_at_flag"] for r in ok], 4),
+        })
+    return out
+
+
+NOTES = f"""Each attack runs undefended at its defence-matrix budget on {{seeds}} seeds (the
+target is retrained per seed). `per-n`: PRADA with the test from the {MIN_SAMPLES}th
+distance on and a threshold per number of distances n, calibrated on the owner's
+reference rows (half of the training split; 50 random orders, and 1,000 more of their
+first 100 rows; the lowest W_n over n' within 25% of n, less 0.03), see `stealml.defences.calibrate_prada`. `paper`: one delta
+(the lowest W of 5 reference orders from the 100th distance on, less 0.02), test from the
+100th distance, as Juuti et al. A flag is measured by running the attack again, blocked
+from its next request of {BATCH} queries: 'flag at query' and 'fidelity at flag' are that
+run's. 'honest min W': the lowest W (n >= {MIN_SAMPLES}) of honest traffic of the same
+volume as the attack ({HONEST_ORDERS} random orders of the target's test rows, then the
+training rows its owner never used; capped by their number), 'honest flags' the honest
+streams each detector flags. Verdict 'unseeable': the attack's lowest W is at or above
+honest traffic's lowest W on every seed, so any threshold that flags it would flag honest
+users of the same volume (or it ends before the test starts). OOD: the out-of-distribution
+rate monitor (quantile 0.99, alpha 1e-6) on the same runs. Ranges are over seeds.
+Goal (issue 7): PRADA flags every attack before 99% fidelity, except those it provably
+cannot see, with no flag on honest traffic of the same volume."""
+
+
+def prada_study(out: Path, seeds: tuple[int, ...] = (0, 1, 2),
+                cases: list[Case] | None = None, n_jobs: int = 1, orders: int = 50,
+                honest_orders: int = HONEST_ORDERS) -> list[Path]:
+    """Run every case on every seed (``n_jobs`` seeds at a time); write
+    prada_detection.{json,md} (per attack) and prada_detection-runs.{json,md}."""
+    from joblib import Parallel, delayed
+
+    start = time.perf_counter()
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    parts = Parallel(n_jobs=n_jobs)(delayed(study_seed)(seed, cases, None, orders,
+                                                          honest_orders) for seed in seeds)
+    runs = [r for part in parts for r in part]
+    wall = time.perf_counter() - start
+    notes = NOTES.format(seeds=len(seeds)) + (f"\n\nWall time {wall:.0f} s on 2 shared "
+                                              f"cores, load at start {load}.")
+    summary = summary_rows(runs)
+    paths = list(write_results(out / "prada_detection", "PRADA against every attack: "
+                               "queries until detection and honest false positives",
+                               summary, list(summary[0]) if summary else [], notes=notes))
+    cols = ["attack", "seed", "status", "queries", "fidelity", "distances", "honest_queries",
+            "per-n_flag", "per-n_fidelity_at_flag", "per-n_min_w", "per-n_min_w_at",
+            "per-n_honest_min_w", "per-n_honest_flags", "paper_flag",
+            "paper_fidelity_at_flag", "paper_min_w", "paper_honest_min_w",
+            "paper_honest_flags", "ood_flag", "ood_fidelity_at_flag", "seconds"]
+    paths += write_results(out / "prada_detection-runs", "PRADA study: every run", runs, cols)
+    return paths

@@ -1,0 +1,33 @@
+"""The PRADA study on two attacks: one it sees early, one too short to be judged."""
+
+from __future__ import annotations
+
+import json
+
+from stealml.experiments.defence_targets import Case
+from stealml.experiments.prada_study import MIN_SAMPLES, prada_study
+
+
+def test_study_flags_top_down_and_explains_the_short_attack(tmp_path) -> None:
+    cases = [Case("top-down", "german-credit tree", budget=1000),
+             Case("equation-solving", "breast-cancer LR", alpha=1,
+                  params={"model_class": "logreg"})]
+    paths = prada_study(tmp_path, seeds=(0,), cases=cases, orders=10, honest_orders=3)
+    assert {p.name for p in paths} >= {"prada_detection.md", "prada_detection-runs.json"}
+    runs = {r["attack"]: r for r in
+            json.loads((tmp_path / "prada_detection-runs.json").read_text())["rows"]}
+    tree = runs["top-down on german-credit tree"]
+    assert tree["status"] == "ok" and tree["fidelity"] == 1.0
+    # the per-n detector flags it before the paper's (which waits for 100 distances)
+    assert tree["per-n_flag"] is not None and tree["per-n_flag"] < tree["paper_flag"]
+    assert tree["per-n_fidelity_at_flag"] < 0.99
+    assert tree["per-n_min_w"] < tree["per-n_honest_min_w"]
+    assert tree["per-n_honest_flags"] == 0 and tree["paper_honest_flags"] == 0
+    short = runs["equation-solving (logreg) on breast-cancer LR"]
+    assert short["distances"] < MIN_SAMPLES and short["per-n_flag"] is None
+    rows = {r["attack"]: r for r in
+            json.loads((tmp_path / "prada_detection.json").read_text())["rows"]}
+    assert rows["top-down on german-credit tree"]["per-n verdict"].startswith(
+        "flagged before 99% on 1/1")
+    assert rows["equation-solving (logreg) on breast-cancer LR"]["per-n verdict"].startswith(
+        "unseeable: ends before 10 distances")
