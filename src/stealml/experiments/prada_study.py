@@ -290,7 +290,8 @@ NOTES = f"""Each attack runs undefended at its defence-matrix budget on {{seeds}
 target is retrained per seed). `per-n`: PRADA with the test from the {MIN_SAMPLES}th
 distance on and a threshold per number of distances n, calibrated on the owner's
 reference rows (half of the training split; 50 random orders, and 1,000 more of their
-first 100 rows; the lowest W_n over n' within 25% of n, less 0.03), see `stealml.defences.calibrate_prada`. `paper`: one delta
+first 100 rows; the lowest W_n over n' within 25% of n, less 0.03), see
+`stealml.defences.calibrate_prada`. `paper`: one delta
 (the lowest W of 5 reference orders from the 100th distance on, less 0.02), test from the
 100th distance, as Juuti et al. A flag is measured by running the attack again, blocked
 from its next request of {BATCH} queries: 'flag at query' and 'fidelity at flag' are that
