@@ -6,7 +6,7 @@ honest traffic of the same volume, for the paper's detector (one delta, test fro
 100th distance) and the per-n calibrated one (stealml.defences.calibrate_prada).
 
 Run: OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/prada_detection.py \\
-     [--seeds 5] [--jobs 2]
+     [--seeds 5] [--jobs 2] [--only path-finding]
 Writes benchmarks/results/prada_detection{,-runs}.{json,md}.
 """
 
@@ -22,9 +22,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="PRADA against every attack")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--only", nargs="+", help="re-measure only the attacks whose name contains "
+                                       "this; keep the other runs from the last results")
     args = parser.parse_args()
     out = Path(__file__).resolve().parent / "results"
-    for path in prada_study(out, tuple(range(args.seeds)), n_jobs=args.jobs):
+    only = tuple(args.only) if args.only else None
+    for path in prada_study(out, tuple(range(args.seeds)), n_jobs=args.jobs, only=only):
         print(path)
 
 

@@ -116,3 +116,30 @@ def test_rounded_softmax_falls_back_to_cross_entropy(softmax_logreg, mixed_space
     assert result.info["solver"].startswith("cross-entropy fit") and result.queries == 120
     fid = fidelity(softmax_logreg, result.model, mixed_space)
     assert fid["r_unif"] < 0.01 and fid["tv_unif"] < 1e-3
+
+
+def test_centre_of_the_rounded_answers_beats_the_nearest_consistent_model() -> None:
+    from scipy.special import softmax
+
+    from stealml.attacks.equations.logistic import (
+        _design,
+        center_intervals,
+        fit_cross_entropy,
+        fit_intervals,
+    )
+
+    errors = []
+    for seed in range(6):  # 3 classes, 4 features, 60 answers rounded to 2 decimals
+        rng = np.random.default_rng(seed)
+        theta = rng.normal(0, 2, (3, 5))
+        X, X_test = rng.uniform(-1, 1, (60, 4)), rng.uniform(-1, 1, (4000, 4))
+        P = np.round(softmax(_design(X) @ theta.T, axis=1), 2)
+        nearest = fit_intervals(X, P, 0.005, fit_cross_entropy(X, P))
+        centre = center_intervals(X, P, 0.005, nearest)
+        # still consistent with every answer's rounding
+        assert np.abs(softmax(_design(X) @ centre.T, axis=1) - P).max() <= 0.005 + 1e-6
+        truth = (_design(X_test) @ theta.T).argmax(axis=1)
+        errors.append([np.mean((_design(X_test) @ t.T).argmax(axis=1) != truth)
+                       for t in (nearest, centre)])
+    nearest_error, centre_error = np.mean(errors, axis=0)
+    assert centre_error < nearest_error

@@ -308,19 +308,36 @@ cannot see, with no flag on honest traffic of the same volume."""
 
 def prada_study(out: Path, seeds: tuple[int, ...] = (0, 1, 2),
                 cases: list[Case] | None = None, n_jobs: int = 1, orders: int = 50,
-                honest_orders: int = HONEST_ORDERS) -> list[Path]:
+                honest_orders: int = HONEST_ORDERS,
+                only: tuple[str, ...] | None = None) -> list[Path]:
     """Run every case on every seed (``n_jobs`` seeds at a time); write
-    prada_detection.{json,md} (per attack) and prada_detection-runs.{json,md}."""
+    prada_detection.{json,md} (per attack) and prada_detection-runs.{json,md}.
+
+    ``only``: run just the cases whose name contains one of these, and keep the other runs from
+    ``out``'s prada_detection-runs.json (a partial re-measurement)."""
+    import json
+
     from joblib import Parallel, delayed
 
+    cases = STUDY_CASES if cases is None else cases
+    kept: list[dict[str, Any]] = []
+    if only is not None:
+        previous = out / "prada_detection-runs.json"
+        if previous.exists():
+            kept = [r for r in json.loads(previous.read_text())["rows"]
+                    if not any(o in r["attack"] for o in only)]
+        cases = [c for c in cases if any(o in c.name for o in only)]
     start = time.perf_counter()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     parts = Parallel(n_jobs=n_jobs)(delayed(study_seed)(seed, cases, None, orders,
                                                           honest_orders) for seed in seeds)
-    runs = [r for part in parts for r in part]
+    new = [r for part in parts for r in part]
+    order = {c.name: i for i, c in enumerate(STUDY_CASES)}
+    runs = sorted(kept + new, key=lambda r: (order.get(r["attack"], len(order)), r["seed"]))
     wall = time.perf_counter() - start
-    notes = NOTES.format(seeds=len(seeds)) + (f"\n\nWall time {wall:.0f} s on 2 shared "
-                                              f"cores, load at start {load}.")
+    notes = NOTES.format(seeds=len(seeds)) + (
+        f"\n\nWall time {wall:.0f} s on 2 shared cores ({n_jobs} seeds at a time), load at "
+        f"start {load}" + (f" (then re-measured: {', '.join(only)})." if only else "."))
     summary = summary_rows(runs)
     paths = list(write_results(out / "prada_detection", "PRADA against every attack: "
                                "queries until detection and honest false positives",

@@ -22,6 +22,7 @@ from sklearn.neural_network import MLPClassifier
 
 from stealml.attacks.base import Attack, Querier
 from stealml.attacks.equations.logistic import (
+    center_intervals,
     fit_cross_entropy,
     fit_intervals,
     make_logistic_regression,
@@ -101,7 +102,8 @@ class EquationSolving(Attack):
     intervals : bool
         Linear models with rounded answers: spend the second half of the budget where
         the model fitted so far puts two classes closest, and move the cross-entropy fit
-        to the nearest model whose probabilities all round to the answers given. False
+        to the nearest model whose probabilities all round to the answers given, then to
+        the analytic centre of all such models. False
         reproduces the paper: uniform queries and the cross-entropy fit alone.
     random_state : int or Generator, optional
         Seed of the query points and restarts.
@@ -224,8 +226,10 @@ class EquationSolving(Attack):
             solver = "cross-entropy fit"
         if rounded and self.intervals:
             decimals = int(oracle.policy.rounding)  # type: ignore[arg-type]
-            theta = fit_intervals(X, P, 0.5 * 10.0 ** -decimals, theta)
-            solver += ", then the nearest model within every answer's rounding"
+            half_width = 0.5 * 10.0 ** -decimals
+            theta = center_intervals(X, P, half_width,
+                                     fit_intervals(X, P, half_width, theta))
+            solver += ", then the centre of the models within every answer's rounding"
         info.update({"queries_asked": len(X), "solver": solver, "rounded": rounded})
         return to_logistic_regression(theta, np.asarray(table.classes)), exact or rounded, info
 

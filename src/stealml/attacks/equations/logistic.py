@@ -6,7 +6,10 @@ parameters: d + 1 answers at independent points fix every (w_j - w_r, b_j - b_r)
 exactly. Binary logistic regression is the case c = 2. When answers are rounded, or too
 few, the paper's regularised cross-entropy fit over the queried points takes over; with
 rounded answers its solution is then moved to the nearest model that agrees with every
-answer to its rounding (:func:`fit_intervals`).
+answer to its rounding (:func:`fit_intervals`), and then to the analytic centre of the
+set of such models (:func:`center_intervals`): every model consistent with the rounded
+answers is equally likely under them, and the centre is the one farthest from
+contradicting any answer, where the nearest consistent model sits on the set's edge.
 
 References: Tramèr et al., USENIX Security 2016, sections 4.1.1 and 4.1.2 (and Figure 7
 for rounded answers).
@@ -23,6 +26,7 @@ from scipy.special import log_softmax, softmax
 from sklearn.linear_model import LogisticRegression
 
 __all__ = [
+    "center_intervals",
     "fit_cross_entropy",
     "fit_intervals",
     "make_logistic_regression",
@@ -166,4 +170,66 @@ def fit_intervals(X: np.ndarray, P: np.ndarray, half_width: float, init: np.ndar
     res = minimize(_interval_loss, init.ravel(), args=(A, log_lo, has_lo, log_hi, init, mu),
                    jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": 1e-12,
                                                          "ftol": 1e-15})
+    return np.asarray(res.x).reshape(init.shape)
+
+
+def _barrier(s: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """-log(s) and its derivative, continued quadratically below ``eps`` (finite for an
+    answer the start violates)."""
+    inside = s >= eps
+    safe = np.maximum(s, eps)
+    t = s - eps
+    value = np.where(inside, -np.log(safe), -np.log(eps) - t / eps + t * t / (2 * eps * eps))
+    slope = np.where(inside, -1.0 / safe, -1.0 / eps + t / (eps * eps))
+    return value, slope
+
+
+def _center_loss(flat: np.ndarray, A: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 both: np.ndarray, shape: tuple[int, int],
+                 eps: float) -> tuple[float, np.ndarray]:
+    theta = flat.reshape(shape)
+    q = softmax(A @ theta.T, axis=1)
+    v_hi, d_hi = _barrier(hi - q, eps)
+    v_lo, d_lo = _barrier(q - lo, eps)
+    # one-sided answers (a rounded 0 or 1): only a violation costs, as in fit_intervals
+    over = np.where(both, 0.0, np.maximum(q - hi, 0.0) + np.minimum(q - lo, 0.0))
+    scale = 1.0 / (eps * eps)
+    loss = float(np.sum(v_hi[both]) + np.sum(v_lo[both])) + 0.5 * scale * float(
+        np.sum(over**2))
+    gq = np.where(both, d_lo - d_hi, 0.0) + scale * over  # d loss / d q
+    gz = q * (gq - np.sum(q * gq, axis=1, keepdims=True))
+    return loss, (gz.T @ A).ravel()
+
+
+def center_intervals(X: np.ndarray, P: np.ndarray, half_width: float, init: np.ndarray,
+                     max_iter: int = 3000) -> np.ndarray:
+    """The analytic centre of the softmax models whose probabilities all lie within
+    ``half_width`` of the rounded answers ``P``, from ``init`` (e.g. :func:`fit_intervals`).
+
+    Maximises the sum of the logs of the slacks q - (P - half_width) and
+    (P + half_width) - q (in probability) of the answers bounded on both sides; an
+    answer rounded to 0 or 1 only bounds its probability from one side, and costs only
+    when violated (a barrier there would push towards saturation, i.e. larger weights). A
+    start outside an interval is pulled in by the barrier's quadratic continuation.
+    Rounding makes every model inside these intervals equally likely, and the centre is
+    the estimate least likely to be wrong on an unseen point: the model nearest ``init``
+    lies on the set's boundary.
+    Returns ``theta`` (c, d + 1).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(-1, 1, (40, 2)); theta = np.array([[2.0, -1, 0.3], [0, 0, 0]])
+    >>> P = np.round(softmax(_design(X) @ theta.T, axis=1), 2)
+    >>> found = center_intervals(X, P, 0.005, fit_intervals(X, P, 0.005, np.zeros((2, 3))))
+    >>> q = softmax(_design(X) @ found.T, axis=1)
+    >>> bool(np.all(np.abs(q - P) <= 0.005 + 1e-9))
+    True
+    """
+    A = _design(X)
+    lo, hi = P - half_width, P + half_width
+    res = minimize(_center_loss, init.ravel(),
+                   args=(A, lo, np.minimum(hi, 1.0), (lo > 0) & (hi < 1), init.shape,
+                         half_width * 1e-3),
+                   jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
     return np.asarray(res.x).reshape(init.shape)
