@@ -24,9 +24,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--only", nargs="+", help="re-measure only the attacks whose name contains "
                                        "this; keep the other runs from the last results")
+    parser.add_argument("--summarize", action="store_true",
+                        help="only rewrite the tables from the last runs")
     args = parser.parse_args()
     out = Path(__file__).resolve().parent / "results"
-    only = tuple(args.only) if args.only else None
+    only = () if args.summarize else tuple(args.only) if args.only else None
     for path in prada_study(out, tuple(range(args.seeds)), n_jobs=args.jobs, only=only):
         print(path)
 

@@ -193,8 +193,7 @@ CASES: list[Case] = [
     Case("path-finding", "german-credit tree", budget=3000),
     Case("top-down", "german-credit tree", budget=1000),
     Case("equation-solving", "diabetes MLP", alpha=1,  # last: its solver is the slowest
-         params={"model_class": "mlp", "hidden_units": 20, "activation": "tanh"},
-         defences=("none", "round 3", "noise 0.01", "PRADA+block", "OOD+block")),
+         params={"model_class": "mlp", "hidden_units": 20, "activation": "tanh"}),
 ]
 # the attacks on neural networks (the PRADA study runs them; the matrix does not)
 NEURAL_CASES: list[Case] = [

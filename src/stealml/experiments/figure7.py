@@ -70,8 +70,9 @@ def _measure(target: Any, ds: Any, attack: Attack, policy: ApiPolicy, budget: in
             "seconds": result.seconds}
 
 
-def _one(data: str, seed: int, alphas: tuple[float, ...]) -> list[dict[str, Any]]:
-    """Every curve and alpha on one softmax target."""
+def _one(data: str, seed: int, alphas: tuple[float, ...],
+         curves: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """Every curve (or those in ``curves``) and alpha on one softmax target."""
     ds, target = _target("softmax", data, seed)
     c = len(target.classes_)
     unknowns = c * (ds.space.n_encoded + 1)
@@ -79,6 +80,9 @@ def _one(data: str, seed: int, alphas: tuple[float, ...]) -> list[dict[str, Any]
     runs: list[tuple[str, Any]] = [
         (_curve(dec, True), (dec, True)) for dec in DECIMALS]
     runs += [(_curve(dec, False), (dec, False)) for dec in PAPER_FIT]
+    runs = [r for r in runs if curves is None or r[0] in curves]
+    labels = [n for n in ("adaptive (paper)", "adaptive (ours)")
+              if curves is None or f"labels only, {n}" in curves]
     for alpha in alphas:
         budget = max(1, math.ceil(alpha * unknowns))
         if budget > MAX_QUERIES:
@@ -89,7 +93,7 @@ def _one(data: str, seed: int, alphas: tuple[float, ...]) -> list[dict[str, Any]
                                      random_state=seed)
             rows.append({**base, "curve": curve,
                          **_measure(target, ds, solver, ApiPolicy(rounding=dec), budget, seed)})
-        for name in ("adaptive (paper)", "adaptive (ours)"):
+        for name in labels:
             attack = STRATEGIES[name]("linear", seed)
             rows.append({**base, "curve": f"labels only, {name}",
                          **_measure(target, ds, attack, ApiPolicy(output="labels"), budget,
@@ -175,18 +179,35 @@ def plot(table: list[dict[str, Any]], path: Path) -> Path:
 
 def reproduce(out: Path, quick: bool = False, seeds: int | None = None, n_jobs: int = 2,
               datasets: tuple[str, ...] | None = None,
-              alphas: tuple[float, ...] | None = None) -> list[Path]:
+              alphas: tuple[float, ...] | None = None,
+              curves: tuple[str, ...] | None = None) -> list[Path]:
     """Write figure7.{json,md,png}, figure7-runs.{json,md} and figure7_trees.{json,md}.
 
     ``datasets`` and ``alphas`` narrow the grid (default: the quick or full one).
+    ``curves`` re-measures only these curves (e.g. after a change to one attack): the
+    other runs are kept from ``out``'s figure7-runs.json and the trees are not rerun.
     """
     alphas = alphas or (QUICK_ALPHAS if quick else ALPHAS)
     n_seeds = seeds if seeds is not None else 1
     datasets = datasets or (QUICK_DATASETS if quick else DATASETS)
     jobs = [(data, seed) for seed in range(n_seeds) for data in datasets]
-    parts = Parallel(n_jobs=n_jobs)(delayed(_one)(data, seed, alphas)
+    parts = Parallel(n_jobs=n_jobs)(delayed(_one)(data, seed, alphas, curves)
                                     for data, seed in track(jobs, "figure 7"))
     rows = [r for part in parts for r in part]
+    kept_git = None
+    if curves is not None:
+        import json
+
+        previous = out / "figure7-runs.json"
+        stored = json.loads(previous.read_text()) if previous.exists() else {"rows": []}
+        kept, kept_git = stored["rows"], stored.get("meta", {}).get("git", "?")
+        order = {k: i for i, k in enumerate(dict.fromkeys(
+            [_curve(d, True) for d in DECIMALS] + [_curve(d, False) for d in PAPER_FIT]
+            + ["labels only, adaptive (paper)", "labels only, adaptive (ours)"]))}
+        rows = [r for r in kept if r["curve"] not in curves] + rows
+        data_order = {d: i for i, d in enumerate(dict.fromkeys(r["data set"] for r in rows))}
+        rows.sort(key=lambda r: (r["seed"], data_order[r["data set"]], r["alpha"],
+                                 order.get(r["curve"], len(order))))
     table = average(rows)
     grid = "quick grid" if quick else "full grid"
     notes = (
@@ -195,7 +216,9 @@ def reproduce(out: Path, quick: bool = False, seeds: int | None = None, n_jobs: 
         "equation solving needs d + 1 queries and stops. `N decimals` (ours): half the "
         "budget on uniform queries, the rest in 3 rounds where the model fitted so far "
         "puts two classes closest; then the cross-entropy fit moved to the nearest model "
-        "whose probabilities all round to the answers. `(paper's fit)`: the paper's "
+        "whose probabilities all round to the answers, then to the analytic centre of "
+        "those models (stealml.attacks.equations.logistic.center_intervals). "
+        "`(paper's fit)`: the paper's "
         "uniform queries and cross-entropy fit alone. `labels only`: adaptive retraining "
         "of a local logistic regression on a labels-only API (the paper's uncertainty "
         f"sampling, and ours). Runs above {MAX_QUERIES:,} queries are skipped (digits "
@@ -205,6 +228,9 @@ def reproduce(out: Path, quick: bool = False, seeds: int | None = None, n_jobs: 
         "R_unif being similar). `paper r_test`: read off the paper's Figure 7 (SYSTEM.md: "
         "3 decimals 4.6e-4 at alpha 1 and 1.9e-5 at 10; 2 decimals 3.2e-3 and 2.7e-4; "
         "labels only 0.20 and 5.3e-3; 4-5 decimals on the no-rounding curve, 0).")
+    if curves is not None:
+        notes += (f" Re-measured in this pass: {', '.join(curves)}; the other curves' runs "
+                  f"are kept from the previous pass (git {kept_git}).")
     cols = ["curve", "alpha", "queries", "r_test", "paper r_test", "r_unif", "runs",
             "data sets", "seconds"]
     title = "Figure 7: effect of rounding on model extraction (softmax)"
@@ -213,6 +239,8 @@ def reproduce(out: Path, quick: bool = False, seeds: int | None = None, n_jobs: 
                            ["data set", "seed", "curve", "alpha", "queries", "r_test",
                             "r_unif", "seconds"])
     paths.append(plot(table, out / "figure7.png"))
+    if curves is not None:
+        return paths
     trees = tree_rows(quick)
     paths += write_results(
         out / "figure7_trees", "Top-down tree extraction with rounded confidences", trees,

@@ -224,21 +224,24 @@ def _verdict(runs: list[dict[str, Any]], name: str) -> str:
         return "did not run"
     caught = [r for r in ok if r[f"{name}_flag"] is not None
               and (r[f"{name}_fidelity_at_flag"] or 0.0) < 0.99]
+    late = [r for r in ok if r[f"{name}_flag"] is not None and r not in caught]
     if len(caught) == len(ok):
         return f"flagged before 99% on {len(ok)}/{len(ok)} seeds"
     m = MIN_SAMPLES if name == "per-n" else PRADA_MIN_SAMPLES
     short = [r for r in ok if r["distances"] < m]
     if len(short) == len(ok):
         return f"unseeable: ends before {m} distances (at most {max(r['distances'] for r in ok)})"
-    above = [r for r in ok if r[f"{name}_min_w"] is not None
+    above = [r for r in ok if r not in short and r[f"{name}_min_w"] is not None
              and r[f"{name}_honest_min_w"] is not None
              and r[f"{name}_min_w"] >= r[f"{name}_honest_min_w"]]
+    after = f"; flagged only at >= 99% on {len(late)}" if late else ""
     if len(above) + len(short) == len(ok) and not caught:
         return ("unseeable: its lowest W >= honest traffic's lowest W on every seed"
-                + (f" ({len(short)} too short)" if short else ""))
+                + (f" ({len(short)} too short)" if short else "") + after)
     reached = [r for r in ok if (r["fidelity"] or 0.0) >= 0.99]
-    return (f"flagged before 99% on {len(caught)}/{len(ok)} seeds; W above honest on "
-            f"{len(above)}, too short on {len(short)}; reaches 99% on {len(reached)}")
+    return (f"flagged before 99% on {len(caught)}/{len(ok)} seeds{after}; lowest W above "
+            f"honest's on {len(above)}, too short on {len(short)}; the attack reaches 99% "
+            f"on {len(reached)}/{len(ok)}")
 
 
 def _fmt_range(values: list[Any], digits: int = 3) -> str:
@@ -335,9 +338,13 @@ def prada_study(out: Path, seeds: tuple[int, ...] = (0, 1, 2),
     order = {c.name: i for i, c in enumerate(STUDY_CASES)}
     runs = sorted(kept + new, key=lambda r: (order.get(r["attack"], len(order)), r["seed"]))
     wall = time.perf_counter() - start
+    total = sum(r.get("seconds") or 0.0 for r in runs)
     notes = NOTES.format(seeds=len(seeds)) + (
-        f"\n\nWall time {wall:.0f} s on 2 shared cores ({n_jobs} seeds at a time), load at "
-        f"start {load}" + (f" (then re-measured: {', '.join(only)})." if only else "."))
+        f"\n\nThe runs took {total:.0f} s in all (each: the attack, its reruns blocked at "
+        f"the flags, the honest streams) on 2 shared cores, {n_jobs} seeds at a time; "
+        + (f"this pass re-measured {', '.join(only)} in {wall:.0f} s" if only else
+           f"this pass took {wall:.0f} s" if only is None else "tables rewritten from the runs")
+        + f", load at its start {load}.")
     summary = summary_rows(runs)
     paths = list(write_results(out / "prada_detection", "PRADA against every attack: "
                                "queries until detection and honest false positives",
