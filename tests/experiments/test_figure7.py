@@ -31,6 +31,16 @@ def test_figure7_tiny_grid_writes_json_markdown_and_png(tmp_path) -> None:
     trees = json.loads((tmp_path / "figure7_trees.json").read_text())["rows"]
     assert [r["decimals"] for r in trees] == [5, 4, 3, 2, 1]
     assert trees[0]["1-R_test"] == 1.0
+    # re-measuring one curve keeps the other curves' runs and the trees
+    before = json.loads((tmp_path / "figure7-runs.json").read_text())["rows"]
+    paths = figure7.reproduce(tmp_path, quick=True, datasets=("iris",), alphas=(10,),
+                              n_jobs=1, curves=("2 decimals",))
+    assert "figure7_trees.json" not in {p.name for p in paths}
+    after = json.loads((tmp_path / "figure7-runs.json").read_text())["rows"]
+    assert [r["curve"] for r in after] == [r["curve"] for r in before]
+    assert [r for r in after if r["curve"] != "2 decimals"] == \
+        [r for r in before if r["curve"] != "2 decimals"]
+    assert "Re-measured in this pass: 2 decimals" in (tmp_path / "figure7.md").read_text()
 
 
 def test_rounded_fit_beats_the_papers_on_saturated_answers() -> None:
