@@ -348,7 +348,10 @@ def fill_cells(out: Path, seed: int = 0, cases: list[Case] | None = None,
     monitors, are left as they are."""
     cases = cases if cases is not None else CASES
     defences = defences if defences is not None else DEFENCES
+    import re
+
     stored = json.loads((out / "defence_matrix.json").read_text())
+    first = re.search(r"Wall time [^\n]*", (out / "defence_matrix.md").read_text())
     cells = stored["rows"]
     have = {(r["attack"], r["defence"]) for r in cells}
     targets: dict[str, Target] = {}
@@ -367,10 +370,12 @@ def fill_cells(out: Path, seed: int = 0, cases: list[Case] | None = None,
              for j, d in enumerate(defences)}
     cells = sorted(cells + added, key=lambda r: order.get((r["attack"], r["defence"]),
                                                           (len(order), 0)))
+    if not added:
+        return []
     result = {"cells": cells}
     names = [d.name for d in defences]
     load = " ".join(f"{x:.2f}" for x in _loadavg())
-    notes = NOTES + (
+    notes = NOTES + (f"\n\nFirst pass: {first.group(0)}" if first else "") + (
         f"\n\n{len(added)} cells ({', '.join(sorted({str(r['attack']) for r in added}))}) "
         f"measured in a second pass (git {stored['meta'].get('git', '?')} for the "
         f"others): {time.perf_counter() - start:.0f} s, load {load}.")
