@@ -339,12 +339,15 @@ def prada_study(out: Path, seeds: tuple[int, ...] = (0, 1, 2),
     runs = sorted(kept + new, key=lambda r: (order.get(r["attack"], len(order)), r["seed"]))
     wall = time.perf_counter() - start
     total = sum(r.get("seconds") or 0.0 for r in runs)
-    notes = NOTES.format(seeds=len(seeds)) + (
-        f"\n\nThe runs took {total:.0f} s in all (each: the attack, its reruns blocked at "
-        f"the flags, the honest streams) on 2 shared cores, {n_jobs} seeds at a time; "
-        + (f"this pass re-measured {', '.join(only)} in {wall:.0f} s" if only else
-           f"this pass took {wall:.0f} s" if only is None else "tables rewritten from the runs")
-        + f", load at its start {load}.")
+    spent = (f"The runs took {total:.0f} s in all (each: the attack, its reruns blocked at "
+             "the flags, the honest streams) on 2 shared cores")
+    if only == ():
+        notes_end = f"{spent}; tables rewritten from the stored runs (load now {load})."
+    else:
+        notes_end = (f"{spent}, {n_jobs} seeds at a time; this pass "
+                     + (f"re-measured {', '.join(only)}" if only else "measured all")
+                     + f" in {wall:.0f} s, load at its start {load}.")
+    notes = NOTES.format(seeds=len(seeds)) + "\n\n" + notes_end
     summary = summary_rows(runs)
     paths = list(write_results(out / "prada_detection", "PRADA against every attack: "
                                "queries until detection and honest false positives",
