@@ -184,8 +184,9 @@ def reproduce(out: Path, quick: bool = False, seeds: int | None = None, n_jobs: 
     """Write figure7.{json,md,png}, figure7-runs.{json,md} and figure7_trees.{json,md}.
 
     ``datasets`` and ``alphas`` narrow the grid (default: the quick or full one).
-    ``curves`` re-measures only these curves (e.g. after a change to one attack): the
-    other runs are kept from ``out``'s figure7-runs.json and the trees are not rerun.
+    ``curves`` re-measures only these curves at ``alphas`` and ``seeds`` (e.g. after a
+    change to one attack): the other runs are kept from ``out``'s figure7-runs.json and
+    the trees are not rerun.
     """
     alphas = alphas or (QUICK_ALPHAS if quick else ALPHAS)
     n_seeds = seeds if seeds is not None else 1
@@ -204,14 +205,17 @@ def reproduce(out: Path, quick: bool = False, seeds: int | None = None, n_jobs: 
         order = {k: i for i, k in enumerate(dict.fromkeys(
             [_curve(d, True) for d in DECIMALS] + [_curve(d, False) for d in PAPER_FIT]
             + ["labels only, adaptive (paper)", "labels only, adaptive (ours)"]))}
-        rows = [r for r in kept if r["curve"] not in curves] + rows
+        done = {(r["curve"], r["data set"], r["seed"], r["alpha"]) for r in rows}
+        rows = [r for r in kept
+                if (r["curve"], r["data set"], r["seed"], r["alpha"]) not in done] + rows
         data_order = {d: i for i, d in enumerate(dict.fromkeys(r["data set"] for r in rows))}
         rows.sort(key=lambda r: (r["seed"], data_order[r["data set"]], r["alpha"],
                                  order.get(r["curve"], len(order))))
     table = average(rows)
     grid = "quick grid" if quick else "full grid"
     notes = (
-        f"{grid}: alpha in {list(alphas)}, {n_seeds} seed(s), softmax targets on "
+        f"{grid}: alpha in {sorted({r['alpha'] for r in rows})}, "
+        f"{len({r['seed'] for r in rows})} seed(s) (see `runs`), softmax targets on "
         f"{', '.join(datasets)} (70% split). Budget alpha x c(d + 1). Without rounding "
         "equation solving needs d + 1 queries and stops. `N decimals` (ours): half the "
         "budget on uniform queries, the rest in 3 rounds where the model fitted so far "
@@ -229,7 +233,15 @@ def reproduce(out: Path, quick: bool = False, seeds: int | None = None, n_jobs: 
         "3 decimals 4.6e-4 at alpha 1 and 1.9e-5 at 10; 2 decimals 3.2e-3 and 2.7e-4; "
         "labels only 0.20 and 5.3e-3; 4-5 decimals on the no-rounding curve, 0).")
     if curves is not None:
-        notes += (f" Re-measured in this pass: {', '.join(curves)}; the other curves' runs "
+        import re
+
+        md = out / "figure7.md"
+        notes += "".join(f" Earlier pass: {m}" for m in re.findall(
+            r"(?:Earlier pass|Re-measured in this pass): ([^.]*?; the other (?:curves' )?"
+            r"runs are kept from the previous pass \(git \w+\)\.)",
+            md.read_text() if md.exists() else ""))
+        notes += (f" Re-measured in this pass: {', '.join(curves)} at alpha "
+                  f"{', '.join(str(a) for a in alphas)}, seeds 0-{n_seeds - 1}; the other runs "
                   f"are kept from the previous pass (git {kept_git}).")
     cols = ["curve", "alpha", "queries", "r_test", "paper r_test", "r_unif", "runs",
             "data sets", "seconds"]
