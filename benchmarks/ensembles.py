@@ -12,7 +12,7 @@ Per data set and target, every attack that applies, through the API that enables
 Writes benchmarks/results/ensembles.{json,md} (with --data D: ensembles-D.{json,md},
 then --merge puts the parts together).
 
-Run: .venv/bin/python benchmarks/ensembles.py [--quick | --data D ... | --merge]
+Run: .venv/bin/python benchmarks/ensembles.py [--quick | --data D ... [--no-paths] | --merge]
 """
 
 from __future__ import annotations
@@ -108,6 +108,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="iris and breast cancer only")
     parser.add_argument("--data", action="append", help="only this data set (repeatable); "
                         "writes ensembles-DATA.{json,md}, merged by --merge")
+    parser.add_argument("--no-paths", action="store_true",
+                        help="skip ensemble-paths (top-down per tree): retraining only")
     parser.add_argument("--merge", action="store_true",
                         help="merge the ensembles-*.json parts into ensembles.{json,md}")
     args = parser.parse_args()
@@ -127,7 +129,8 @@ def main() -> None:
         train = np.random.default_rng(0).permutation(len(ds.X_train))[:TRAIN_ROWS]
         for target, model in targets().items():
             model.fit(ds.X_train[train], ds.y_train[train])
-            rows += path_rows(data, target, model, ds)
+            if not args.no_paths:
+                rows += path_rows(data, target, model, ds)
             rows += retrain_rows(data, target, model, ds,
                                  BIG_ALPHAS if data == "adult-income" else ALPHAS)
         write(rows, load_avg, stem)  # after each data set: a partial table survives a stop
@@ -149,7 +152,9 @@ def write(rows: list[dict[str, Any]], load_avg: float, stem: str) -> None:
         "(`forest`). Bottom-up per tree (ensemble-paths with method='path-finding') is "
         "in the tests only: per tree it needs ~3x the queries of top-down, and on a 2-core "
         "machine shared by several sessions (load ~17) 50 trees did not finish in 20 "
-        "minutes. Adult income: retraining at alpha 10 only. 1-R_unif on 10,000 "
+        "minutes. Adult income: retraining at alpha 10 only (run with --no-paths: 50 "
+        "trees of up to 32 leaves over 105 encoded columns, top-down per tree, would "
+        "take hours on this shared machine). 1-R_unif on 10,000 "
         "uniform points of the feature space, R_TV on the "
         "test split (labels-only models without probabilities: -). The paper ran no "
         "ensemble (section 7: 'we suspect that they may be more resilient'); no paper "
