@@ -19,7 +19,8 @@ References: Tramèr et al., USENIX Security 2016, sections 2.2, 4.2 and 5.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,22 +48,29 @@ class Outcome:
     probabilities: np.ndarray | None = None
     values: np.ndarray | None = None
     extras: list[dict[str, Any]] | None = None
+    _records: tuple[list[Any], list[dict[str, Any]]] | None = field(default=None,
+                                                                     repr=False)
 
     def records(self, classes: list[Any]) -> list[dict[str, Any]]:
         """Each answer as the service's JSON: label, probabilities by class, value, and
-        a tree's confidence and fields."""
+        a tree's confidence and fields (made once: the response and the log share it)."""
+        if self._records is not None and self._records[0] == classes:
+            return self._records[1]
+        names = [str(c) for c in classes]
+        probs = None if self.probabilities is None else self.probabilities.tolist()
+        values = None if self.values is None else self.values.tolist()
         out = []
         for i, label in enumerate(self.labels):
             rec: dict[str, Any] = {"label": label}
-            if self.probabilities is not None:
-                rec["probabilities"] = {str(c): float(p) for c, p in
-                                        zip(classes, self.probabilities[i], strict=True)
-                                        if not np.isnan(p)}
-            if self.values is not None:
-                rec["value"] = float(self.values[i])
+            if probs is not None:
+                rec["probabilities"] = {n: p for n, p in zip(names, probs[i], strict=True)
+                                        if not math.isnan(p)}
+            if values is not None:
+                rec["value"] = values[i]
             if self.extras is not None:
                 rec.update(self.extras[i])
             out.append(rec)
+        self._records = (list(classes), out)
         return out
 
 

@@ -48,6 +48,9 @@ CREATE TABLE IF NOT EXISTS requests (
 """
 
 
+_encode_input = json.JSONEncoder(default=str).encode  # one encoder for every row
+
+
 @dataclass(eq=False)
 class _Batch:
     """One request's predictions, reserved against its key's quota until written."""
@@ -164,8 +167,8 @@ class PredictionLog:
         others wait for it; a failed write releases the reservations and raises.
         """
         now = time.time()
-        rows = [(key, model, request_id, json.dumps(x, default=str), json.dumps(y),
-                 price, now) for x, y in zip(inputs, outputs, strict=True)]
+        rows = [(key, model, request_id, _encode_input(x), json.dumps(y), price, now)
+                for x, y in zip(inputs, outputs, strict=True)]
         with self._flushed:
             if request_id is not None:
                 same = self._in_flight.get((key, request_id))
