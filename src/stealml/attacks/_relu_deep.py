@@ -227,9 +227,11 @@ def solve_neuron(points: list[tuple[np.ndarray, np.ndarray]], W: np.ndarray,
 
 
 def second_layer(W: np.ndarray, b: np.ndarray, neurons: list[Neuron],
-                 rtol: float = 1e-6) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """The first layer's signs (+1 / -1) and the second layer's rows and biases over the
-    signed first layer, and whether the signs fit every neuron.
+                 rtol: float = 1e-6) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool,
+                                              np.ndarray]:
+    """The first layer's signs (+1 / -1), the second layer's rows and biases over the
+    signed first layer, whether the signs fit every neuron, and which weights are
+    unknown (first-layer neurons never crossed and inactive where the neuron was traced).
 
     A wrongly signed first-layer neuron i (mu_i = 1) adds -alpha_i w_i to every
     neuron's beta; first-layer neurons a neuron was never traced across add unknown
@@ -253,16 +255,18 @@ def second_layer(W: np.ndarray, b: np.ndarray, neurons: list[Neuron],
     Ws, bs = W * s[:, None], b * s
     V = np.zeros((len(neurons), h))
     c = np.zeros(len(neurons))
+    unknown = np.zeros((len(neurons), h), dtype=bool)
     for j, u in enumerate(neurons):
         V[j] = u.alpha
         # what the never-crossed neurons active at the points add: the rest of beta
         rest = u.beta + (mu * u.alpha) @ W
         active = np.flatnonzero(~u.seen & ((u.Y[0] @ Ws.T + bs) > 0))
+        unknown[j] = ~u.seen & ((u.Y[0] @ Ws.T + bs) <= 0)
         if len(active):
             coef, *_ = np.linalg.lstsq(Ws[active].T, rest, rcond=None)
             V[j, active] = coef
         c[j] = -float(np.mean(np.maximum(u.Y @ Ws.T + bs, 0.0) @ V[j]))
-    return s, V, c, consistent
+    return s, V, c, consistent, unknown
 
 
 def trace(f: Outputs, y: np.ndarray, n: np.ndarray, W: np.ndarray, b: np.ndarray,
@@ -305,8 +309,17 @@ def _step(f: Outputs, y: np.ndarray, n: np.ndarray, W: np.ndarray, b: np.ndarray
     crossed, and find it again just past that plane."""
     d = len(y)
     z = W @ y + b
-    cands = [-np.sign(z[i]) * W[i] for i in rng.permutation(np.flatnonzero(~crossed))]
-    cands += list(rng.normal(size=(4, d)))
+    # towards each plane not yet crossed, nearest first (a walk that gets there when
+    # other planes are in the way), then random directions along the surface
+    toward, reach = [], []
+    for i in np.flatnonzero(~crossed):
+        r = -np.sign(z[i]) * W[i]
+        r = r - (r @ n) * n
+        norm = float(np.linalg.norm(r))
+        if norm > 1e-6:
+            toward.append(r / norm)
+            reach.append(abs(z[i]) / norm)
+    cands = [toward[k] for k in np.argsort(reach)] + list(rng.normal(size=(4, d)))
     best = None
     for r in cands:
         r = r - (r @ n) * n

@@ -135,6 +135,8 @@ def _second(f: Outputs, search: _Search, first: FirstLayer, neurons: list[Neuron
         while seeds and len(neurons) < h2:
             if _low(f, reserve):
                 raise OutOfBudget
+            # seeds in the box first: the surfaces there are the ones that matter
+            seeds.sort(key=lambda s: float(np.abs(s[0]).max()))
             y, n = seeds.pop(0)
             if first.on_plane(y) or any(u.holds(W, b, y, n) for u in neurons):
                 continue
@@ -182,7 +184,7 @@ def _merge(neurons: list[Neuron], new: Neuron, W: np.ndarray, b: np.ndarray) -> 
     neurons.append(new)
 
 
-def _distinct(V: np.ndarray, c: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _distinct(V: np.ndarray, c: np.ndarray, seen: np.ndarray) -> np.ndarray:
     """The second-layer rows without repeats (one neuron traced from two seeds): rows
     equal up to scale on the first-layer neurons both were traced across; the one traced
     across more is kept."""
@@ -200,8 +202,62 @@ def _distinct(V: np.ndarray, c: np.ndarray, seen: np.ndarray) -> tuple[np.ndarra
                 break
         if not same:
             keep.append(int(j))
-    keep.sort()
-    return V[keep], c[keep]
+    return np.sort(np.array(keep, dtype=int))
+
+
+def _signs_and_unknown(H1: np.ndarray, F: np.ndarray, V: np.ndarray, c: np.ndarray,
+                       unknown: np.ndarray,
+                       sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The second layer's signs and unknown weights together, for one output: starting
+    from the least-squares signs, each neuron's sign is flipped while that makes the
+    answers fit better once the unknown weights are filled in (an unknown weight makes
+    the least-squares signs unreliable)."""
+
+    def fit(sig: np.ndarray) -> tuple[float, np.ndarray]:
+        Vs = _fill_unknown(H1, F, V * sig[:, None], c * sig, unknown)
+        H2 = np.maximum(H1 @ Vs.T + c * sig, 0.0)
+        X = np.hstack([H2, np.ones((len(H1), 1))])
+        coef, *_ = scipy.linalg.lstsq(X, F, lapack_driver="gelsd", check_finite=False)
+        return float(np.abs(X @ coef - F).max(initial=0.0)), Vs * sig[:, None]
+
+    best, Vb = fit(sigma)
+    for _ in range(3):
+        better = False
+        for j in range(len(V)):
+            trial = sigma.copy()
+            trial[j] = -trial[j]
+            err, Vt = fit(trial)
+            if err < best * (1 - 1e-3):
+                best, Vb, sigma, better = err, Vt, trial, True
+        if not better:
+            break
+    return sigma, Vb
+
+
+def _fill_unknown(H1: np.ndarray, F: np.ndarray, V: np.ndarray, c: np.ndarray,
+                  unknown: np.ndarray, rounds: int = 8) -> np.ndarray:
+    """The second-layer weights no trace saw, from the answers: with the second layer's
+    activation patterns fixed (from the current weights), f = sum_j 1[z_j > 0]
+    (a_j k_j + sum_i a_j V_ji h_i) + d is linear in a_j and a_j V_ji (k_j the known part
+    of z_j); solved, the patterns updated, until they stop changing."""
+    pairs = np.argwhere(unknown)
+    if not len(pairs):
+        return V
+    ones = np.ones((len(H1), 1))
+    for _ in range(rounds):
+        on = (H1 @ V.T + c > 0).astype(float)
+        K = H1 @ np.where(unknown, 0.0, V).T + c
+        X = np.hstack([on * K, on[:, pairs[:, 0]] * H1[:, pairs[:, 1]], ones])
+        coef, *_ = scipy.linalg.lstsq(X, F, lapack_driver="gelsd", check_finite=False)
+        a, B = coef[:len(V)], coef[len(V):len(V) + len(pairs)]
+        new = V.copy()
+        ok = np.abs(a[pairs[:, 0]]) > 1e-9
+        new[pairs[ok, 0], pairs[ok, 1]] = B[ok] / a[pairs[ok, 0]]
+        same = np.array_equal(H1 @ new.T + c > 0, on > 0)
+        V = new
+        if same:
+            break
+    return V
 
 
 def _low(f: Outputs, reserve: int) -> bool:
@@ -212,8 +268,9 @@ def _low(f: Outputs, reserve: int) -> bool:
 def _fit(f: Outputs, W: np.ndarray, b: np.ndarray, neurons: list[Neuron],
          sizes: tuple[int, int], d: int, n_out: int,
          rng: np.random.Generator) -> tuple[Network, dict[str, Any], bool]:
-    sign, V, c, consistent = second_layer(W, b, neurons)
-    V, c = _distinct(V, c, np.array([u.seen for u in neurons]).reshape(len(V), len(W)))
+    sign, V, c, consistent, unknown = second_layer(W, b, neurons)
+    keep = _distinct(V, c, np.array([u.seen for u in neurons]).reshape(len(V), len(W)))
+    V, c, unknown = V[keep], c[keep], unknown[keep]
     W1, b1 = W * sign[:, None], b * sign
     Y = rng.uniform(-1, 1, (fit_size(sizes, d, n_out), d))
     exhausted = False
@@ -236,6 +293,8 @@ def _fit(f: Outputs, W: np.ndarray, b: np.ndarray, neurons: list[Neuron],
                                   lapack_driver="gelsd", check_finite=False)
     e, ell = coef[:m], coef[m:2 * m]
     sigma = np.where(np.linalg.norm(e + ell, axis=1) < np.linalg.norm(ell, axis=1), -1.0, 1.0)
+    if n_out == 1:
+        sigma, V = _signs_and_unknown(H1, F[:, 0], V, c, unknown, sigma)
     V, c = V * sigma[:, None], c * sigma
     H2 = np.maximum(H1 @ V.T + c, 0.0)
     coef, *_ = scipy.linalg.lstsq(np.hstack([H2, *lin, ones]), F, lapack_driver="gelsd",

@@ -95,19 +95,21 @@ def refine(net: Network, Y: np.ndarray, F: np.ndarray, centred: bool,
         return R - R.mean(axis=1, keepdims=True) if centred else R
 
     best, best_err = net, np.inf
-    for _ in range(steps):
+    for _ in range(steps + 1):
         keep = _clear(net, Y, margin)
         R = residual(net, keep)
         err = float(np.abs(R).max(initial=0.0))
-        if err < best_err:
-            best, best_err = net, err
+        if not err < best_err:
+            break  # no better than the best step: done
+        best, best_err = net, err
         if not keep.any() or err <= 1e-14 * (1 + float(np.abs(F).max())):
             break
         J = net.jacobian(Y[keep])
         if centred:
             J = J - J.mean(axis=1, keepdims=True)
-        step, *_ = scipy.linalg.lstsq(J.reshape(-1, J.shape[2]), R.ravel(),
+        # directions the answers barely see (units never active on the points, scale
+        # symmetries) are left alone: truncated least squares
+        step, *_ = scipy.linalg.lstsq(J.reshape(-1, J.shape[2]), R.ravel(), cond=1e-10,
                                       lapack_driver="gelsd", check_finite=False)
         net = net.unflat(net.flat() - step)
-    keep = _clear(best, Y, margin)
-    return best, float(np.abs(residual(best, keep)).max(initial=0.0))
+    return best, best_err
