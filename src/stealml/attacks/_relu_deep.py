@@ -312,13 +312,13 @@ def _step(f: Outputs, y: np.ndarray, n: np.ndarray, W: np.ndarray, b: np.ndarray
     # towards each plane not yet crossed, nearest first (a walk that gets there when
     # other planes are in the way), then random directions along the surface
     toward, reach = [], []
-    for i in np.flatnonzero(~crossed):
-        r = -np.sign(z[i]) * W[i]
+    for k in np.flatnonzero(~crossed):
+        r = -np.sign(z[k]) * W[k]
         r = r - (r @ n) * n
         norm = float(np.linalg.norm(r))
         if norm > 1e-6:
             toward.append(r / norm)
-            reach.append(abs(z[i]) / norm)
+            reach.append(abs(z[k]) / norm)
     cands = [toward[k] for k in np.argsort(reach)] + list(rng.normal(size=(4, d)))
     best = None
     for r in cands:
