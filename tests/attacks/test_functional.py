@@ -8,7 +8,8 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from stealml.attacks import FunctionallyEquivalent
 from stealml.attacks._relu_solve import solve_signs
-from stealml.experiments.neural import output_error, parameter_error
+from stealml.exceptions import ConfigurationError
+from stealml.experiments.neural import aligned_parameter_error, output_error, parameter_error
 from stealml.ledger import Ledger
 from stealml.oracles import LocalOracle
 from stealml.space import FeatureSpace
@@ -73,3 +74,39 @@ def test_signs_of_an_expansive_layer_by_subset_sum() -> None:
     beta = -sum(np.outer(A[:, i], W[i]) for i in range(16) if wrong[i])
     mu, ok = solve_signs(A, W, beta)
     assert ok and np.array_equal(mu > 0.5, wrong)
+
+
+@pytest.fixture(scope="module")
+def two_layer_regressor() -> MLPRegressor:
+    X = _data(600, 4, 2)
+    return MLPRegressor(hidden_layer_sizes=(6, 5), max_iter=800, random_state=2).fit(
+        X, np.sin(2 * X[:, 0]) + X[:, 1] * X[:, 2])
+
+
+def test_two_hidden_layers_extracted_to_machine_precision(two_layer_regressor) -> None:
+    target = two_layer_regressor
+    result = FunctionallyEquivalent((6, 5), random_state=2).run(LocalOracle(target))
+    assert result.complete and isinstance(result.model, MLPRegressor)
+    assert [w.shape for w in result.model.coefs_] == [(4, 6), (6, 5), (5, 1)]
+    # a second-layer unit of this victim never bends the answers in the box
+    assert result.info["neurons_found"][0] == 6 and result.info["neurons_found"][1] >= 4
+    err = output_error(target, result.model, FeatureSpace.continuous(4), n_points=5000,
+                       n_lines=10)
+    assert err["max_logit_error"] < 1e-9
+    aligned = aligned_parameter_error(target, result.model)
+    assert aligned["matched"][0] == 6 and aligned["max_error"] < 1e-6
+
+
+def test_two_hidden_layers_short_budget_keeps_the_architecture(two_layer_regressor) -> None:
+    oracle = LocalOracle(two_layer_regressor, ledger=Ledger(budget=3000))
+    result = FunctionallyEquivalent((6, 5), random_state=0).run(oracle)
+    assert result.queries <= 3000 and not result.complete
+    assert [w.shape for w in result.model.coefs_] == [(4, 6), (6, 5), (5, 1)]
+
+
+def test_three_hidden_layers_are_refused() -> None:
+    target = MLPRegressor(hidden_layer_sizes=(4, 4, 4), max_iter=20).fit(
+        _data(50, 3, 0), _data(50, 1, 1)[:, 0])
+    assert not FunctionallyEquivalent.supports(target)
+    with pytest.raises(ConfigurationError, match="one or two hidden layers"):
+        FunctionallyEquivalent((4, 4, 4)).run(LocalOracle(target))

@@ -238,6 +238,8 @@ def second_layer(W: np.ndarray, b: np.ndarray, neurons: list[Neuron],
     multiples of their w_i, which are projected out. The least-squares mu is rounded.
     """
     h, d = W.shape
+    if not neurons:
+        return np.ones(h), np.zeros((0, h)), np.zeros(0), False, np.zeros((0, h), dtype=bool)
     blocks, targets, projectors = [], [], []
     for u in neurons:
         U = W[~u.seen].T

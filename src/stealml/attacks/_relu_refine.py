@@ -79,7 +79,7 @@ class Network:
 def _clear(net: Network, Y: np.ndarray, margin: float) -> np.ndarray:
     keep = np.ones(len(Y), dtype=bool)
     for Z in net.pre_activations(Y):
-        spread = np.maximum(np.abs(Z).max(axis=0), 1e-300)
+        spread = np.maximum(np.abs(Z).max(axis=0, initial=0.0), 1e-300)
         keep &= (np.abs(Z) / spread > margin).all(axis=1)
     return keep
 

@@ -18,7 +18,7 @@ from scipy.optimize import linear_sum_assignment
 from stealml.random import RandomState, as_generator
 from stealml.space import FeatureSpace
 
-__all__ = ["logits", "output_error", "parameter_error"]
+__all__ = ["aligned_parameter_error", "logits", "output_error", "parameter_error"]
 
 
 def logits(model: Any, X: np.ndarray) -> np.ndarray:
@@ -95,3 +95,50 @@ def _aligned(model: Any, rtol: float) -> tuple[np.ndarray, np.ndarray, np.ndarra
     c = c + (np.maximum(b[~bends], 0.0)[:, None] * A[~bends]).sum(axis=0)
     rows = np.hstack([W[bends], b[bends, None]]) / s[bends, None]
     return rows, A[bends] * s[bends, None], c
+
+
+def aligned_parameter_error(target: Any, stolen: Any, match_tol: float = 1e-3,
+                            rtol: float = 1e-6) -> dict[str, Any]:
+    """Largest parameter difference between two ReLU networks of any depth after
+    aligning each hidden layer's neurons by permutation and positive scale, over the
+    neurons that match.
+
+    Layer by layer, each neuron's row [w; b] (its inputs aligned with the previous
+    layer's matched neurons) is scaled to unit incoming weight, the scale carried into
+    the next layer, and the rows paired by least largest difference; pairs closer than
+    ``match_tol`` match. A neuron that never bends the answers on the inputs of interest
+    (dead, or active everywhere) cannot be recovered as such and stays unmatched; so do
+    stand-ins and dead units of the stolen network. Returns ``max_error`` over the
+    matched neurons and the output weights between them, and ``matched`` / ``neurons``
+    per hidden layer (infinite error when the shapes differ).
+    """
+    tl = [(W.T, b) for W, b in zip(target.coefs_, target.intercepts_, strict=True)]
+    sl = [(W.T, b) for W, b in zip(stolen.coefs_, stolen.intercepts_, strict=True)]
+    if (len(tl) != len(sl) or tl[0][0].shape[1] != sl[0][0].shape[1]
+            or tl[-1][0].shape[0] != sl[-1][0].shape[0]):
+        return {"max_error": float("inf"), "matched": [], "neurons": []}
+    d = tl[0][0].shape[1]
+    ct, cs = np.arange(d), np.arange(d)
+    st, ss = np.ones(d), np.ones(d)
+    worst, matched, sizes = 0.0, [], []
+    for (Wt, bt), (Ws, bs) in zip(tl[:-1], sl[:-1], strict=True):
+        Wt, Ws = Wt[:, ct] * st, Ws[:, cs] * ss
+        nt, ns = np.linalg.norm(Wt, axis=1), np.linalg.norm(Ws, axis=1)
+        lt = np.flatnonzero(nt > rtol * max(float(nt.max(initial=0.0)), 1e-300))
+        ls = np.flatnonzero(ns > rtol * max(float(ns.max(initial=0.0)), 1e-300))
+        Rt = np.hstack([Wt[lt], bt[lt, None]]) / nt[lt, None]
+        Rs = np.hstack([Ws[ls], bs[ls, None]]) / ns[ls, None]
+        cost = np.abs(Rt[:, None, :] - Rs[None, :, :]).max(axis=2)
+        rows, cols = linear_sum_assignment(cost) if cost.size else ([], [])
+        rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
+        good = cost[rows, cols] < match_tol if len(rows) else np.zeros(0, dtype=bool)
+        worst = max(worst, float(cost[rows[good], cols[good]].max(initial=0.0)))
+        matched.append(int(good.sum()))
+        sizes.append(len(Wt))
+        ct, cs = lt[rows[good]], ls[cols[good]]
+        st, ss = nt[ct], ns[cs]
+    At, As = tl[-1][0][:, ct] * st, sl[-1][0][:, cs] * ss
+    if At.shape[0] > 1:
+        At, As = At - At.mean(axis=0), As - As.mean(axis=0)
+    worst = max(worst, float(np.abs(At - As).max(initial=0.0)))
+    return {"max_error": worst, "matched": matched, "neurons": sizes}
