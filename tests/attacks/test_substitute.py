@@ -105,7 +105,7 @@ def test_averaging_networks_copies_the_digits_victim_better() -> None:
         assert result.queries == 1347
         agree[k] = (_agreement(victim, result.model, Xte), _agreement(victim, result.model, U))
     assert agree[4][0] >= 0.99
-    assert agree[4][1] >= agree[1][1] + 0.03
+    assert agree[4][1] >= agree[1][1] + 0.02  # measured: 0.483 -> 0.521
 
 
 def test_n_estimators_is_checked_before_any_query(victim) -> None:
