@@ -7,12 +7,14 @@ USENIX Security 2016, sections 5 (extract-and-test) and 6.4 (the RBF kernel's ga
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 from sklearn.base import clone
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.svm import SVC
@@ -26,6 +28,9 @@ FAMILIES = ("linear", "poly-svm", "rbf-svm", "mlp", "forest")
 AUTO = ("linear", "poly-svm", "rbf-svm")
 RBF_WIDTHS = (1.0, 4.0, 0.25, 16.0, 1 / 16)  # gamma, in units of scikit-learn's "scale"
 RBF_C = (1e5, 1e2)  # labels are noiseless: (almost) hard margins
+# a hard margin between answers a hair apart on both sides of a boundary can take libsvm
+# minutes to reach; its iterate after this many steps is scored like any other candidate
+SVC_MAX_ITER = 200_000
 SELECT_ROWS = 3000  # most answers the candidates are fit on while selecting
 FOLDS_BELOW = 400  # with fewer answers, every answer is held out once (k-fold), not a quarter
 FOLDS = 5
@@ -43,10 +48,11 @@ def candidates(family: str, X: np.ndarray, hidden_units: int = 20,
     if family == "linear":
         return [LogisticRegression(C=c, max_iter=1000) for c in (1e3, 1.0)]
     if family == "poly-svm":
-        return [SVC(kernel="poly", degree=2, coef0=1.0, C=c) for c in (1e3, 10.0)]
+        return [SVC(kernel="poly", degree=2, coef0=1.0, C=c, max_iter=SVC_MAX_ITER)
+                for c in (1e3, 10.0)]
     if family == "rbf-svm":
         scale = 1.0 / (X.shape[1] * max(float(X.var()), 1e-12))
-        return [SVC(kernel="rbf", gamma=g * scale, C=c)
+        return [SVC(kernel="rbf", gamma=g * scale, C=c, max_iter=SVC_MAX_ITER)
                 for g in RBF_WIDTHS for c in RBF_C]
     if family == "mlp":
         return [MLPClassifier(hidden_layer_sizes=(h,), activation="tanh", alpha=1e-5,
@@ -68,6 +74,10 @@ def fit(estimator: Any, X: np.ndarray, y: np.ndarray, warm: bool = False) -> Any
     if len(np.unique(y.astype(str))) < 2:
         return DummyClassifier(strategy="constant", constant=y[0]).fit(X, y)
     model = clone(estimator)
+    if isinstance(model, SVC):
+        with warnings.catch_warnings():  # an SVC stopped at max_iter is still a model
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return model.fit(X, y)
     classes = getattr(estimator, "classes_", None)
     if warm and isinstance(estimator, (LogisticRegression, MLPClassifier)) and \
             classes is not None and np.array_equal(classes, np.unique(y)):
