@@ -237,7 +237,7 @@ def reproduce(out: Path, quick: bool = False, seeds: int | None = None, n_jobs: 
 
         md = out / "figure7.md"
         notes += "".join(f" Earlier pass: {m}" for m in re.findall(
-            r"(?:Earlier pass|Re-measured in this pass): ([^.]*?; the other (?:curves' )?"
+            r"(?:Earlier pass|Re-measured in this pass): (.*?; the other (?:curves' )?"
             r"runs are kept from the previous pass \(git \w+\)\.)",
             md.read_text() if md.exists() else ""))
         notes += (f" Re-measured in this pass: {', '.join(curves)} at alpha "
