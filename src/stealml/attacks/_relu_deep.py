@@ -2,19 +2,19 @@
 
 A first-layer neuron bends the answers on one whole hyperplane: every critical point on
 it has the same normal (the Jacobian's jump is its weight row times region-dependent
-output gains) and lies on the same plane, so planes met on three different lines are
-first-layer neurons (:class:`FirstLayer`). A second-layer neuron j bends them where
-z_j(y) = sum_i alpha_i relu(s_i z_i(y)) + c_j crosses zero: a hyperplane inside each
-region of first-layer activation patterns, bent where it crosses a first-layer plane.
-:func:`trace` follows one such surface from a critical point across first-layer planes
-(stepping along it to the next plane, just past it, and finding the surface again on a
-short segment parallel to that plane), so that every critical point it gathers belongs
-to the same neuron; its normal in region k is that of
-sum_i alpha_i 1[z_i > 0] w_i + beta, written with the unsigned first-layer z_i, where
-beta = -sum_i mu_i alpha_i w_i collects the neurons whose sign was guessed wrong.
+output gains) and lies on the same plane; a plane met on two lines on which the answers
+also bend at random points of it is a first-layer neuron (:class:`FirstLayer`). A
+second-layer neuron j bends them where z_j(y) = sum_i alpha_i relu(s_i z_i(y)) + c_j
+crosses zero: a hyperplane inside each region of first-layer activation patterns, bent
+where it crosses a first-layer plane. :func:`trace` follows one such surface from a
+critical point across first-layer planes (stepping along it to the next plane, just past
+it, and finding the surface again on a short segment parallel to that plane), so that
+every critical point it gathers belongs to the same neuron; its normal in region k is
+that of sum_i alpha_i 1[z_i > 0] w_i + beta, written with the unsigned first-layer z_i,
+where beta = -sum_i mu_i alpha_i w_i collects the neurons whose sign was guessed wrong.
 :func:`solve_neuron` finds alpha, beta (and the gain of each point) by least squares;
 the betas of all second-layer neurons then fix the first layer's signs by the same
-subset sum as for one hidden layer.
+subset sum as for one hidden layer (:func:`second_layer`).
 
 References: Carlini, Jagielski and Mironov, "Cryptanalytic Extraction of Neural Network
 Models", CRYPTO 2020, section 4.4 (deeper layers from critical points, given the layers

@@ -1,7 +1,7 @@
 """Functionally-equivalent extraction of a ReLU network with two hidden layers, end to end.
 
-1. Critical points on random lines; planes met on three lines are first-layer neurons
-   (:class:`._relu_deep.FirstLayer`).
+1. Critical points on random lines; planes met on two lines, on which the answers bend at
+   random points too, are first-layer neurons (:class:`._relu_deep.FirstLayer`).
 2. Every other critical point seeds a second-layer neuron unless it lies on the surface of
    one already solved: the surface is traced across the first-layer planes and solved for
    (:func:`._relu_deep.trace`, :func:`._relu_deep.solve_neuron`).

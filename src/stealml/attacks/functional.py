@@ -9,13 +9,20 @@ hidden weight to machine precision, yields the output layer, and settles every n
 sign through a subset sum (:mod:`._relu_solve`). The stolen model is a real scikit-learn
 ``MLPClassifier`` (``MLPRegressor`` for a regressor) with the extracted weights.
 
+A network with two hidden layers is extracted layer by layer (:mod:`._relu_depth`): the
+first layer from the planes its critical points share, the second from its neurons'
+surfaces traced across those planes, the signs from the second layer's solutions and the
+answers, then Gauss-Newton refinement of every parameter (:mod:`._relu_refine`).
+
 The attack never stops on a count mismatch: with fewer neurons found than the
 architecture has it keeps searching lines within its budget and ``max_lines``, then builds
 the best network from what it found (``complete`` False, the counts in ``info``).
 
 References: Carlini, Jagielski and Mironov, "Cryptanalytic Extraction of Neural Network
 Models", CRYPTO 2020; Jagielski et al., "High Accuracy and High Fidelity Extraction of
-Neural Networks", USENIX Security 2020, section 6 (functionally equivalent extraction).
+Neural Networks", USENIX Security 2020, section 6 (functionally equivalent extraction);
+Canales-Martinez et al., "Polynomial Time Cryptanalytic Extraction of Neural Network
+Models", EUROCRYPT 2024 (sign recovery in deeper layers).
 """
 
 from __future__ import annotations
@@ -48,9 +55,10 @@ class FunctionallyEquivalent(Attack):
     Parameters
     ----------
     hidden_layer_sizes : tuple of int, optional
-        The target's hidden layer, as its documentation would state it (``stealml
-        extract`` reads it from a local target); one layer only. Without it the search
-        stops after ``patience`` lines find no new neuron.
+        The target's hidden layers, as its documentation would state it (``stealml
+        extract`` reads them from a local target); one or two layers. Without it one
+        layer is assumed and the search stops after ``patience`` lines find no new
+        neuron.
     max_lines : int
         Most random lines searched for critical points.
     patience : int
@@ -66,7 +74,7 @@ class FunctionallyEquivalent(Attack):
         Seed of the lines and the fit points.
 
     References: Carlini, Jagielski and Mironov, CRYPTO 2020; Jagielski et al., USENIX
-    Security 2020.
+    Security 2020; Canales-Martinez et al., EUROCRYPT 2024.
 
     Examples
     --------
