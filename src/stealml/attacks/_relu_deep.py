@@ -110,13 +110,17 @@ class FirstLayer:
         """The critical points of confirmed plane ``i``."""
         return self._kept()[i].points
 
-    def reject(self, idx: np.ndarray) -> None:
+    def reject(self, idx: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Drop confirmed planes (by index in :meth:`confirmed`) that turned out to be
-        flat pieces of a second-layer surface."""
+        flat pieces of a second-layer surface; returns their critical points (with the
+        plane's normal), seeds of that surface."""
         kept = self._kept()
+        points: list[tuple[np.ndarray, np.ndarray]] = []
         for i in idx:
             kept[i].rejected = True
+            points.extend((y, kept[i].normal) for y in kept[i].points)
         self._cache = None
+        return points
 
     def on_plane(self, y: np.ndarray) -> bool:
         W, b = self.confirmed()

@@ -103,7 +103,7 @@ def extract_two_layers(f: Outputs, sizes: tuple[int, int], d: int, n_out: int,
             fake = _flat_planes(f, first, neurons, extent, rng)
             if not len(fake):
                 break
-            first.reject(fake)
+            seeds.extend(first.reject(fake))
             W, b = first.confirmed()
             traced = [u.traced for u in neurons]
             neurons.clear()
@@ -154,7 +154,7 @@ def _flat_planes(f: Outputs, first: FirstLayer, neurons: list[Neuron], extent: f
     """Confirmed planes that are flat pieces of a second-layer surface met on several
     lines, not first-layer neurons: no traced surface bends where it crosses them, and
     traced as a surface themselves they bend at some first-layer plane (the new neuron
-    is kept)."""
+    is kept), or three traced surfaces cross them."""
     W, b = first.confirmed()
     h = len(W)
     seen = np.array([u.seen for u in neurons]).reshape(-1, h)
@@ -169,6 +169,8 @@ def _flat_planes(f: Outputs, first: FirstLayer, neurons: list[Neuron], extent: f
         if u.residual < SOLVE_TOL and (np.abs(u.alpha) > 1e-6 * (1 + np.abs(u.alpha).max())).any():
             flat.append(c)
             neurons.append(u)
+        elif seen[:, c].sum() >= 3:
+            flat.append(c)  # three surfaces cross it unbent: no first-layer neuron
     return np.array(flat, dtype=int)
 
 
