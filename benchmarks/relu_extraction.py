@@ -155,9 +155,15 @@ second-layer unit that is dead on the whole box, or active on all of it, never b
 answers there (one active everywhere adds a linear function of the first layer, which the
 attack keeps as one always-active stand-in unit). `param_error` for two layers is the
 largest parameter difference after aligning neurons per layer by permutation and positive
-scale over the neurons that match within 1e-3 (`param_matched`: matched/total per layer,
-unmatched ones being the units that never bend the answers in the box, the stand-in and
-dead units). Runs were single-threaded (OMP/OpenBLAS/MKL threads = 1).
+scale over the neurons that match within 1e-3 (`param_matched`: matched/total per layer).
+Second-layer units stay unmatched when they never bend the answers in the box (found as a
+stand-in or not at all) or when some of their weights change no answer in the box (weights
+on first-layer units that are inactive wherever the second-layer unit is active there):
+those are fitted to the answers, not recovered. Runs were single-threaded
+(OMP/OpenBLAS/MKL threads = 1).
+
+A 784-128-10 random-weight network on uniform inputs (without `--skip-784`) did not finish
+within 14 minutes on the loaded machine (load 13) in an earlier session and is not reported.
 """
     write_results(RESULTS, "Functionally-equivalent extraction of ReLU networks", rows,
                   ["target", "seed", "queries", "seconds", "load", "neurons",
