@@ -68,7 +68,7 @@ def test_auth_quota_and_malformed_input_have_json_errors(client: TestClient) -> 
     assert r.status_code == 429 and "5 of its quota of 20" in r.json()["error"]["message"]
     for bad in ({"input": {**ROW, "sex": "X"}}, {"input": {**ROW, "height": 2}},
                 {"input": {"age": 39}}, {"input": {**ROW, "age": "old"}}, {"inputs": []},
-                {"input": [1, 2]}, {}):
+                {"input": [1, 2]}, {}, {"input": {**ROW, "age": 1e308}}):
         r = client.post("/models/softmax/predict", json=bad, headers=AUTH)
         assert r.status_code == 422, bad
         assert set(r.json()["error"]) == {"code", "message"}

@@ -150,6 +150,9 @@ class ServedModel:
     def model_input(self, rows: Any) -> np.ndarray:
         """Raw rows -> the model's input columns, per the incomplete-input semantics."""
         Z = self.extraction.transform(rows, allow_missing=self.policy.incomplete != "reject")
+        if np.isinf(Z).any():
+            raise InvalidInputError(f"model {self.name!r}: an input value is too large "
+                                    "(its scaled value overflows)")
         if self.policy.incomplete == "zeros":
             Z = np.nan_to_num(Z, nan=0.0)
         return Z
