@@ -26,7 +26,7 @@ __all__ = ["Piece", "Signer", "category_pieces", "covering_array",
 
 Signed = tuple[Probe, Hashable]
 Signer = Callable[[Sequence[Any]], Asking[list[Signed]]]
-Piece = tuple[Predicate, Any, Probe, Any]  # predicate, representative, its answer, other value
+Piece = tuple[Predicate, Any, Probe]  # predicate, representative, its answer
 
 
 def simple_signer(row: Row, i: int) -> Signer:
@@ -47,9 +47,8 @@ def category_pieces(sign: Signer, values: Sequence[str], known: dict[str, Signed
         groups.setdefault(signed[v][1], []).append(v)
     pieces: list[Piece] = []
     for members in groups.values():
-        order = rng.permutation(len(members))
-        rep, alt = members[order[0]], (members[order[-1]] if len(members) > 1 else None)
-        pieces.append((frozenset(members), rep, signed[rep][0], alt))
+        rep = members[rng.permutation(len(members))[0]]
+        pieces.append((frozenset(members), rep, signed[rep][0]))
     return pieces
 
 
@@ -97,12 +96,10 @@ def _pieces_from_cuts(grid: Grid, domain: tuple[float, float], span: tuple[int, 
     pieces: list[Piece] = []
     for j, (a, b) in enumerate(itertools.pairwise(bounds)):
         ends = [min(k for k in seen if a < k <= b), max(k for k in seen if a < k <= b)]
-        pick = int(rng.integers(2))
-        rep, alt = ends[pick], ends[1 - pick]
+        rep = ends[int(rng.integers(2))]
         lo = domain[0] if j == 0 else grid.cut(a)
         hi = domain[1] if j == len(bounds) - 2 else grid.cut(b)
-        pieces.append(((lo, hi), grid.value(rep), seen[rep][0],
-                       None if alt == rep else grid.value(alt)))
+        pieces.append(((lo, hi), grid.value(rep), seen[rep][0]))
     return pieces
 
 

@@ -146,7 +146,7 @@ class TopDown(Attack):
                         continue
                     i, pieces = children
                     deeper += [Node(with_value(node.row, i, rep), {**node.preds, i: pred},
-                                    child, i) for pred, rep, child, _ in pieces]
+                                    child, i) for pred, rep, child in pieces]
                 check_leaf_count(len(leaves) + len(unchecked) + len(deeper), self.max_leaves)
                 layer = deeper
         except Exhausted:
