@@ -110,3 +110,29 @@ def test_three_hidden_layers_are_refused() -> None:
     assert not FunctionallyEquivalent.supports(target)
     with pytest.raises(ConfigurationError, match="one or two hidden layers"):
         FunctionallyEquivalent((4, 4, 4)).run(LocalOracle(target))
+
+
+@pytest.fixture(scope="module")
+def wide_mlp() -> MLPClassifier:
+    """A 256-20-4 ReLU classifier: wide inputs take the Jacobian sweep."""
+    X = _data(800, 256, 4)
+    y = np.digitize(X[:, :8].sum(axis=1) * X[:, 8], [-1.0, 0.0, 1.0])
+    return MLPClassifier((20,), max_iter=300, random_state=4).fit(X, y)
+
+
+def test_wide_inputs_by_jacobians_between_corners(wide_mlp) -> None:
+    result = FunctionallyEquivalent((20,), random_state=0).run(LocalOracle(wide_mlp))
+    assert result.info["method"] == "sweep" and result.info["neurons_found"] == [20]
+    assert result.complete and isinstance(result.model, MLPClassifier)
+    err = output_error(wide_mlp, result.model, FeatureSpace.continuous(256), n_points=5000,
+                       n_lines=10)
+    assert err["agreement_uniform"] == 1.0 and err["max_logit_error"] < 1e-8
+    assert aligned_parameter_error(wide_mlp, result.model)["max_error"] < 1e-8
+
+
+def test_wide_inputs_short_budget_keeps_the_architecture(wide_mlp) -> None:
+    oracle = LocalOracle(wide_mlp, ledger=Ledger(budget=3000))
+    result = FunctionallyEquivalent((20,), random_state=0).run(oracle)
+    assert result.queries <= 3000 and not result.complete
+    assert 0 < result.info["neurons_found"][0] < 20
+    assert result.model.coefs_[0].shape == (256, 20)

@@ -103,22 +103,33 @@ def _close(a: np.ndarray, b: np.ndarray, tol: float) -> bool:
     return bool(np.all(np.abs(a - b) <= tol * (1.0 + np.abs(a) + np.abs(b))))
 
 
-def find_kinks(f: Outputs, line: Line, tol: float = 1e-7,
-               max_waves: int = 60) -> list[float]:
+def find_kinks(f: Outputs, line: Line, tol: float = 1e-7, max_waves: int = 60,
+               known: np.ndarray | None = None, margin: float = 1e-6) -> list[float]:
     """The corners of ``f`` along ``line``, as sorted t values in (0, 1).
 
     Intervals are worked on in waves (one batch of queries per wave): an interval whose
     end slopes agree and whose far end the near end's line predicts holds no corner; one
     whose two end lines meet at a point where the answer lies on both and the slopes
     either side are the end slopes holds exactly that corner; any other is split in three
-    queries. A saturated answer (NaN) ends the
-    search of its interval.
+    queries (a split point where the slopes either side differ is a corner). A saturated
+    answer (NaN) ends the search of its interval.
+
+    ``known`` corners (t values, e.g. where known hyperplanes cross the line) are not
+    searched: the line is cut there, ``margin`` either side, and only the pieces between
+    them are searched (four queries each when a piece holds no new corner).
     """
     e = EPS_T
-    g = f(line.at(np.array([0.0, e, 1.0 - e, 1.0])))
-    if not np.isfinite(g).all():
-        return []
-    work = [(0.0, 1.0, g[0], g[3], (g[1] - g[0]) / e, (g[3] - g[2]) / e)]
+    cuts = np.sort(np.asarray([] if known is None else known, dtype=float))
+    cuts = cuts[(cuts > margin) & (cuts < 1 - margin)]
+    starts = np.concatenate([[0.0], cuts + margin])
+    ends = np.concatenate([cuts - margin, [1.0]])
+    ok = ends - starts > 8 * e
+    starts, ends = starts[ok], ends[ok]
+    g = f(line.at(np.column_stack([starts, starts + e, ends - e, ends]).ravel()))
+    g = g.reshape(len(starts), 4, -1)
+    work = [(float(a), float(b), ga, gb, (ga2 - ga) / e, (gb - gb2) / e)
+            for a, b, (ga, ga2, gb2, gb) in zip(starts, ends, g, strict=True)
+            if np.isfinite(np.stack([ga, ga2, gb2, gb])).all()]
     kinks: list[float] = []
     for _ in range(max_waves):
         if not work:
@@ -160,9 +171,11 @@ def find_kinks(f: Outputs, line: Line, tol: float = 1e-7,
                 if not (np.isfinite(lo).all() and np.isfinite(mid).all()
                         and np.isfinite(hi).all()):
                     continue
-                m = mids[k]
-                work.append((a, m, ga, mid, sa, (mid - lo) / e))
-                work.append((m, b, mid, gb, (hi - mid) / e, sb))
+                m, left, right = mids[k], (mid - lo) / e, (hi - mid) / e
+                if not _close(left, right, tol * 10):
+                    kinks.append(float(m))  # a corner at the split point (within e)
+                work.append((a, m, ga, mid, sa, left))
+                work.append((m, b, mid, gb, right, sb))
     return sorted(kinks)
 
 

@@ -6,8 +6,13 @@ attack finds every point where the answers bend (:mod:`._relu_lines`); at each n
 jump of the Jacobian gives the neuron's weight row up to scale, and the point gives its
 bias. A least-squares solve over points with known activation patterns then refines every
 hidden weight to machine precision, yields the output layer, and settles every neuron's
-sign through a subset sum (:mod:`._relu_solve`). The stolen model is a real scikit-learn
-``MLPClassifier`` (``MLPRegressor`` for a regressor) with the extracted weights.
+sign through a subset sum (:mod:`._relu_solve`). Over wide inputs (more than ``WIDE``
+columns, e.g. 784-128-10) that refinement would cost 2(d + 1) queries per neuron and
+h least-squares solves of that width: there one Jacobian per segment between corners
+serves both corners, the signs come from the Jacobians and the output layer from the
+jumps, refitted on a few points (:mod:`._relu_sweep`). The stolen model is a real
+scikit-learn ``MLPClassifier`` (``MLPRegressor`` for a regressor) with the extracted
+weights.
 
 A network with two hidden layers is extracted layer by layer (:mod:`._relu_depth`): the
 first layer from the planes its critical points share, the second from its neurons'
@@ -37,6 +42,7 @@ from stealml.attacks._relu_depth import extract_two_layers
 from stealml.attacks._relu_lines import Line, OutOfBudget, Outputs, find_kinks, kink_normal
 from stealml.attacks._relu_model import build_deep_mlp, build_mlp, relu_architecture
 from stealml.attacks._relu_solve import Layer, ball_points, global_fit, local_fit, solve_signs
+from stealml.attacks._relu_sweep import sweep_one_layer
 from stealml.attacks.base import Attack, Querier
 from stealml.exceptions import ConfigurationError
 from stealml.oracles.base import Oracle
@@ -45,6 +51,7 @@ from stealml.validation import check_positive_int
 
 __all__ = ["FunctionallyEquivalent"]
 
+WIDE = 200         # wider inputs: one hidden layer by Jacobians between corners (sweep)
 SAME_PLANE = 1e-4  # a corner this close to a known hyperplane (scaled units) is that neuron
 MARGIN = 1e-6      # fit points keep this far from every hyperplane
 
@@ -145,13 +152,19 @@ class FunctionallyEquivalent(Attack):
             return self._run_two(f, (sizes[0], sizes[1]), int(free.sum()), max_lines, rng,
                                  classes, kind)
         want = None if sizes is None else sizes[0]
-        W, b, P, lines, exhausted = self._search(f, int(free.sum()), want, max_lines, rng)
-        info: dict[str, Any] = {"output": kind, "lines": lines}
-        layer, fit_info = self._fit(f, W, b, P, rng) if len(W) else (None, {})
+        d = int(free.sum())
+        if d > WIDE:
+            layer, fit_info, exhausted, lines = sweep_one_layer(
+                f, d, want, max_lines, self.patience, self.extent, rng)
+            info: dict[str, Any] = {"output": kind, "lines": lines, "method": "sweep"}
+        else:
+            W, b, P, lines, exhausted = self._search(f, d, want, max_lines, rng)
+            info = {"output": kind, "lines": lines, "method": "balls"}
+            layer, fit_info = self._fit(f, W, b, P, rng) if len(W) else (None, {})
         info.update(fit_info)
         n_out = 1 if kind != "softmax" else len(classes)  # type: ignore[arg-type]
-        h = want if want is not None else len(W)
-        model, found = build_mlp(layer, h, int(free.sum()), n_out, f, classes, kind)
+        h = want if want is not None else (0 if layer is None else len(layer.W))
+        model, found = build_mlp(layer, h, d, n_out, f, classes, kind)
         info.update(neurons_found=[found], neurons_expected=[h], saturated=f.saturated)
         exact = fit_info.get("fit_residual", np.inf) <= 1e-8 * fit_info.get("output_scale", 0)
         complete = not exhausted and exact and fit_info.get("signs_consistent", False)
