@@ -126,7 +126,10 @@ def honest_traffic(target: Target, volume: int, seed: int = 0) -> dict[str, Any]
     for start in range(0, len(rows), BATCH):
         oracle.query(rows[start:start + BATCH])
     s = mon.summary("honest")
-    return {"target": target.name, "prada_delta": target.calibrated_delta(),
+    prada = target.calibrated_prada()
+    return {"target": target.name,
+            "prada_thresholds": " / ".join(f"{prada.threshold(n):.3f}" for n in (
+                prada.min_samples, 100, prada.min_samples + len(prada.thresholds))),
             "honest_queries": s["prada"]["queries"],
             "requested": volume, "prada_flag": s["prada"]["flagged_at"],
             "prada_min_w": s["prada"]["min_statistic"], "ood_flag": s["ood"]["flagged_at"],
@@ -182,7 +185,8 @@ def detection_rows(result: dict[str, list[dict[str, Any]]]) -> list[dict[str, An
         free = by.get((attack, "none"), {})
         target = attack.split(" on ", 1)[1]
         h = honest.get(target, {})
-        row = {"attack": attack, "PRADA delta": h.get("prada_delta"),
+        row = {"attack": attack, "PRADA threshold (n=10 / 100 / tail)":
+               h.get("prada_thresholds"),
                "queries": free.get("queries"),
                "fidelity": free.get("fidelity"), "PRADA flag": free.get("prada_flag"),
                "PRADA min W": free.get("prada_min_w"),
@@ -283,15 +287,18 @@ def heatmap(result: dict[str, list[dict[str, Any]]], defences: list[str], path: 
 
 
 NOTES = f"""Cells: fidelity (1 - R_test on the target's test split) reached at the attack's
-fixed budget, P@n / O@n the query after which PRADA (delta calibrated per target on the
-owner's reference rows, see the detection table; 100 distances)
+fixed budget, P@n / O@n the query after which PRADA (a threshold per number of
+distances n from the 10th on, calibrated per target on the owner's reference rows by
+stealml.defences.calibrate_prada, as in prada_detection.md; the detection table gives the
+thresholds at n = 10, 100 and beyond the calibrated volume)
 / the out-of-distribution monitor (quantile 0.99, alpha 1e-6), running in log mode beside
 the defence, flag the attacker ('-': never), q the queries paid. PRADA+block and OOD+block
 block the attacker at the flag (from the next request of {BATCH} queries): their fidelity
 is the fidelity at detection. n/a: the attack cannot run against that API (it needs what
 the defence withholds). Budgets: equation solving alpha = 1 (MLP 2), retraining alpha =
-50 (softmax adaptive 2); feature discovery 500, Lowd-Meek 1,000, path finding 3,000 and
-top-down 1,000 queries (each about twice what it needs undefended)."""
+50 (softmax adaptive 2); feature discovery 500, Lowd-Meek 1,000, path finding 3,000,
+top-down 1,000 and ensemble paths (top-down per tree on a 10-tree forest whose API shows
+each tree's answer) 3,000 queries (each about twice what it needs undefended or more)."""
 
 
 def defence_matrix(out: Path, quick: bool, seed: int = 0, cases: list[Case] | None = None,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
@@ -21,7 +22,8 @@ from sklearn.tree import DecisionTreeClassifier
 from stealml.attacks import ATTACKS, Attack
 from stealml.attacks._discovery_map import DiscoveredExtraction
 from stealml.datasets import load
-from stealml.defences import Monitor, OutOfDistribution, Prada, calibrate_delta
+from stealml.defences import Monitor, OutOfDistribution, Prada, calibrate_delta, calibrate_prada
+from stealml.models.ensemble_service import EnsembleService
 from stealml.models.tree_service import TreeService
 from stealml.policies import ApiPolicy
 from stealml.space import FeatureSpace
@@ -29,7 +31,9 @@ from stealml.targets import make_target
 
 __all__ = ["CASES", "DEFENCES", "NEURAL_CASES", "Case", "Defence", "Target", "build_target"]
 
-PRADA_MIN_SAMPLES = 100
+PRADA_MIN_SAMPLES = 100  # the paper's test: one delta, from the 100th distance
+PER_N_MIN_SAMPLES = 10  # the calibrated per-n test (calibrate_prada) starts here
+PER_N_ORDERS = 50  # calibration orders of the owner's reference rows (and 20x as many short)
 
 
 @dataclass
@@ -45,10 +49,25 @@ class Target:
     honest: np.ndarray  # rows no party used: honest clients' queries
     tree: bool = False
     prada_delta: float | None = None  # None: calibrated on the reference rows when needed
+    ensemble: bool = False  # served with each member tree's answer (EnsembleService)
+    seed: int = 0
+    _prada: Prada | None = field(default=None, repr=False)
 
     @property
     def served(self) -> Any:
+        if self.ensemble:
+            return EnsembleService(self.model, self.space, per_tree=True)
         return TreeService(self.model, self.space) if self.tree else self.model
+
+    def calibrated_prada(self) -> Prada:
+        """The per-n PRADA detector for this target, calibrated on the owner's reference
+        rows (:func:`~stealml.defences.calibrate_prada`)."""
+        if self._prada is None:
+            self._prada = calibrate_prada(self.reference, self.model.predict(self.reference),
+                                          PER_N_MIN_SAMPLES, PER_N_ORDERS,
+                                          short_orders=20 * PER_N_ORDERS,
+                                          random_state=self.seed)
+        return self._prada
 
     def calibrated_delta(self) -> float:
         """PRADA's threshold for this target: calibrated on the owner's reference rows."""
@@ -109,7 +128,7 @@ class Defence:
 
 def detector(name: str, target: Target, seed: int = 0) -> Prada | OutOfDistribution:
     if name == "prada":
-        return Prada(delta=target.calibrated_delta(), min_samples=PRADA_MIN_SAMPLES)
+        return target.calibrated_prada()
     return OutOfDistribution(target.reference, random_state=seed)
 
 
@@ -153,6 +172,7 @@ TARGET_SPECS: dict[str, tuple[str, str, int | None]] = {
     "german-credit tree": ("german-credit", "tree", 26),
     "circles binned LR": ("circles", "binned", None),
     "digits ReLU MLP": ("digits", "relu", None),  # 64-32-10, as benchmarks/relu_extraction
+    "german-credit forest": ("german-credit", "forest", 8),  # 10 trees, each tree answering
 }
 
 
@@ -168,6 +188,9 @@ def build_target(name: str, seed: int = 0) -> Target:
     elif kind == "tree":
         model = DecisionTreeClassifier(max_leaf_nodes=leaves, random_state=seed).fit(
             ds.X_train, ds.y_train)
+    elif kind == "forest":
+        model = RandomForestClassifier(n_estimators=10, max_leaf_nodes=leaves,
+                                       random_state=seed).fit(ds.X_train, ds.y_train)
     else:
         model = make_target(kind, "classification", len(np.unique(ds.y)), seed).fit(
             ds.X_train, ds.y_train)
@@ -175,7 +198,8 @@ def build_target(name: str, seed: int = 0) -> Target:
     delta = calibrate_delta(reference, model.predict(reference), PRADA_MIN_SAMPLES,
                             random_state=seed)
     return Target(name, data, model, ds.space, ds.X_test, reference, honest,
-                  tree=kind == "tree", prada_delta=delta)
+                  tree=kind in ("tree", "forest"), prada_delta=delta,
+                  ensemble=kind == "forest", seed=seed)
 
 
 # every attack of the registry, each on a target it applies to, at a fixed budget
@@ -192,6 +216,7 @@ CASES: list[Case] = [
     Case("retrain-adaptive", "digits softmax", alpha=2),
     Case("path-finding", "german-credit tree", budget=3000),
     Case("top-down", "german-credit tree", budget=1000),
+    Case("ensemble-paths", "german-credit forest", budget=3000, params={"epsilon": 1e-4}),
     Case("equation-solving", "diabetes MLP", alpha=1,  # last: its solver is the slowest
          params={"model_class": "mlp", "hidden_units": 20, "activation": "tanh"}),
 ]
