@@ -120,6 +120,11 @@ def _defence_options(command: Any) -> Any:
                      help="What a client flagged by --monitor gets."),
         click.option("--prada-delta", type=float, default=0.9, show_default=True,
                      help="PRADA's threshold on the Shapiro-Wilk W."),
+        click.option("--prada-calibration", type=click.Path(dir_okay=False, exists=True),
+                     default=None,
+                     help="PRADA's per-n thresholds instead of --prada-delta: a .json from "
+                          "`stealml calibrate-prada`, or a .npy of the owner's rows in the "
+                          "model space (calibrated on before the first query)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -167,6 +172,8 @@ def _defence_options(command: Any) -> Any:
               type=click.Choice(["logreg", "softmax", "ovr", "mlp", "kernel-logreg"]),
               default=None, help="equation-solving: the target's model class "
               "(default: read from a local target).")
+@click.option("--prada-calibrate", is_flag=True,
+              help="--monitor prada: per-n thresholds calibrated on --data's training split.")
 @click.option("--trusted", is_flag=True, help="Load types outside scikit-learn and pickles.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def extract(target: str | None, url: str | None, model_name: str | None,
@@ -174,9 +181,10 @@ def extract(target: str | None, url: str | None, model_name: str | None,
             attack: str, budget: int | None, alpha: float | None, output: str,
             top_k: int | None, rounding: int | None, noise: float | None, noise_seed: int,
             reverse_sigmoid: tuple[float, float] | None, monitors: tuple[str, ...],
-            on_flag: str, prada_delta: float, price: float, seed: int, log: str | None,
-            out: str | None, data: str | None, batch_size: int | None,
-            model_class: str | None, trusted: bool, as_json: bool) -> None:
+            on_flag: str, prada_delta: float, prada_calibration: str | None, price: float,
+            seed: int, log: str | None, out: str | None, data: str | None,
+            batch_size: int | None, model_class: str | None, prada_calibrate: bool,
+            trusted: bool, as_json: bool) -> None:
     """Steal a target (a model file, or a model behind --url) through a query-accounting
     oracle and report fidelity and cost."""
     from stealml.experiments.runner import ExtractionConfig, run_extraction
@@ -193,6 +201,8 @@ def extract(target: str | None, url: str | None, model_name: str | None,
                               model_class=model_class, top_k=top_k, noise=noise,
                               noise_seed=noise_seed, reverse_sigmoid=reverse_sigmoid,
                               monitors=monitors, prada_delta=prada_delta,
+                              prada_calibration=prada_calibration,
+                              prada_calibrate=prada_calibrate,
                               on_flag=on_flag)  # type: ignore[arg-type]
     with _query_progress(enabled=not as_json and sys.stderr.isatty()) as progress:
         _, report = run_extraction(config, progress=progress)
@@ -461,8 +471,8 @@ def serve(models: tuple[str, ...], config: str | None, host: str | None, port: i
           rounding: int | None, significant_digits: int | None, incomplete: str | None,
           price: float | None, noise: float | None, noise_seed: int,
           reverse_sigmoid: tuple[float, float] | None, monitors: tuple[str, ...],
-          on_flag: str, prada_delta: float, ood_reference: str | None,
-          space: str | None) -> None:
+          on_flag: str, prada_delta: float, prada_calibration: str | None,
+          ood_reference: str | None, space: str | None) -> None:
     """Serve MODELS (PATH or NAME=PATH, skops or ONNX) behind a prediction API.
 
     The policy options apply to the MODELS given here; models in --config have their own.
@@ -478,13 +488,51 @@ def serve(models: tuple[str, ...], config: str | None, host: str | None, port: i
         "reverse_sigmoid": reverse_sigmoid}
     if monitors:
         policy["monitor"] = {"detectors": list(monitors), "response": on_flag,
-                             "prada_delta": prada_delta, "ood_reference": ood_reference}
+                             "prada_delta": prada_delta, "ood_reference": ood_reference,
+                             "prada_calibration": prada_calibration}
+    elif prada_calibration is not None:
+        raise ConfigurationError("--prada-calibration needs --monitor prada")
     settings = load_settings(config, host=host, port=port, log=log,
                              models=[model_from_arg(m, **policy) for m in models],
                              keys=[key_from_arg(k) for k in api_keys])
     if not settings.models:
         raise ConfigurationError("nothing to serve: give model files or --config")
     run_service(settings, announce=lambda line: click.echo(line, err=True))
+
+
+@main.command("calibrate-prada")
+@click.argument("target", type=click.Path(dir_okay=False, exists=True))
+@click.option("--data", default=None, help="The owner's rows: this data set's training split.")
+@click.option("--reference", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="The owner's rows: a .npy in the model space.")
+@click.option("--orders", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Random orders of the rows (and 20x as many of their first 100).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the orders (and split).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the calibration (.json) for serve/extract "
+                   "--prada-calibration.")
+@click.option("--trusted", is_flag=True, help="Load types outside scikit-learn and pickles.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def calibrate_prada(target: str, data: str | None, reference: str | None, orders: int,
+                    seed: int, out: str, trusted: bool, as_json: bool) -> None:
+    """Calibrate TARGET's PRADA detector: a Shapiro-Wilk threshold per number of distances,
+    from the owner's natural rows sent in many random orders (docs/defences.md)."""
+    from stealml.experiments.calibration import calibrate_target
+
+    if not out.endswith(".json"):
+        raise ConfigurationError(f"--out is a .json file, not {out}")
+    with _spinner("calibrating PRADA", enabled=not as_json):
+        _, summary = calibrate_target(target, data=data, reference=reference, out=out,
+                                      orders=orders, seed=seed, trusted=trusted)
+    if as_json:
+        click.echo(json.dumps({**summary, "out": out}))
+        return
+    table = Table("distances n", "flag when W <", title=f"PRADA calibrated on "
+                  f"{summary['rows']} rows ({summary['source']}), saved to {out}")
+    for n, t in summary["threshold_at"].items():
+        table.add_row(str(n), f"{t:.4f}")
+    table.add_row(f"> {summary['thresholds_to']}", f"{summary['delta']:.4f}")
+    out_console.print(table)
 
 
 @contextmanager

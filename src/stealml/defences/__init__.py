@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from stealml.defences.monitor import RESPONSES, Monitor, Response
 from stealml.defences.ood import OutOfDistribution
-from stealml.defences.prada import Prada, calibrate_delta, calibrate_prada
+from stealml.defences.prada import Prada, calibrate_delta, calibrate_prada, prada_from_file
 
 __all__ = ["RESPONSES", "Monitor", "OutOfDistribution", "Prada", "Response",
-           "calibrate_delta", "calibrate_prada"]
+           "calibrate_delta", "calibrate_prada", "prada_from_file"]

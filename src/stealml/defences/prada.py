@@ -24,9 +24,12 @@ Stealing Attacks", IEEE EuroS&P 2019, section IV (Algorithm 1).
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,7 +39,7 @@ from stealml.exceptions import ConfigurationError
 from stealml.random import RandomState, as_generator
 
 __all__ = ["Prada", "PradaState", "calibrate_delta", "calibrate_prada", "honest_w_curves",
-           "shapiro_w"]
+           "prada_from_file", "shapiro_w"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,44 @@ class Prada:
 
     def new_state(self) -> PradaState:
         return PradaState(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-able data (:meth:`from_dict` reads them back)."""
+        return {"detector": "prada", "delta": self.delta, "min_samples": self.min_samples,
+                "thresholds": list(self.thresholds)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Prada:
+        """A detector from :meth:`to_dict`'s data; a clear error on anything else."""
+        if not isinstance(data, dict) or data.get("detector") != "prada":
+            raise ConfigurationError("a PRADA calibration is a JSON object with "
+                                     "\"detector\": \"prada\" (see stealml calibrate-prada)")
+        unknown = set(data) - {"detector", "delta", "min_samples", "thresholds", "calibration"}
+        if unknown:
+            raise ConfigurationError(f"a PRADA calibration has no field {sorted(unknown)[0]!r}")
+        try:
+            thresholds = tuple(float(t) for t in data.get("thresholds", ()))
+            return cls(delta=float(data["delta"]), min_samples=data.get("min_samples", 100),
+                       thresholds=thresholds)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigurationError(f"a bad PRADA calibration: {exc!r}") from exc
+
+    def save(self, path: str | Path, **calibration: Any) -> None:
+        """Write the settings as JSON (with ``calibration``: how they were obtained)."""
+        data = self.to_dict()
+        if calibration:
+            data["calibration"] = calibration
+        Path(path).write_text(json.dumps(data, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Prada:
+        """Read a detector written by :meth:`save`."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read the PRADA calibration {path}: {exc}") \
+                from exc
+        return cls.from_dict(data)
 
 
 class _Growing:
@@ -178,6 +219,11 @@ class PradaState:
                 "statistic": self.statistic, "min_statistic": self.min_statistic}
 
 
+# distances within this relative spread of each other are equal: a line search's steps
+# differ by float rounding only (1e-16), which W would otherwise read as a sample
+EQUAL = 1e-9
+
+
 @lru_cache(maxsize=1024)
 def _sw_coefficients(n: int) -> np.ndarray:
     """Shapiro-Wilk coefficients a_1..a_n (Royston 1992, as scipy's ``swilk``), n >= 3."""
@@ -218,7 +264,7 @@ def _shapiro_w(values: list[float] | np.ndarray) -> float:
     x = np.asarray(values)
     mean, std = x.mean(), x.std()
     x = x[(x >= mean - 3 * std) & (x <= mean + 3 * std)]
-    if len(x) < 3 or np.ptp(x) == 0:
+    if len(x) < 3 or np.ptp(x) <= EQUAL * np.abs(x).max():
         return 0.0  # every distance equal (e.g. a grid): as far from normal as it gets
     w = shapiro_w(x)
     return min(w, 1.0) if math.isfinite(w) else 0.0
@@ -304,9 +350,9 @@ def w_curve(D: np.ndarray, min_samples: int, stop: int | None = None,
         num = (A[c, :width] * S0).sum(axis=1) ** 2
         with np.errstate(divide="ignore", invalid="ignore"):
             w = np.where((c >= 3) & (ss > 0), num / ss, 0.0)
-        # all kept distances equal (ss ~ 0 from rounding): as far from normal as it gets
+        # all kept distances equal (but for rounding): as far from normal as it gets
         top = S0[np.arange(len(c)), np.maximum(c - 1, 0)]
-        w = np.where(top == S0[:, 0], 0.0, w)
+        w = np.where(top - S0[:, 0] <= EQUAL * np.abs(top), 0.0, w)
         out.append(np.clip(np.nan_to_num(w, nan=0.0), 0.0, 1.0))
     return np.concatenate(out)
 
@@ -395,3 +441,34 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
     tail = float(np.clip(low[len(low) // 2:].min() - margin, 1e-6, 1 - 1e-6))
     return Prada(delta=tail, min_samples=min_samples,
                  thresholds=tuple(float(t) for t in thresholds))
+
+
+def prada_from_file(path: str | Path, n_columns: int,
+                    labels_of: Callable[[np.ndarray], Any]) -> Prada:
+    """The PRADA detector a file describes, checked before the first query.
+
+    ``.json``: a calibration written by :meth:`Prada.save` (``stealml calibrate-prada``).
+    ``.npy``: the owner's natural rows in the model space (``n_columns`` wide), on which
+    :func:`calibrate_prada` sets per-n thresholds now, grouping rows by the class
+    ``labels_of(rows)`` gives them (the model's predictions).
+
+    Raises
+    ------
+    ConfigurationError
+        The file cannot be read, has the wrong shape, or too few rows to calibrate on.
+    """
+    path = Path(path)
+    if path.suffix == ".json":
+        return Prada.load(path)
+    if path.suffix != ".npy":
+        raise ConfigurationError(f"a PRADA calibration is a .json file (stealml "
+                                 f"calibrate-prada) or a .npy of the owner's rows, not {path}")
+    try:
+        rows = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read the PRADA reference {path}: {exc}") from exc
+    if rows.ndim != 2 or rows.shape[1] != n_columns or \
+            not np.issubdtype(rows.dtype, np.number) or not np.isfinite(rows).all():
+        raise ConfigurationError(f"the PRADA reference {path} has shape {rows.shape}, but "
+                                 f"the model space has {n_columns} columns (finite values)")
+    return calibrate_prada(rows, labels_of(rows))

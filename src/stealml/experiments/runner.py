@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -13,7 +14,8 @@ from sklearn.base import RegressorMixin
 from stealml.attacks import get_attack
 from stealml.attacks.base import ExtractionResult
 from stealml.datasets import load as load_dataset
-from stealml.defences import Monitor, OutOfDistribution, Prada, Response
+from stealml.defences import Monitor, OutOfDistribution, Prada, Response, calibrate_prada
+from stealml.defences.prada import prada_from_file
 from stealml.exceptions import ConfigurationError, FeatureCountError, UnsupportedModelError
 from stealml.ledger import Ledger, Progress
 from stealml.metrics import R_UNIF_POINTS, fidelity
@@ -57,6 +59,8 @@ class ExtractionConfig:
     monitors: tuple[str, ...] = ()  # "prada", "ood": the target's owner watches the attacker
     on_flag: Response = "block"
     prada_delta: float = 0.9
+    prada_calibration: str | None = None  # .json (calibrate-prada) or .npy of owner's rows
+    prada_calibrate: bool = False  # calibrate PRADA per n on --data's training split
 
 
 def target_space(loaded: LoadedModel, space_path: str | None) -> FeatureSpace:
@@ -145,7 +149,7 @@ def run_extraction(config: ExtractionConfig,
         if ds.X_test.shape[1] != space.n_encoded:
             raise FeatureCountError(f"data set {config.data} has {ds.X_test.shape[1]} "
                                     f"features, but the space has {space.n_encoded}")
-    monitor = _monitor(config, ds)
+    monitor = _monitor(config, ds, space.n_encoded, loaded.model.predict)
     ledger = Ledger(budget=budget, log=config.log, progress=progress)
     oracle = LocalOracle(served, space=space, policy=policy, ledger=ledger,
                          digest=loaded.digest, monitor=monitor)
@@ -171,13 +175,26 @@ def run_extraction(config: ExtractionConfig,
     return result, _jsonable(report)
 
 
-def _monitor(config: ExtractionConfig, ds: Any) -> Monitor | None:
+def _monitor(config: ExtractionConfig, ds: Any, n_columns: int,
+             labels_of: Callable[[np.ndarray], Any]) -> Monitor | None:
     """The target owner's extraction monitor (``--monitor``), watching the attacker."""
+    if config.prada_calibrate and config.prada_calibration is not None:
+        raise ConfigurationError("give --prada-calibrate or --prada-calibration, not both")
+    if (config.prada_calibrate or config.prada_calibration) and "prada" not in config.monitors:
+        raise ConfigurationError("calibrating PRADA needs --monitor prada")
     if not config.monitors:
         return None
     detectors: list[Any] = []
     for name in dict.fromkeys(config.monitors):
-        if name == "prada":
+        if name == "prada" and config.prada_calibration is not None:
+            detectors.append(prada_from_file(config.prada_calibration, n_columns, labels_of))
+        elif name == "prada" and config.prada_calibrate:
+            if ds is None:
+                raise ConfigurationError("--prada-calibrate needs the owner's data: give "
+                                         "--data (its training split is the reference)")
+            detectors.append(calibrate_prada(ds.X_train, labels_of(ds.X_train),
+                                             random_state=config.seed))
+        elif name == "prada":
             detectors.append(Prada(delta=config.prada_delta))
         elif name == "ood":
             if ds is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ from sklearn.base import is_regressor
 
 from stealml.answers import to_jsonable
 from stealml.defences import Monitor, OutOfDistribution, Prada
+from stealml.defences.prada import prada_from_file
 from stealml.exceptions import ConfigurationError, InvalidInputError, ModelFileError
 from stealml.modelio import load_model
 from stealml.models.onnx import OnnxModel
@@ -127,7 +129,7 @@ class ServedModel:
         self.policy.check_model(None if self.is_regressor else len(self.classes),
                                 self.has_proba or self.tree is not None)
         self.monitor = None if settings.monitor is None else build_monitor(
-            settings.monitor, self.space.n_encoded)
+            settings.monitor, self.space.n_encoded, self._labels_of_encoded)
 
     @property
     def output(self) -> str:
@@ -146,6 +148,10 @@ class ServedModel:
                 "incomplete": p.incomplete, "price": p.price,
                 "confidence": self.tree is not None and p.reveals_probabilities,
                 "version": hashlib.sha256(self.digest.encode()).hexdigest()[:12]}
+
+    def _labels_of_encoded(self, Z: np.ndarray) -> list[Any]:
+        """The labels the model gives model-space rows (as the monitor sees queries)."""
+        return self.predict(self.space.decode(Z)).labels
 
     def model_input(self, rows: Any) -> np.ndarray:
         """Raw rows -> the model's input columns, per the incomplete-input semantics."""
@@ -196,14 +202,22 @@ class ServedModel:
         return labels, proba
 
 
-def build_monitor(settings: MonitorSettings, n_columns: int) -> Monitor:
+def build_monitor(settings: MonitorSettings, n_columns: int,
+                  labels_of: Callable[[np.ndarray], Any] | None = None) -> Monitor:
     """The :class:`~stealml.defences.Monitor` a model's settings describe; its reference
-    data (for ``ood``) is loaded now, so a bad file fails at start-up."""
+    data (``ood``, a PRADA calibration) is loaded now, so a bad file fails at start-up.
+    ``labels_of`` gives the model's labels of model-space rows (to calibrate PRADA on)."""
     detectors: list[Any] = []
     for name in settings.detectors:
         if name == "prada":
-            detectors.append(Prada(delta=settings.prada_delta,
-                                   min_samples=settings.prada_min_samples))
+            if settings.prada_calibration is not None:
+                if labels_of is None:
+                    raise ConfigurationError("calibrating PRADA needs the model's labels")
+                detectors.append(prada_from_file(settings.prada_calibration, n_columns,
+                                                 labels_of))
+            else:
+                detectors.append(Prada(delta=settings.prada_delta,
+                                       min_samples=settings.prada_min_samples))
             continue
         assert settings.ood_reference is not None  # checked by MonitorSettings
         try:

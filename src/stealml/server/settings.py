@@ -26,7 +26,9 @@ the API keys with their quotas::
     [models.monitor]              # extraction detection per API key (docs/defences.md)
     detectors = ["prada", "ood"]  # PRADA; out-of-distribution rate (needs ood_reference)
     response = "block"            # or "labels", "noise" (std: noise = 0.1), "log"
-    prada_delta = 0.9
+    prada_delta = 0.9             # one threshold; or per-n thresholds calibrated on the
+    # prada_calibration = "adult-train.npy"  # owner's rows (.npy, at start-up), or a .json
+    #                                        # from `stealml calibrate-prada`
     ood_reference = "adult-train.npy"  # the owner's rows, in the model space
     # space = "space.json"        # FeatureSpace JSON, for a file that carries none (ONNX)
 
@@ -67,6 +69,7 @@ class MonitorSettings(BaseModel):
     noise: float = 0.1
     prada_delta: float = 0.9
     prada_min_samples: int = 100
+    prada_calibration: Path | None = None  # .npy of the owner's rows, or calibrate-prada .json
     ood_reference: Path | None = None  # .npy of model-space rows of the owner's data
     ood_quantile: float = 0.99
     ood_alpha: float = 1e-6
@@ -76,6 +79,17 @@ class MonitorSettings(BaseModel):
         from stealml.defences import Monitor, Prada
 
         Prada(delta=self.prada_delta, min_samples=self.prada_min_samples)
+        if self.prada_calibration is not None:
+            if "prada" not in self.detectors:
+                raise ValueError("prada_calibration is given, but prada is not a detector")
+            if self.prada_calibration.suffix == ".json":
+                Prada.load(self.prada_calibration)  # a bad file fails when settings load
+            elif self.prada_calibration.suffix != ".npy":
+                raise ValueError(f"prada_calibration is a .npy of the owner's rows (model "
+                                 f"space) or a .json from stealml calibrate-prada, not "
+                                 f"{self.prada_calibration}")
+            elif not self.prada_calibration.is_file():
+                raise ValueError(f"prada_calibration {self.prada_calibration} does not exist")
         Monitor([Prada()], response=self.response, noise=self.noise)
         if "ood" in self.detectors and self.ood_reference is None:
             raise ValueError("the ood detector needs ood_reference, a .npy file of the "
@@ -187,8 +201,9 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Service
                 if isinstance(m, dict) and key in m:
                     m[key] = str(path.parent / m[key])
             mon = m.get("monitor") if isinstance(m, dict) else None
-            if isinstance(mon, dict) and "ood_reference" in mon:
-                mon["ood_reference"] = str(path.parent / mon["ood_reference"])
+            for key in ("ood_reference", "prada_calibration"):
+                if isinstance(mon, dict) and key in mon:
+                    mon[key] = str(path.parent / mon[key])
     for key in ("models", "keys"):
         data[key] = list(data.get(key, [])) + list(overrides.pop(key, None) or [])
     data.update({k: v for k, v in overrides.items() if v is not None})
