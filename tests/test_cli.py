@@ -120,3 +120,28 @@ def test_bad_inputs_give_one_line(target: Path, tmp_path: Path) -> None:
                             str(tmp_path / "x.skops")), "nope")
     _one_line_error(stealml("train", "--data", "iris", "--model", "logreg", "--out",
                             str(tmp_path / "x.skops")), "softmax")
+
+
+def test_calibrated_prada_flags_top_down_early(tmp_path: Path) -> None:
+    tree, calibration = tmp_path / "tree.skops", tmp_path / "prada.json"
+    assert stealml("train", "--data", "german-credit", "--model", "tree", "--out",
+                   str(tree)).returncode == 0
+    run = stealml("calibrate-prada", str(tree), "--data", "german-credit", "--orders", "5",
+                  "--out", str(calibration), "--json")
+    summary = json.loads(run.stdout)
+    assert summary["rows"] == 700 and summary["min_samples"] == 10
+    assert summary["threshold_at"]["10"] < summary["threshold_at"]["100"] < 1
+    assert json.loads(calibration.read_text())["detector"] == "prada"
+    ext = ["extract", "--target", str(tree), "--attack", "top-down", "--monitor", "prada",
+           "--data", "german-credit", "--batch-size", "10", "--json"]
+    flagged = json.loads(stealml(*ext, "--prada-calibration", str(calibration)).stdout)
+    # the paper's constant delta cannot test before 100 distances; the calibrated one can
+    assert flagged["detection"]["prada"]["flagged_at"] <= 20 and not flagged["complete"]
+    no_data = [a for a in ext if a not in ("--data", "german-credit")]
+    _one_line_error(stealml(*no_data, "--prada-calibrate"), "needs the owner's data")
+    _one_line_error(stealml(*ext, "--prada-calibrate", "--prada-calibration",
+                            str(calibration)), "not both")
+    _one_line_error(stealml("serve", str(tree), "--prada-calibration", str(calibration)),
+                    "needs --monitor prada")
+    _one_line_error(stealml("calibrate-prada", str(tree), "--data", "iris", "--out",
+                            str(calibration)), "shape (105, 4)", "61 columns")
