@@ -14,12 +14,13 @@ Beyond the paper, so that leaves sharing an identity cost no fidelity:
   sparse data (counts, frequencies at zero) lies;
 - the range ends and the other categories are asked by group tests (a whole group of
   features changed in one query; a leaf is a box, so a group that answers alike stays
-  inside it), and answers already bought on a line narrow its search;
-- once the queue is empty, every leaf's box is checked at corners (a covering array, as
-  the top-down attack does), boxes of different identities that overlap are split where
-  a row of the overlap answers otherwise, and regions no box holds (found by sampling,
-  without queries) are explored. Each of these passes queues what it finds; the attack
-  ends when none finds anything.
+  inside it) while no other leaf found shares the leaf's identity, one change at a time
+  once one does; answers already bought on a line narrow its search;
+- once the queue is empty, boxes of different identities that overlap are split where
+  a row of the overlap answers otherwise, regions no box holds (found by sampling,
+  without queries) are explored, and, if asked (``checks``), every leaf's box is checked
+  at corners (a covering array, as the top-down attack does). Each of these passes
+  queues what it finds; the attack ends when none finds anything.
 
 References: Tramèr et al., USENIX Security 2016, section 4.2.1 (Algorithm 1, duplicate
 identities) and appendix C; Hwang 1972, "A method for detecting all defective members in
@@ -113,6 +114,7 @@ class PathFinding(Attack):
         self._known: dict[tuple[Any, ...], str] = {}
         self._tested = self._left = 0
         self._cuts: dict[int, set[int]] = {}
+        self._leaf_keys: Counter[str] = Counter()
         leaves: list[Leaf] = []
         seeds: list[Row] = []
         complete = True
@@ -167,6 +169,7 @@ class PathFinding(Attack):
             queue.extend(self._explore(tq, row, current, leaves))
             current.complete = True
             leaves.append(current)
+            self._leaf_keys[probe.key] += 1
             seeds.append(row)
             self._current = None
             found.add(len(leaves) - 1)
@@ -381,9 +384,11 @@ class PathFinding(Attack):
         is the leaf's own, every change of a group that answers alike stays inside the
         leaf: b changes that leave it among n cost about b log(n / b) queries instead
         of n. The group size follows the share of changes that left leaves so far
-        (none above 30%, where testing one by one is cheaper). Where another leaf shares
-        the identity a group can be fooled; the corner checks and the overlap and gap
-        passes catch what it hides."""
+        (none above 25%, where testing one by one is cheaper). Where a leaf found before
+        answers alike, a group can be fooled (its row may lie in that other leaf, hiding a
+        change that alone leaves this one): such leaves are tested one change at a time.
+        The overlap and gap passes catch what a group hid before the identity was
+        seen twice."""
         out: dict[tuple[int, Any], bool] = {}
         unknown = []
         for item in items:
@@ -394,6 +399,8 @@ class PathFinding(Attack):
                 out[item] = known == key
         rate = (self._left + 1) / (self._tested + 5)
         size = 1 if rate > 0.25 else max(2, min(64, round(0.7 / rate)))
+        if self._leaf_keys[key]:  # another leaf answers alike: a group may be fooled
+            size = 1
         # a stack of (group, known to fail): the first half of a failed group is tested;
         # where it answers alike, the second half is known to fail without a query
         stack = [(unknown[j:j + size], False) for j in range(0, len(unknown), size)][::-1]
