@@ -80,6 +80,9 @@ class TopDown(Attack):
     probes : int
         Extra random values tried on a continuous split feature before the search, so
         that a child hidden between two children with one identity may still be found.
+    checks : int
+        Strength of the corner checks (every ``checks`` features of a leaf's box in every
+        combination of their ends) run on leaves whose identity another leaf shares.
     max_leaves : int
         A target with more leaves than this is reported as not a tree.
     random_state : int or Generator, optional
@@ -183,11 +186,13 @@ class TopDown(Attack):
         return (yield from self._expand(tq, node, again))
 
     def _recheck(self, tq: TreeQuerier, node: Node, shared: bool) -> Asking[Split | None]:
-        """Check a leaf at corners of its box (more corners where its identity is shared
-        by another leaf: only nodes that answer alike can hide a test); where a corner
-        shows a hidden test, split the leaf from a row that sees it."""
+        """Check a leaf whose identity another leaf shares at corners of its box; where a
+        corner shows a hidden test, split the leaf from a row that sees it. A leaf whose
+        identity is its own needs no check: each single change of a feature set above was
+        searched at the leaf and answered as it does, so (a leaf is a box) every
+        combination of them does too; only nodes that answer alike can hide a test."""
         node.checked = True
-        strength = self.checks if shared else self.checks - 1
+        strength = self.checks if shared else 0
         inside = yield from self._check_leaf(node, strength)
         if inside is None:
             return None
