@@ -9,7 +9,7 @@ from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 
 from stealml.attacks import EnsemblePaths, RetrainUniform
 from stealml.datasets import load
-from stealml.exceptions import OracleCapabilityError
+from stealml.exceptions import OracleCapabilityError, UnsupportedModelError
 from stealml.ledger import Ledger
 from stealml.metrics import fidelity
 from stealml.modelio import load_model, save_model
@@ -92,3 +92,12 @@ def test_retraining_with_a_local_forest_on_a_labels_only_forest(iris) -> None:
     result = RetrainUniform(model="forest", random_state=0).run(api)
     fid = fidelity(forest, result.model, iris.space, iris.X_test, 5000, 0)
     assert result.queries == 600 and fid["r_test"] <= 0.05 and fid["r_unif"] <= 0.15
+
+
+def test_a_budget_that_ends_among_the_checks_says_so(iris) -> None:
+    # the budget (or a monitor's block) stops the attack before the first tree answers
+    forest = RandomForestClassifier(n_estimators=3, max_leaf_nodes=4, random_state=0).fit(
+        iris.X_train, iris.y_train)
+    with pytest.raises(UnsupportedModelError, match="before one tree was extracted"):
+        EnsemblePaths(epsilon=1e-4, random_state=0).run(
+            _api(forest, iris, ledger=Ledger(budget=4)))

@@ -217,7 +217,10 @@ class EnsemblePaths(Attack):
             best, best_bad = None, None
             for _ in range(1 + max(0, self.retries)):
                 result = self._tree_attack(oracle, rng).run(view)
-                bad = _disagreements(result.model, checks, expected)
+                # a tree cut off before its first answer (e.g. a blocked key) has no
+                # leaves to check
+                bad = (_disagreements(result.model, checks, expected)
+                       if result.model.leaves_ else len(checks))
                 if best_bad is None or bad < best_bad:
                     best, best_bad = result, bad
                 if bad == 0 or not result.complete:
