@@ -143,3 +143,15 @@ def test_centre_of_the_rounded_answers_beats_the_nearest_consistent_model() -> N
                        for t in (nearest, centre)])
     nearest_error, centre_error = np.mean(errors, axis=0)
     assert centre_error < nearest_error
+
+
+def test_four_decimals_and_half_as_many_queries_as_unknowns_suffice() -> None:
+    # Figure 7 at alpha 0.5: blobs (3 classes, 2 features) in 5 queries; uniform points
+    # of its box mostly answer 0.0000 / 1.0000, points of the exact design keep 3 digits
+    from stealml.experiments.labels_only import _target
+
+    ds, target = _target("softmax", "blobs", 0)
+    oracle = LocalOracle(target, ds.space, ApiPolicy(rounding=4), ledger=Ledger(budget=5))
+    result = EquationSolving(random_state=0).run(oracle)
+    assert result.queries == 5
+    assert fidelity(target, result.model, ds.space, ds.X_test, 2000, 0)["r_test"] == 0
