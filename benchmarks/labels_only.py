@@ -5,11 +5,14 @@ Writes benchmarks/results/figure{4,5,6}{.json,.md,.png,-runs.json,-runs.md} and 
 (--quick grid by default: alpha in {1, 10, 100}, one seed; --full: the paper's alphas,
 three seeds). Finished jobs are kept in benchmarks/results/jobs.sqlite (not committed):
 a run stopped part-way resumes where it stopped, as long as the code is unchanged.
+--strategies runs some strategies only; with --keep-earlier the other strategies' rows are
+taken from the committed NAME-runs.json (an earlier run, which --note should name).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from stealml.experiments.labels_only import FIGURES, mlp_row, run_figure
@@ -27,14 +30,23 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="*", default=None, metavar="NAME=SEEDS",
                         help="Only these data sets, each with its number of seeds.")
     parser.add_argument("--jobs", type=int, default=2, help="Worker processes.")
+    parser.add_argument("--strategies", nargs="*", default=None,
+                        help="Only these strategies (e.g. 'adaptive (ours)').")
+    parser.add_argument("--keep-earlier", action="store_true",
+                        help="Keep the other strategies' rows of the committed runs file.")
+    parser.add_argument("--note", default="", help="Appended to the results' notes.")
     args = parser.parse_args()
     for name in args.only:
+        earlier = (json.loads((RESULTS / f"{name}-runs.json").read_text())["rows"]
+                   if args.keep_earlier and name != "mlp" else [])
         paths = (mlp_row(RESULTS, quick=not args.full) if name == "mlp"
                  else run_figure(name, RESULTS, quick=not args.full,
                                  seeds=({d: int(n) for d, n in (x.split("=") for x in
                                                                args.datasets)}
                                         if args.datasets else args.seeds),
-                                 n_jobs=args.jobs, store=RESULTS / JOBS_STORE))
+                                 n_jobs=args.jobs, store=RESULTS / JOBS_STORE,
+                                 strategies=args.strategies, earlier=earlier,
+                                 note=args.note))
         for path in paths:
             print(path)
 

@@ -44,3 +44,26 @@ def test_figure_jobs_per_data_set_seeds_one_data_set_after_the_other() -> None:
     assert len(jobs) == 3 * 4 * 8  # 4 strategies, 8 alphas
     with pytest.raises(StealmlError, match="no data set 'iris'"):
         figure_jobs("figure6", seeds={"iris": 1})
+
+
+def test_some_strategies_rerun_with_the_others_rows_kept(tmp_path) -> None:
+    jobs = figure_jobs("figure6", quick=True, seeds={"circles": 1},
+                       strategies=["adaptive (ours)"])
+    assert {j.params["strategy"] for j in jobs} == {"adaptive (ours)"} and len(jobs) == 3
+    with pytest.raises(StealmlError, match="no strategy 'greedy'"):
+        figure_jobs("figure6", strategies=["greedy"])
+    earlier = [{"data set": "circles", "seed": 0, "strategy": s, "alpha": 1, "queries": 3,
+                "complete": True, "r_test": 0.5, "r_unif": 0.5, "seconds": 0.1}
+               for s in ("line-search", "uniform")]
+    from stealml.experiments.labels_only import run_figure
+
+    run_figure("figure6", tmp_path, quick=True, seeds={"circles": 1}, n_jobs=1,
+               strategies=["uniform"], earlier=earlier, note=" (test)")
+    import json
+
+    rows = json.loads((tmp_path / "figure6-runs.json").read_text())["rows"]
+    assert [(r["strategy"], r["alpha"]) for r in rows] == [
+        ("line-search", 1), ("uniform", 1), ("uniform", 10), ("uniform", 100)]
+    # the earlier row of a strategy run again is replaced by the new one
+    assert rows[1]["r_test"] != 0.5 and (tmp_path / "figure6.png").exists()
+    assert "(test)" in (tmp_path / "figure6.md").read_text()

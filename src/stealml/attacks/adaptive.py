@@ -7,9 +7,13 @@ Two ways to pick each round's queries:
   scores closest to its decision boundary;
 * ``"boundary"`` (default, ours): points exactly on the local model's boundary, found by
   line searches against the local model itself (free: no query), between random pairs
-  of rows it labels differently, then spread out by farthest-point selection so one
-  round does not spend its queries on one stretch of the boundary. Every answer then
-  tells on which side of the true boundary a point of the current one lies.
+  of rows it labels differently, then spread out by farthest-point selection, away from
+  each other and from every point asked before, so that neither one round nor the
+  rounds together spend their queries on one stretch of the boundary (while the local
+  model is still wrong, its boundary changes little from round to round). Every answer
+  then tells on which side of the true boundary a point of the current one lies. While
+  every answer is of one class, a round explores: the pool rows farthest from all the
+  points asked.
 
 References: Tramèr et al., "Stealing Machine Learning Models via Prediction APIs",
 USENIX Security 2016, section 6, strategy (3); Settles, "Active Learning Literature
@@ -55,17 +59,25 @@ def margin(model: Any, X: np.ndarray) -> np.ndarray:
     return np.asarray(top[:, -1] - top[:, -2])
 
 
-def farthest_points(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+def farthest_points(X: np.ndarray, k: int, rng: np.random.Generator,
+                    asked: np.ndarray | None = None) -> np.ndarray:
     """Indices of ``k`` rows of ``X`` picked greedily, each the farthest from those
-    already picked (the first at random)."""
+    already picked and from the rows of ``asked`` (the first at random if none)."""
     if k >= len(X):
         return np.arange(len(X))
+    if asked is None:
+        asked = np.empty((0, X.shape[1]))
     if X.shape[1] > PROJECTED:  # distances are kept well enough by a random projection
-        X = X @ rng.normal(size=(X.shape[1], PROJECTED)) / np.sqrt(PROJECTED)
-    chosen = [int(rng.integers(len(X)))]
-    dist = np.linalg.norm(X - X[chosen[0]], axis=1)
-    for _ in range(k - 1):
-        i = int(np.argmax(dist))
+        projection = rng.normal(size=(X.shape[1], PROJECTED)) / np.sqrt(PROJECTED)
+        X, asked = X @ projection, asked @ projection
+    dist = np.full(len(X), np.inf)
+    for start in range(0, len(asked), 256):  # nearest asked row, a block at a time
+        block = asked[start:start + 256]
+        gaps = (X ** 2).sum(axis=1)[:, None] - 2 * X @ block.T + (block ** 2).sum(axis=1)
+        dist = np.minimum(dist, np.sqrt(np.maximum(gaps.min(axis=1), 0.0)))
+    chosen: list[int] = []
+    for _ in range(k):
+        i = int(rng.integers(len(X))) if np.isinf(dist).all() else int(np.argmax(dist))
         chosen.append(i)
         dist = np.minimum(dist, np.linalg.norm(X - X[i], axis=1))
     return np.array(chosen)
@@ -175,11 +187,11 @@ class RetrainAdaptive(Retraining):
         known."""
         if n <= 0:
             return np.empty((0, pool.shape[1]))
-        if len(np.unique(y.astype(str))) < 2:  # one class answered so far: explore
-            return pool[:n]
+        if len(np.unique(y.astype(str))) < 2:  # one class answered so far: explore where
+            return pool[farthest_points(pool, n, rng, X)]  # nothing was asked yet
         found = self._local_boundary(model, space, path, pool, rng)
         if len(found) >= n:
-            return found[farthest_points(found, n, rng)]
+            return found[farthest_points(found, n, rng, X)]
         # little boundary yet: look around the rarest class's points, and where unsure
         near = _near_rare(path, X, y, pool, (n - len(found) + 1) // 2, rng)
         rest = pool[np.argsort(margin(model, pool), kind="stable")[:n - len(found) - len(near)]]

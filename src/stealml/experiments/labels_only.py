@@ -12,7 +12,7 @@ USENIX Security 2016, section 6, Figures 4-6.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -158,19 +158,26 @@ def _cached_target(kind: str, data: str, seed: int) -> tuple[Any, Any]:
 
 
 def figure_jobs(name: str, quick: bool = False,
-                seeds: int | Mapping[str, int] | None = None) -> list[Job]:
+                seeds: int | Mapping[str, int] | None = None,
+                strategies: Sequence[str] | None = None) -> list[Job]:
     """The grid of one figure: a job per (data set, seed, strategy, alpha), one data set
     after the other (a grid stopped part-way has whole data sets). ``seeds`` is a number
     of seeds for every data set or, per data set, a mapping (data sets not in it are
-    left out)."""
+    left out); ``strategies`` keeps some strategies only."""
     figure = FIGURES[name]
     alphas = QUICK_ALPHAS if quick else ALPHAS
     per_set = _seeds(figure, quick, seeds)
+    known = list(_strategies(figure))
+    chosen = known if strategies is None else list(strategies)
+    unknown = set(chosen) - set(known)
+    if unknown:
+        raise StealmlError(f"{figure.name} has no strategy {sorted(unknown)[0]!r}; "
+                           f"it has {', '.join(known)}")
     return [Job.make("labels-only", {"figure": name, "data": data, "seed": seed,
                                      "strategy": strategy, "alpha": alpha,
                                      "n_uniform": 10_000})
             for data, n_seeds in per_set.items() for seed in range(n_seeds)
-            for strategy in _strategies(figure) for alpha in alphas]
+            for strategy in chosen for alpha in alphas]
 
 
 def _seeds(figure: Figure, quick: bool,
@@ -187,11 +194,16 @@ def _seeds(figure: Figure, quick: bool,
 def run_figure(name: str, out: Path, quick: bool = False,
                seeds: int | Mapping[str, int] | None = None,
                n_jobs: int = 2, store: str | Path | None = None,
-               executor: Executor | None = None) -> list[Path]:
+               executor: Executor | None = None,
+               strategies: Sequence[str] | None = None,
+               earlier: Sequence[Mapping[str, Any]] = (), note: str = "") -> list[Path]:
     """Run one figure's grid; write per-target rows, averaged rows and a PNG.
 
     Jobs already in the results ``store`` (a SQLite file) are not run again; by default
-    they run on ``n_jobs`` local processes. ``seeds``: see :func:`figure_jobs`.
+    they run on ``n_jobs`` local processes. ``seeds`` and ``strategies``: see
+    :func:`figure_jobs`. ``earlier``: rows of an earlier run (as in ``NAME-runs.json``)
+    written with the new ones, for the strategies not run now; ``note`` says so in the
+    results.
     """
     figure = FIGURES[name]
     alphas = QUICK_ALPHAS if quick else ALPHAS
@@ -199,7 +211,7 @@ def run_figure(name: str, out: Path, quick: bool = False,
     counts = sorted(set(per_set.values()))
     seed_text = (f"{counts[0]} seed(s)" if len(counts) == 1 else "seeds per data set: " +
                  ", ".join(f"{d} {n}" for d, n in per_set.items()))
-    jobs = figure_jobs(name, quick, per_set)
+    jobs = figure_jobs(name, quick, per_set, strategies)
     with ResultStore(store if store is not None else ":memory:") as results:
         run = run_grid(jobs, results, executor or make_executor(jobs=n_jobs), name=name)
     if run.failed:
@@ -207,7 +219,11 @@ def run_figure(name: str, out: Path, quick: bool = False,
         raise StealmlError(f"{len(run.failed)} of {len(jobs)} jobs of {name} failed; first: "
                            f"{first.config}: {(first.error or '').splitlines()[0]}")
     grid = "quick grid" if quick else "full grid"
-    return write_figure(name, out, run.rows, f"{grid}: alpha in {list(alphas)}, {seed_text}")
+    ran = {j.params["strategy"] for j in jobs}
+    kept = [{**{k: v for k, v in r.items() if k != "data set"}, "data": r["data set"]}
+            for r in earlier if r["strategy"] not in ran]
+    return write_figure(name, out, kept + run.rows,
+                        f"{grid}: alpha in {list(alphas)}, {seed_text}{note}")
 
 
 def write_figure(name: str, out: Path, runs: list[dict[str, Any]], grid: str) -> list[Path]:
