@@ -66,8 +66,12 @@ def run_cell(target: Target, case: Case, defence: Defence, seed: int = 0,
     try:
         result = attack.run(oracle)
     except StealmlError as exc:
-        row.update(status=f"n/a: {type(exc).__name__}", message=str(exc)[:160],
-                   queries=oracle.ledger.queries)
+        flag = mon.flag(ATTACKER) if defence.detector is not None else None
+        status = ("blocked before a model" if flag is not None
+                  else f"n/a: {type(exc).__name__}")
+        row.update(status=status, message=str(exc)[:160], queries=oracle.ledger.queries)
+        if flag is not None:
+            row[f"{defence.detector}_flag"] = flag["at_query"]
         return row
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
         row.update(status=f"failed: {type(exc).__name__}", message=str(exc)[:160],
@@ -273,7 +277,8 @@ def heatmap(result: dict[str, list[dict[str, Any]]], defences: list[str], path: 
             elif not r:
                 text = "not run"
             else:
-                text = "n/a" if str(r.get("status", "")).startswith("n/a") else "fail"
+                text = ("n/a" if str(r.get("status", "")).startswith("n/a") else
+                        "blocked" if str(r.get("status", "")).startswith("blocked") else "fail")
             ax.text(j, i, text, ha="center", va="center", fontsize=6)
     ax.set_xticks(range(len(defences)), defences, rotation=40, ha="right", fontsize=7)
     ax.set_yticks(range(len(attacks)), attacks, fontsize=7)
@@ -295,7 +300,8 @@ thresholds at n = 10, 100 and beyond the calibrated volume)
 the defence, flag the attacker ('-': never), q the queries paid. PRADA+block and OOD+block
 block the attacker at the flag (from the next request of {BATCH} queries): their fidelity
 is the fidelity at detection. n/a: the attack cannot run against that API (it needs what
-the defence withholds). Budgets: equation solving alpha = 1 (MLP 2), retraining alpha =
+the defence withholds); 'blocked before a model': the monitor blocked it before it had
+anything to build (fidelity: none). Budgets: equation solving alpha = 1 (MLP 2), retraining alpha =
 50 (softmax adaptive 2); feature discovery 500, Lowd-Meek 1,000, path finding 3,000,
 top-down 1,000 and ensemble paths (top-down per tree on a 10-tree forest whose API shows
 each tree's answer) 3,000 queries (each about twice what it needs undefended or more)."""

@@ -107,7 +107,10 @@ def _run(target: Target, case: Case, seed: int, detectors: list[Any],
     try:
         result = attack.run(oracle)
     except (StealmlError, ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
-        return _Run(oracle.ledger.queries, None, None, f"failed: {type(exc).__name__}"), mon
+        # blocked before it had anything to build (a flag that stopped it cold) or failed
+        flag = mon.flag("attacker")
+        return _Run(oracle.ledger.queries, None, None if flag is None else int(flag["at_query"]),
+                    f"failed: {type(exc).__name__}"), mon
     fid = fidelity(target.model, result.model, target.space, target.X_test, 1000, seed)
     flag = mon.flag("attacker")
     return _Run(result.queries, 1 - float(fid["r_test"] or 0.0),
@@ -298,7 +301,8 @@ first 100 rows; the lowest W_n over n' within 25% of n, less 0.03), see
 (the lowest W of 5 reference orders from the 100th distance on, less 0.02), test from the
 100th distance, as Juuti et al. A flag is measured by running the attack again, blocked
 from its next request of {BATCH} queries: 'flag at query' and 'fidelity at flag' are that
-run's. 'honest min W': the lowest W (n >= {MIN_SAMPLES}) of honest traffic of the same
+run's (a flag with no fidelity: blocked before it had a model to give). 'honest min W':
+the lowest W (n >= {MIN_SAMPLES}) of honest traffic of the same
 volume as the attack ({HONEST_ORDERS} random orders of the target's test rows, then the
 training rows its owner never used; capped by their number), 'honest flags' the honest
 streams each detector flags. Verdict 'unseeable': the attack's lowest W is at or above
