@@ -18,8 +18,8 @@ Beyond the paper, so that leaves sharing an identity cost no fidelity:
   once one does; answers already bought on a line narrow its search;
 - once the queue is empty, boxes of different identities that overlap are split where
   a row of the overlap answers otherwise, regions no box holds (found by sampling,
-  without queries) are explored, and, if asked (``checks``), every leaf's box is checked
-  at corners (a covering array, as the top-down attack does). Each of these passes
+  without queries) are explored, and every leaf's box is checked at corners (a covering
+  array of strength ``checks``, as the top-down attack does). Each of these passes
   queues what it finds; the attack ends when none finds anything.
 
 References: Tramèr et al., USENIX Security 2016, section 4.2.1 (Algorithm 1, duplicate
@@ -66,10 +66,18 @@ class PathFinding(Attack):
     epsilon : float
         Precision of the line searches on continuous features, in raw units (the
         feature's granularity when that is coarser).
+    checks : int
+        Strength of the corner checks of every leaf's box once the partition looks
+        whole (every ``checks`` features at either end of the box, in every combination;
+        one fewer for a leaf whose identity no other leaf shares); 0 turns them off.
+        They find a leaf that only a pair of changes from a box's seed reaches.
+    gap_samples, gap_rows : int
+        Rows drawn (without queries) to find regions no box holds, and the most of them
+        queued per pass.
     max_leaves : int
         A target with more leaves than this is reported as not a tree.
     random_state : int or Generator, optional
-        Seeds the initial query.
+        Seeds the initial query and the corners' other categories.
     batch_size : int, optional
         Most queries per request.
 
@@ -87,7 +95,7 @@ class PathFinding(Attack):
     name: ClassVar[str] = "path-finding"
     requires: ClassVar[frozenset[str]] = frozenset({"ids"})
 
-    def __init__(self, epsilon: float = 1e-3, checks: int = 0, gap_samples: int = 20_000,
+    def __init__(self, epsilon: float = 1e-3, checks: int = 2, gap_samples: int = 20_000,
                  gap_rows: int = 16, max_leaves: int = 10_000,
                  random_state: RandomState = None, batch_size: int | None = None) -> None:
         self.epsilon = epsilon
