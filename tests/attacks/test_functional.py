@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from stealml.attacks import FunctionallyEquivalent
@@ -37,14 +38,38 @@ def test_softmax_target_extracted_to_machine_precision(softmax_mlp, seed) -> Non
     assert parameter_error(softmax_mlp, result.model) < 1e-9
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_binary_logistic_output_and_unknown_architecture() -> None:
     X = _data(500, 5, 1)
-    target = MLPClassifier((7,), max_iter=800, random_state=1).fit(X, X[:, 0] > X[:, 1] ** 2)
+    # stopped early: its logits stay within +-6 on the box (min(p, 1 - p) >= 2e-3)
+    target = MLPClassifier((7,), max_iter=150, random_state=1).fit(X, X[:, 0] > X[:, 1] ** 2)
     result = FunctionallyEquivalent(random_state=0).run(LocalOracle(target))
     assert result.info["output"] == "binary" and result.info["neurons_found"] == [7]
     assert parameter_error(target, result.model) < 1e-8
     Xt = _data(2000, 5, 9)
     assert np.abs(target.predict_proba(Xt) - result.model.predict_proba(Xt)).max() < 1e-10
+
+
+def test_binary_neuron_bending_only_where_saturated_is_reported_missing() -> None:
+    X = _data(500, 5, 1)
+    target = MLPClassifier((7,), max_iter=800, random_state=1).fit(X, X[:, 0] > X[:, 1] ** 2)
+    # one unit's hyperplane meets the box only where min(p, 1 - p) <= 4.7e-4: answers
+    # there are not read (a logistic output's 1 - p has lost its digits)
+    result = FunctionallyEquivalent((7,), random_state=1).run(LocalOracle(target))
+    assert result.info["neurons_found"] == [6] and result.info["saturated"] > 0
+    assert not result.complete and "found 6 of 7" in result.info["warning"]
+
+
+def test_digits_softmax_probabilities_extracted_exactly() -> None:
+    X, y = load_digits(return_X_y=True)
+    X = X / 8.0 - 1.0
+    target = MLPClassifier((32,), max_iter=1000, random_state=1).fit(X[:1347], y[:1347])
+    result = FunctionallyEquivalent((32,), random_state=1).run(LocalOracle(target))
+    assert result.complete and result.info["output"] == "softmax"
+    U = _data(5000, 64, 3)
+    for Xe in (U, X):
+        assert np.array_equal(target.predict(Xe), result.model.predict(Xe))
+        assert np.abs(target.predict_proba(Xe) - result.model.predict_proba(Xe)).max() < 1e-9
 
 
 def test_regressor_values_are_its_raw_output() -> None:

@@ -23,12 +23,16 @@ import numpy as np
 
 from stealml.attacks.base import Querier
 
-__all__ = ["Line", "OutOfBudget", "Outputs", "find_kinks", "jump", "kink_normal", "refine_kink"]
+__all__ = ["Line", "OutOfBudget", "Outputs", "find_kinks", "jump", "kink_normal", "refine_kink",
+           "unsaturated"]
 
 EPS_T = 1e-7          # step (in t, a line has length 1) for one-sided slopes
 # smallest probability read: softmax probabilities keep their relative precision down to
-# the normal range; a logistic output's 1 - p loses digits as p nears 1
-MIN_PROBABILITY = {"binary": 1e-9, "softmax": 1e-290}
+# the normal range; a logistic output's 1 - p is rounded to the double nearest it, so its
+# logit log(p / (1 - p)) carries an absolute error of about 1e-16 / min(p, 1 - p): below
+# 1e-3 that error (2e-13) would drown the slopes the corner search compares
+MIN_PROBABILITY = {"binary": 1e-3, "softmax": 1e-290}
+GRID = 33  # points on a line to find its unsaturated stretch
 
 
 class OutOfBudget(Exception):
@@ -97,6 +101,27 @@ class Line:
 
     def at(self, t: np.ndarray) -> np.ndarray:
         return self.p + np.asarray(t, dtype=float)[:, None] * self.v
+
+
+def unsaturated(f: Outputs, line: Line) -> list[Line]:
+    """The stretches of ``line`` whose answers (at ``GRID`` evenly spaced points) are all
+    read: a logistic output's answers are only read where min(p, 1 - p) >=
+    ``MIN_PROBABILITY``, so its lines are cut to where they are. Other outputs never
+    saturate on a line and keep it whole (no query)."""
+    if f.kind != "binary":
+        return [line]
+    ts = np.linspace(0.0, 1.0, GRID)
+    ok = np.isfinite(f(line.at(ts))).all(axis=1)
+    out, start = [], None
+    for k, good in enumerate([*ok, False]):
+        if good and start is None:
+            start = k
+        elif not good and start is not None:
+            if k - 1 > start:
+                a, b = ts[start], ts[k - 1]
+                out.append(Line(line.p + a * line.v, (b - a) * line.v))
+            start = None
+    return out
 
 
 def _close(a: np.ndarray, b: np.ndarray, tol: float) -> bool:

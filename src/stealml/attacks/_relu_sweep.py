@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from stealml.attacks._relu_lines import Line, OutOfBudget, Outputs, find_kinks
+from stealml.attacks._relu_lines import Line, OutOfBudget, Outputs, find_kinks, unsaturated
 from stealml.attacks._relu_solve import Layer
 
 __all__ = ["sweep_one_layer"]
@@ -132,10 +132,10 @@ def sweep_one_layer(f: Outputs, d: int, want: int | None, max_lines: int, patien
             r /= np.linalg.norm(r)
             reach = extent * math.sqrt(d)
             centre = rng.uniform(-1, 1, d)
-            line = Line(centre - reach * r, 2 * reach * r)
             n_before = len(W)
-            W, b, U, s = _sweep_line(f, line, jac, W, b, U)
-            skipped += s
+            for line in unsaturated(f, Line(centre - reach * r, 2 * reach * r)):
+                W, b, U, s = _sweep_line(f, line, jac, W, b, U)
+                skipped += s
             quiet = 0 if len(W) > n_before else quiet + 1
     except OutOfBudget:
         exhausted = True

@@ -39,7 +39,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from stealml.attacks._relu_depth import extract_two_layers
-from stealml.attacks._relu_lines import Line, OutOfBudget, Outputs, find_kinks, kink_normal
+from stealml.attacks._relu_lines import (
+    Line,
+    OutOfBudget,
+    Outputs,
+    find_kinks,
+    kink_normal,
+    unsaturated,
+)
 from stealml.attacks._relu_model import build_deep_mlp, build_mlp, relu_architecture
 from stealml.attacks._relu_solve import Layer, ball_points, global_fit, local_fit, solve_signs
 from stealml.attacks._relu_sweep import sweep_one_layer
@@ -197,10 +204,10 @@ class FunctionallyEquivalent(Attack):
                 r /= np.linalg.norm(r)
                 reach = self.extent * math.sqrt(d)
                 centre = rng.uniform(-1, 1, d)
-                line = Line(centre - reach * r, 2 * reach * r)
-                ts = find_kinks(f, line)
                 n_before = len(W)
-                W, b, P = self._new_neurons(f, line, ts, W, b, P)
+                for line in unsaturated(f, Line(centre - reach * r, 2 * reach * r)):
+                    ts = find_kinks(f, line)
+                    W, b, P = self._new_neurons(f, line, ts, W, b, P)
                 quiet = 0 if len(W) > n_before else quiet + 1
         except OutOfBudget:
             return W, b, P, lines, True
