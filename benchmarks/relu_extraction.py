@@ -66,6 +66,18 @@ def digits28_victim(seed: int) -> tuple[MLPClassifier, np.ndarray, np.ndarray]:
     return model, Xtr, Xte
 
 
+def digits_classifier(seed: int, hidden: tuple[int, ...], binary: bool = False,
+                      ) -> tuple[MLPClassifier, np.ndarray, np.ndarray]:
+    """A ReLU classifier on Digits (``binary``: is the digit 5 or more, one logistic
+    output), its training and test images."""
+    X, y = load_digits(return_X_y=True)
+    X = X / 8.0 - 1.0
+    y = (y >= 5).astype(int) if binary else y
+    Xtr, Xte, ytr, _ = train_test_split(X, y, test_size=0.25, random_state=seed)
+    model = MLPClassifier(hidden, max_iter=1000, random_state=seed).fit(Xtr, ytr)
+    return model, Xtr, Xte
+
+
 def deep_victim(seed: int) -> MLPRegressor:
     """The 10-15-15-1 regressor of a seed."""
     rng = np.random.default_rng(seed)
@@ -94,8 +106,9 @@ def measure(name: str, target: Any, seed: int,
         "complete": result.complete,
     }
     row["method"] = result.info.get("method", "layers")
-    if len(expected) == 1:
+    if hasattr(target, "predict_proba"):
         row["agree_uniform"] = err["agreement_uniform"]
+    if len(expected) == 1:
         row["param_error"] = parameter_error(target, result.model)
     if len(expected) > 1 or not np.isfinite(row["param_error"]):
         # a unit dead on the whole box (weights decayed to ~1e-5 by training) never
@@ -122,13 +135,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--skip-784", action="store_true")
     parser.add_argument("--targets", default="digits,deep,784",
-                        help="comma-separated: digits, deep (10-15-15-1), 784")
+                        help="comma-separated: digits, deep (10-15-15-1), 784, binary "
+                        "(64-32-1 Digits, digit >= 5), softmax2 (64-16-16-10 Digits)")
     args = parser.parse_args()
     targets = set(args.targets.split(","))
     if args.skip_784:
         targets.discard("784")
     kinds = {"digits": "64-32-10 Digits", "deep": "10-15-15-1 regressor",
-             "784": "784-128-10 Digits 28x28"}
+             "784": "784-128-10 Digits 28x28", "binary": "64-32-1 Digits binary",
+             "softmax2": "64-16-16-10 Digits"}
     rows: list[dict[str, Any]] = []
     old = RESULTS.with_suffix(".json")
     if old.exists():  # keep the rows of targets not run now
@@ -143,6 +158,12 @@ def main() -> None:
         for seed in range(args.seeds):
             rows.append(measure(kinds["deep"], deep_victim(seed), seed))
             print(rows[-1], flush=True)
+    for key, hidden, binary in (("binary", (32,), True), ("softmax2", (16, 16), False)):
+        if key in targets:
+            for seed in range(args.seeds):
+                target, Xtr, Xte = digits_classifier(seed, hidden, binary)
+                rows.append(measure(kinds[key], target, seed, np.vstack([Xtr, Xte])))
+                print(rows[-1], flush=True)
     if "784" in targets:
         for seed in range(args.seeds):
             target, Xtr, Xte = digits28_victim(seed)
