@@ -266,8 +266,10 @@ class FunctionallyEquivalent(Attack):
             W, b = W.copy(), b.copy()
             for i in range(h):
                 Yi, Fi = Y[i * m:(i + 1) * m], F[i * m:(i + 1) * m]
-                keep = np.isfinite(Fi).all(axis=1) & (np.abs(Yi @ W[i] + b[i]) > MARGIN)
-                if keep.sum() > 2 * (d + 1):
+                z = Yi @ W[i] + b[i]
+                keep = np.isfinite(Fi).all(axis=1) & (np.abs(z) > MARGIN)
+                # both sides needed (a logistic output may be saturated on one of them)
+                if min((keep & (z > 0)).sum(), (keep & (z < 0)).sum()) > d + 1:
                     W[i], b[i], _, r = local_fit(Yi[keep], Fi[keep], W[i], b[i])
                     local_resid = max(local_resid, r)
         keep = np.isfinite(F).all(axis=1) & (np.min(np.abs(Y @ W.T + b), axis=1) > MARGIN)
