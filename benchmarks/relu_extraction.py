@@ -5,14 +5,16 @@ Targets: scikit-learn MLPClassifier(32 ReLU units) trained on Digits (64-32-10; 
 ``load_digits`` scaled to [-1, 1], 1,347 training images), one per seed; a 784-128-10
 MLPClassifier trained on the same Digits images upsampled to 28 x 28 (scipy.ndimage.zoom,
 linear, 3.5x; MNIST's shape: no MNIST ships offline and nothing is downloaded), one per
-seed; a 10-15-15-1
-MLPRegressor (two hidden layers) trained on y = sin(x.g) + x0 x1 (2,000 uniform points in
-[-1, 1]^10, g Gaussian), one per seed, whose API answers its raw output. Classifier APIs
+seed; Digits classifiers 64-32-1 (binary: digit >= 5) and 64-16-16-10, one per seed; a
+10-15-15-1 MLPRegressor (two hidden layers) trained on y = sin(x.g) + x0 x1 (2,000 uniform
+points in [-1, 1]^10, g Gaussian), one per seed, whose API answers its raw output. Classifier APIs
 answer probabilities; the attack reads their log-ratios. Errors are measured on 20,000
 uniform points and 50 random lines of 1,000 points through the input box, and on the Digits
 images.
 
-Run: .venv/bin/python benchmarks/relu_extraction.py [--seeds 5] [--targets digits,deep,784]
+Run: .venv/bin/python benchmarks/relu_extraction.py [--seeds 5]
+[--targets digits,deep,784,binary,softmax2] (the results: 784 with --seeds 3, softmax2 with
+--seeds 1)
 Writes benchmarks/results/relu_extraction.{json,md}; rows of targets not run are kept
 from the previous results.
 """
@@ -206,6 +208,12 @@ weights decayed to ~1e-5 and a negative bias: dead on the whole box, they change
 there and are not found (`neurons` 126/128); `param_error` is then over the matched units
 (`param_matched`). `max_proba_error` is the largest probability difference over 5,000
 uniform points and the data.
+
+Probabilities from other heads: 64-32-1 Digits binary (is the digit 5 or more; one
+logistic output, whose 1 - p is rounded, so answers with min(p, 1 - p) < 1e-3 are not read
+and lines are cut to their unsaturated stretches) and 64-16-16-10 Digits (softmax, two
+hidden layers; its logits reach 16.5 on the box). Softmax answers fix the logits up to one
+constant per input: the stolen output layer is centred across classes (the gauge).
 """
     write_results(RESULTS, "Functionally-equivalent extraction of ReLU networks", rows,
                   ["target", "seed", "method", "queries", "seconds", "load", "neurons",
