@@ -39,9 +39,9 @@ __all__ = ["MODEL_CLASSES", "EquationSolving", "make_logistic_regression", "mode
 
 MODEL_CLASSES = ("logreg", "softmax", "ovr", "mlp", "kernel-logreg")
 ROUNDED_ROUNDS = 8  # rounds of boundary queries after the uniform half (rounded answers)
-# rounded to STAR_DECIMALS or more: first the exact design (a base and one step per column),
-# kept where every probability is >= STAR_MARGIN x the rounding's half-width
-STAR_DECIMALS, STAR_MARGIN, STAR_SEARCH = 3, 20.0, 4
+# rounded answers: first the exact design (a base and one step per column), kept where
+# every probability is >= STAR_MARGIN x the rounding's half-width, at most STAR_FLOOR
+STAR_MARGIN, STAR_FLOOR, STAR_SEARCH = 20.0, 0.01, 4
 POOL_PER_QUERY, MAX_POOL = 50, 20_000  # candidates drawn (free) per boundary query
 
 
@@ -239,30 +239,30 @@ class EquationSolving(Attack):
 
     def _ask_rounded(self, table: Table, space: Any, decimals: int, rng: np.random.Generator,
                      lo: np.ndarray, hi: np.ndarray, free: np.ndarray, m: int) -> None:
-        """With STAR_DECIMALS decimals or more, first the exact design (:func:`ask_star`)
-        where every probability is at least STAR_MARGIN times the rounding's half-width,
-        so that each answer's log-ratios keep about three digits: d + 1 such answers
-        nearly fix the model, where uniform points of a wide box mostly round to 0 and 1
-        (with half as many queries as unknowns, the equations then suffice). Then half
-        of what is left uniformly, and rounds of queries where the model fitted so far
-        puts two classes closest (the second-largest probability highest): there
-        rounded answers keep most of their digits, and the boundaries are placed.
-        (At 2 decimals no point keeps three digits of every probability of more than a
-        few classes: the design starts with the uniform half.)"""
+        """First the exact design (:func:`ask_star`) where every probability is at
+        least STAR_MARGIN times the rounding's half-width (at most STAR_FLOOR: at 2
+        decimals no point keeps three digits of every probability of more than a few
+        classes), so that each answer's log-ratios keep about three digits (two at 2
+        decimals): d + 1 such answers nearly fix the model, where uniform points of a
+        wide box mostly round to 0 and 1 (with half as many queries as unknowns, the
+        equations then suffice). Then half of what is left uniformly, and rounds of
+        queries where the model fitted so far puts two classes closest (the
+        second-largest probability highest): there rounded answers keep most of their
+        digits, and the boundaries are placed."""
         def uniform(n: int) -> np.ndarray:
             return np.where(free, rng.uniform(lo, hi, size=(n, len(lo))), lo)
 
-        if decimals >= STAR_DECIMALS:
-            saturation = table.min_probability
-            table.min_probability = max(saturation, STAR_MARGIN * 0.5 * 10.0 ** -decimals)
-            try:
-                ask_star(table, space, rng, lo, hi, free, self.spread, self.max_shrink,
-                         STAR_SEARCH)
-            finally:
-                table.min_probability = saturation
-            m -= table.n
-            if m <= 0 or table.querier.exhausted:
-                return
+        saturation = table.min_probability
+        table.min_probability = max(saturation, min(STAR_MARGIN * 0.5 * 10.0 ** -decimals,
+                                                    STAR_FLOOR))
+        try:
+            ask_star(table, space, rng, lo, hi, free, self.spread, self.max_shrink,
+                     STAR_SEARCH)
+        finally:
+            table.min_probability = saturation
+        m -= table.n
+        if m <= 0 or table.querier.exhausted:
+            return
         first = max(1, m // 2)
         table.ask(uniform(first))
         left = m - first
