@@ -392,7 +392,8 @@ class FeatureSpace:
     def _scale(f: ContinuousFeature, x: np.ndarray) -> np.ndarray:
         if f.max == f.min:
             return np.zeros_like(x) * x  # keeps NaN
-        return 2.0 * (x - f.min) / (f.max - f.min) - 1.0
+        with np.errstate(over="ignore"):  # a huge input becomes inf; callers reject it
+            return 2.0 * (x - f.min) / (f.max - f.min) - 1.0
 
     @staticmethod
     def _unscale(f: ContinuousFeature, z: np.ndarray) -> np.ndarray:
