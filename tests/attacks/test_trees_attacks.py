@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -118,6 +120,26 @@ def test_extract_serves_a_user_tree_with_bigml_semantics(attack, german, tmp_pat
     assert stolen.n_leaves == result.model.n_leaves >= 8
 
 
+def _test_agreement_by_checks(attack: type, tree: Any, ds: Any, strengths: tuple[int, ...],
+                              seed: int) -> dict[int, float]:
+    """Share of the test rows the stolen tree answers as ``tree`` does, per corner-check
+    strength."""
+    agreement = {}
+    for checks in strengths:
+        result = attack(epsilon=1e-4, checks=checks, random_state=seed).run(
+            _oracle(tree, ds.space, rounding=5))
+        agreement[checks] = float(np.mean(result.model.predict(ds.X_test)
+                                          == tree.predict(ds.X_test)))
+    return agreement
+
+
+def _contraceptive_tree() -> tuple[Any, DecisionTreeClassifier]:
+    """The Steak-shaped tree: 193 leaves on the contraceptive survey, 63 identities."""
+    ds = load("contraceptive", random_state=0)
+    tree = DecisionTreeClassifier(max_leaf_nodes=193, max_depth=17, random_state=0).fit(
+        ds.X_train, ds.y_train)
+    return ds, tree
+
 def test_top_down_finds_tests_hidden_behind_leaves_that_answer_alike() -> None:
     """On this spambase tree a test on capital_run_length_average sits below two leaves
     with one identity: from the values chosen above it, both sides answer alike. Without
@@ -125,11 +147,7 @@ def test_top_down_finds_tests_hidden_behind_leaves_that_answer_alike() -> None:
     ds = load("spambase", random_state=0)
     tree = DecisionTreeClassifier(max_leaf_nodes=120, random_state=0).fit(
         ds.X_train, ds.y_train)
-    agreement = {}
-    for checks in (0, 3):
-        result = TopDown(epsilon=1e-4, checks=checks, random_state=0).run(
-            _oracle(tree, ds.space, rounding=5))
-        agreement[checks] = np.mean(result.model.predict(ds.X_test) == tree.predict(ds.X_test))
+    agreement = _test_agreement_by_checks(TopDown, tree, ds, (0, 3), seed=0)
     assert agreement[0] < 0.99
     assert agreement[3] == 1.0
 
@@ -139,9 +157,7 @@ def test_bottom_up_is_exact_where_most_leaves_share_an_identity() -> None:
     tree, where Algorithm 1 reached 92.45%): line searches run through neighbours that
     answer alike and their boxes overlap others; the overlap and gap passes split them
     until the stolen tree answers as the target on the data and on uniform points."""
-    ds = load("contraceptive", random_state=0)
-    tree = DecisionTreeClassifier(max_leaf_nodes=193, max_depth=17, random_state=0).fit(
-        ds.X_train, ds.y_train)
+    ds, tree = _contraceptive_tree()
     result = PathFinding(epsilon=1e-4, random_state=0).run(_oracle(tree, ds.space, rounding=5))
     assert result.complete and result.info["unique_ids"] < 70
     assert result.info["splits"] > 0
@@ -155,16 +171,11 @@ def test_bottom_up_corner_checks_find_a_leaf_only_a_pair_of_changes_reaches() ->
     husband_occupation 1, standard_of_living 4) lies in the box of a one-sample leaf whose
     identity 23 leaves share, and each change alone lands in another such leaf. Without
     corner checks the box swallows it; with the default strength-2 checks it is found."""
-    ds = load("contraceptive", random_state=0)
-    tree = DecisionTreeClassifier(max_leaf_nodes=193, max_depth=17, random_state=0).fit(
-        ds.X_train, ds.y_train)
-    agreement = {}
-    for checks in (0, 2):
-        result = PathFinding(epsilon=1e-4, checks=checks, random_state=3).run(
-            _oracle(tree, ds.space, rounding=5))
-        agreement[checks] = np.mean(result.model.predict(ds.X_test) == tree.predict(ds.X_test))
+    ds, tree = _contraceptive_tree()
+    agreement = _test_agreement_by_checks(PathFinding, tree, ds, (0, 2), seed=3)
     assert agreement[0] < 0.995
     assert agreement[2] == 1.0
+
 
 def test_bottom_up_tests_one_change_at_a_time_once_an_identity_is_shared() -> None:
     """An 80-leaf spambase tree whose one-sample leaves share two identities: a group test
