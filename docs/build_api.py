@@ -20,7 +20,7 @@ DOCS = Path(__file__).resolve().parent
 # the public API, in reading order: the one-way data flow, then experiments
 MODULES = [
     "stealml.space", "stealml.policies", "stealml.ledger", "stealml.answers",
-    "stealml.oracles", "stealml.attacks", "stealml.defences", "stealml.models",
+    "stealml.oracles", "stealml.attacks", "stealml.attacks.params", "stealml.defences", "stealml.models",
     "stealml.metrics", "stealml.modelio", "stealml.datasets", "stealml.targets",
     "stealml.exceptions", "stealml.experiments.runner", "stealml.experiments.grid",
     "stealml.experiments.jobs", "stealml.experiments.store", "stealml.experiments.executors",

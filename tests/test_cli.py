@@ -110,6 +110,8 @@ def test_bad_inputs_give_one_line(target: Path, tmp_path: Path) -> None:
                    str(tree)).returncode == 0
     _one_line_error(stealml("extract", "--target", str(tree), "--attack", "equation-solving"),
                     "does not apply", "DecisionTreeClassifier")
+    _one_line_error(stealml("extract", "--target", str(tree), "--attack", "top-down",
+                            "--param", "chekcs=0"), "no parameter 'chekcs'", "checks=3")
     space = tmp_path / "space.json"
     space.write_text('{"features": [{"name": "a", "type": "continuous", "min": 0, "max": 1}]}')
     _one_line_error(stealml(*ext, "--space", str(space)), "the model takes 9 features")
@@ -120,6 +122,20 @@ def test_bad_inputs_give_one_line(target: Path, tmp_path: Path) -> None:
                             str(tmp_path / "x.skops")), "nope")
     _one_line_error(stealml("train", "--data", "iris", "--model", "logreg", "--out",
                             str(tmp_path / "x.skops")), "softmax")
+
+
+def test_param_sets_the_attacks_constructor(tmp_path: Path) -> None:
+    tree = tmp_path / "tree.skops"
+    assert stealml("train", "--data", "german-credit", "--model", "tree", "--max-leaves",
+                   "26", "--out", str(tree)).returncode == 0
+    ext = ["extract", "--target", str(tree), "--attack", "top-down", "--data",
+           "german-credit", "--json"]
+    default, unchecked = (json.loads(stealml(*ext, *more).stdout)
+                          for more in ([], ["--param", "checks=0", "--param", "probes=3"]))
+    # two leaves share an identity: the corner checks cost queries; without them the
+    # attack is still exact on this tree
+    assert unchecked["queries"] < default["queries"]
+    assert default["fidelity"]["r_test"] == unchecked["fidelity"]["r_test"] == 0
 
 
 def test_calibrated_prada_flags_top_down_early(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from stealml import __version__
-from stealml.attacks import ATTACKS
+from stealml.attacks import ATTACKS, get_attack
+from stealml.attacks.params import check_attack_params, parse_param_items
 from stealml.exceptions import ConfigurationError, StealmlError
 from stealml.ledger import Ledger
 from stealml.targets import MODEL_KINDS
@@ -149,6 +150,9 @@ def _defence_options(command: Any) -> Any:
               help="FeatureSpace JSON (default: the target file's, else [-1, 1]^d).")
 @click.option("--attack", required=True, type=click.Choice(sorted(ATTACKS)),
               help="Attack to run.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="A parameter of the attack's constructor (repeatable), e.g. "
+                   "--param checks=0 --param epsilon=1e-4 (an unknown KEY lists them).")
 @click.option("--budget", type=int, default=None, help="Most queries to pay for.")
 @click.option("--alpha", type=float, default=None,
               help="Budget as alpha × the model class's unknowns.")
@@ -178,7 +182,8 @@ def _defence_options(command: Any) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def extract(target: str | None, url: str | None, model_name: str | None,
             api_key: str | None, protocol: str, eval_queries: int, space: str | None,
-            attack: str, budget: int | None, alpha: float | None, output: str,
+            attack: str, params: tuple[str, ...], budget: int | None, alpha: float | None,
+            output: str,
             top_k: int | None, rounding: int | None, noise: float | None, noise_seed: int,
             reverse_sigmoid: tuple[float, float] | None, monitors: tuple[str, ...],
             on_flag: str, prada_delta: float, prada_calibration: str | None, price: float,
@@ -191,6 +196,8 @@ def extract(target: str | None, url: str | None, model_name: str | None,
 
     if (target is None) == (url is None):
         raise ConfigurationError("give either --target FILE or --url URL")
+    attack_params = parse_param_items(params)
+    check_attack_params(get_attack(attack), attack_params)
     config = ExtractionConfig(target=target or str(url), attack=attack, space=space,
                               budget=budget, alpha=alpha,
                               output=output,  # type: ignore[arg-type]
@@ -203,7 +210,8 @@ def extract(target: str | None, url: str | None, model_name: str | None,
                               monitors=monitors, prada_delta=prada_delta,
                               prada_calibration=prada_calibration,
                               prada_calibrate=prada_calibrate,
-                              on_flag=on_flag)  # type: ignore[arg-type]
+                              on_flag=on_flag,  # type: ignore[arg-type]
+                              attack_params=tuple(attack_params.items()))
     with _query_progress(enabled=not as_json and sys.stderr.isatty()) as progress:
         _, report = run_extraction(config, progress=progress)
     if as_json:

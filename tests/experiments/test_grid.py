@@ -84,6 +84,12 @@ def test_bad_grids_fail_at_configuration_time(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="unknown extraction job parameters: sede"):
         expand({"fixed": {"model": "logreg", "data": "circles", "attack": "lowd-meek",
                           "sede": 1}, "grid": {"alpha": [1]}})
+    with pytest.raises(ConfigurationError, match="has no parameter 'chekcs'; it takes: checks"):
+        expand({"fixed": {"model": "tree", "data": "circles", "attack": "top-down",
+                          "attack_params": {"chekcs": 0}}, "grid": {"seed": [0]}})
+    with pytest.raises(ConfigurationError, match="checks='many' is not an integer"):
+        expand({"fixed": {"model": "tree", "data": "circles", "attack": "top-down",
+                          "attack_params": {"checks": "many"}}, "grid": {"seed": [0]}})
     with pytest.raises(ConfigurationError, match="at most one of"):
         make_executor(jobs=2, dask_local=2)
     bad = tmp_path / "bad.toml"

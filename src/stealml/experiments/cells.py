@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from stealml.attacks import ATTACKS, get_attack
+from stealml.attacks.params import check_attack_params
 from stealml.datasets import DATASETS, Dataset
 from stealml.datasets import load as load_dataset
 from stealml.exceptions import ConfigurationError, UnsupportedModelError
@@ -61,6 +62,10 @@ def check_extraction(params: dict[str, Any]) -> None:
         raise ConfigurationError("give budget or alpha, not both")
     if params.get("defence") not in (None, "none"):
         raise ConfigurationError(f"unknown defence {params['defence']!r}")
+    attack_params = params.get("attack_params", {})
+    if not isinstance(attack_params, dict):
+        raise ConfigurationError("attack_params must be a table of parameter = value")
+    check_attack_params(ATTACKS[params["attack"]], attack_params)
     _policy({**OPTIONAL, **params})
 
 
@@ -92,7 +97,7 @@ def extraction_cell(**params: Any) -> dict[str, Any]:
         raise UnsupportedModelError(f"attack {p['attack']!r} does not apply to a "
                                     f"{type(target).__name__} target")
     attack = attack_cls(random_state=int(p["seed"]),  # type: ignore[call-arg]
-                        **p["attack_params"])
+                        **check_attack_params(attack_cls, p["attack_params"]))
     describe_target(attack, target, None)
     budget = p["budget"]
     if p["alpha"] is not None:

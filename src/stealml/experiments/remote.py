@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from stealml.attacks import get_attack
 from stealml.attacks.base import ExtractionResult
 from stealml.datasets import load as load_dataset
 from stealml.exceptions import ConfigurationError, FeatureCountError
-from stealml.experiments.runner import ExtractionConfig, _jsonable, attack_budget
+from stealml.experiments.runner import ExtractionConfig, _jsonable, attack_budget, make_attack
 from stealml.ledger import Ledger, Progress
 from stealml.modelio import save_model
 from stealml.oracles.base import BaseOracle
@@ -81,8 +80,7 @@ def run_remote(config: ExtractionConfig,
     if given:
         raise ConfigurationError(f"{', '.join(given)} configure the API of a local --target; "
                                  "a service at --url sets its own defences (stealml serve)")
-    attack = get_attack(config.attack)(random_state=config.seed,  # type: ignore[call-arg]
-                                       batch_size=config.batch_size)
+    attack = make_attack(config)
     oracle = remote_oracle(config, Ledger())
     classes = oracle.classes
     budget = attack_budget(config, attack, oracle.space,

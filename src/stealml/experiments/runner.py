@@ -12,7 +12,8 @@ import numpy as np
 from sklearn.base import RegressorMixin
 
 from stealml.attacks import get_attack
-from stealml.attacks.base import ExtractionResult
+from stealml.attacks.base import Attack, ExtractionResult
+from stealml.attacks.params import check_attack_params
 from stealml.datasets import load as load_dataset
 from stealml.defences import Monitor, OutOfDistribution, Prada, Response, calibrate_prada
 from stealml.defences.prada import prada_from_file
@@ -26,7 +27,7 @@ from stealml.oracles.local import LocalOracle
 from stealml.policies import ApiPolicy, Output
 from stealml.space import FeatureSpace
 
-__all__ = ["ExtractionConfig", "attack_budget", "run_extraction", "target_space"]
+__all__ = ["ExtractionConfig", "attack_budget", "make_attack", "run_extraction", "target_space"]
 
 
 @dataclass
@@ -61,6 +62,16 @@ class ExtractionConfig:
     prada_delta: float = 0.9
     prada_calibration: str | None = None  # .json (calibrate-prada) or .npy of owner's rows
     prada_calibrate: bool = False  # calibrate PRADA per n on --data's training split
+    attack_params: tuple[tuple[str, Any], ...] = ()  # --param KEY=VALUE, for the constructor
+
+
+def make_attack(config: ExtractionConfig) -> Attack:
+    """The configured attack: ``config.attack_params`` checked against its constructor
+    (a :class:`ConfigurationError` before any query is paid)."""
+    cls = get_attack(config.attack)
+    params = check_attack_params(cls, dict(config.attack_params))
+    return cls(random_state=config.seed, batch_size=config.batch_size,  # type: ignore[call-arg]
+               **params)
 
 
 def target_space(loaded: LoadedModel, space_path: str | None) -> FeatureSpace:
@@ -123,15 +134,14 @@ def run_extraction(config: ExtractionConfig,
         from stealml.experiments.remote import run_remote
 
         return run_remote(config, progress)
+    attack = make_attack(config)
     loaded = load_model(config.target, trusted=config.trusted)
     space = target_space(loaded, config.space)
-    attack_cls = get_attack(config.attack)
-    if not attack_cls.supports(loaded.model):
+    if not type(attack).supports(loaded.model):
         raise UnsupportedModelError(
             f"attack {config.attack!r} does not apply to a {type(loaded.model).__name__} "
             "target")
     classes = getattr(loaded.model, "classes_", None)
-    attack = attack_cls(random_state=config.seed, batch_size=config.batch_size)  # type: ignore[call-arg]
     describe_target(attack, loaded.model, config.model_class)
     budget = attack_budget(config, attack, space, None if classes is None else len(classes))
     served = loaded.model
