@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,9 @@ def simple_signer(row: Row, i: int) -> Signer:
 
 def category_pieces(sign: Signer, values: Sequence[str], known: dict[str, Signed],
                     rng: np.random.Generator) -> Asking[list[Piece]]:
-    """Group the values by signature: one piece (a set of values) per group."""
+    """Group the values by signature: one piece (a set of values) per group, represented
+    by the row's own value where the piece holds it (a child keeps its parent's row, so
+    the rows its own searches ask were mostly asked already), else by a random member."""
     ask = [v for v in values if v not in known]
     signed = {**known, **dict(zip(ask, (yield from sign(ask)), strict=True))}
     groups: dict[Hashable, list[str]] = {}
@@ -48,6 +50,9 @@ def category_pieces(sign: Signer, values: Sequence[str], known: dict[str, Signed
     pieces: list[Piece] = []
     for members in groups.values():
         rep = members[rng.permutation(len(members))[0]]
+        kept = [v for v in members if v in known]
+        if kept:  # the row's own value: the rows that vary it were asked already
+            rep = kept[0]
         pieces.append((frozenset(members), rep, signed[rep][0]))
     return pieces
 
@@ -86,17 +91,21 @@ def interval_pieces(sign: Signer, grid: Grid, domain: tuple[float, float],
         mids = [m for _, m, _ in todo]
         seen.update(zip(mids, (yield from sign([grid.value(m) for m in mids])), strict=True))
         segments = [s for a, m, b in todo for s in ((a, m), (m, b))]
-    return _pieces_from_cuts(grid, domain, (first, last), sorted(cuts), seen, rng)
+    return _pieces_from_cuts(grid, domain, (first, last), sorted(cuts), seen, rng, known)
 
 
 def _pieces_from_cuts(grid: Grid, domain: tuple[float, float], span: tuple[int, int],
                       cuts: list[int], seen: dict[int, Signed],
-                      rng: np.random.Generator) -> list[Piece]:
+                      rng: np.random.Generator,
+                      known: Collection[int] = ()) -> list[Piece]:
     bounds = [span[0] - 1, *cuts, span[1]]
     pieces: list[Piece] = []
     for j, (a, b) in enumerate(itertools.pairwise(bounds)):
         ends = [min(k for k in seen if a < k <= b), max(k for k in seen if a < k <= b)]
         rep = ends[int(rng.integers(2))]
+        kept = [k for k in known if a < k <= b]
+        if kept:
+            rep = kept[0]
         lo = domain[0] if j == 0 else grid.cut(a)
         hi = domain[1] if j == len(bounds) - 2 else grid.cut(b)
         pieces.append(((lo, hi), grid.value(rep), seen[rep][0]))
