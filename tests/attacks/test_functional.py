@@ -8,6 +8,7 @@ from sklearn.datasets import load_digits
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from stealml.attacks import FunctionallyEquivalent
+from stealml.attacks._relu_depth import _signs_and_unknown
 from stealml.attacks._relu_solve import solve_signs
 from stealml.exceptions import ConfigurationError
 from stealml.experiments.neural import aligned_parameter_error, output_error, parameter_error
@@ -99,6 +100,24 @@ def test_signs_of_an_expansive_layer_by_subset_sum() -> None:
     beta = -sum(np.outer(A[:, i], W[i]) for i in range(16) if wrong[i])
     mu, ok = solve_signs(A, W, beta)
     assert ok and np.array_equal(mu > 0.5, wrong)
+
+
+def test_second_layer_signs_and_unknown_weights_with_several_outputs() -> None:
+    # softmax answers (centred logits, four classes) of a second layer whose signs were
+    # all guessed +1, three of them wrongly, and two of whose weights no trace saw
+    rng = np.random.default_rng(0)
+    H1 = np.maximum(rng.normal(size=(400, 8)), 0.0)
+    V, c = rng.normal(size=(6, 8)), 0.3 * rng.normal(size=6)
+    A, c0 = rng.normal(size=(4, 6)), rng.normal(size=4)
+    F = np.maximum(H1 @ V.T + c, 0.0) @ A.T + c0
+    F -= F.mean(axis=1, keepdims=True)
+    unknown = np.zeros((6, 8), dtype=bool)
+    unknown[1, 3] = unknown[4, 0] = True
+    truth = np.array([1.0, -1.0, 1.0, -1.0, -1.0, 1.0])
+    sigma, V_found = _signs_and_unknown(H1, F, np.where(unknown, 0.0, V) * truth[:, None],
+                                        c * truth, unknown, np.ones(6))
+    assert np.array_equal(sigma, truth)
+    assert np.abs(V_found * sigma[:, None] - V).max() < 1e-12
 
 
 @pytest.fixture(scope="module")

@@ -210,20 +210,21 @@ def _distinct(V: np.ndarray, c: np.ndarray, seen: np.ndarray) -> np.ndarray:
 def _signs_and_unknown(H1: np.ndarray, F: np.ndarray, V: np.ndarray, c: np.ndarray,
                        unknown: np.ndarray,
                        sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The second layer's signs and unknown weights together, for one output: starting
-    from the least-squares signs, each neuron's sign is flipped while that makes the
-    answers fit better once the unknown weights are filled in (an unknown weight makes
-    the least-squares signs unreliable)."""
+    """The second layer's signs and unknown weights together (``F``: the answers, one
+    column per output): starting from the least-squares signs, each neuron's sign is
+    flipped while that lowers the answers' root-mean-square misfit once the unknown
+    weights are filled in (an unknown weight makes the least-squares signs unreliable;
+    the largest misfit, dominated by a few points, stalls on wrong flips)."""
 
     def fit(sig: np.ndarray) -> tuple[float, np.ndarray]:
         Vs = _fill_unknown(H1, F, V * sig[:, None], c * sig, unknown)
         H2 = np.maximum(H1 @ Vs.T + c * sig, 0.0)
         X = np.hstack([H2, np.ones((len(H1), 1))])
         coef, *_ = scipy.linalg.lstsq(X, F, lapack_driver="gelsd", check_finite=False)
-        return float(np.abs(X @ coef - F).max(initial=0.0)), Vs * sig[:, None]
+        return float(np.sqrt(np.mean((X @ coef - F) ** 2))), Vs * sig[:, None]
 
     best, Vb = fit(sigma)
-    for _ in range(3):
+    for _ in range(len(V)):
         better = False
         for j in range(len(V)):
             trial = sigma.copy()
@@ -241,20 +242,25 @@ def _fill_unknown(H1: np.ndarray, F: np.ndarray, V: np.ndarray, c: np.ndarray,
     """The second-layer weights no trace saw, from the answers: with the second layer's
     activation patterns fixed (from the current weights), f = sum_j 1[z_j > 0]
     (a_j k_j + sum_i a_j V_ji h_i) + d is linear in a_j and a_j V_ji (k_j the known part
-    of z_j); solved, the patterns updated, until they stop changing."""
+    of z_j); solved, the patterns updated, until they stop changing. With several
+    outputs a_j is a vector (one weight per output) and V_ji the least-squares ratio of
+    the vector a_j V_ji to it."""
     pairs = np.argwhere(unknown)
     if not len(pairs):
         return V
+    F = F.reshape(len(H1), -1)
     ones = np.ones((len(H1), 1))
     for _ in range(rounds):
         on = (H1 @ V.T + c > 0).astype(float)
         K = H1 @ np.where(unknown, 0.0, V).T + c
         X = np.hstack([on * K, on[:, pairs[:, 0]] * H1[:, pairs[:, 1]], ones])
         coef, *_ = scipy.linalg.lstsq(X, F, lapack_driver="gelsd", check_finite=False)
-        a, B = coef[:len(V)], coef[len(V):len(V) + len(pairs)]
+        a, B = coef[:len(V)], coef[len(V):len(V) + len(pairs)]  # (m, o), (pairs, o)
+        ap = a[pairs[:, 0]]
+        size = np.einsum("po,po->p", ap, ap)
+        ok = size > 1e-18
         new = V.copy()
-        ok = np.abs(a[pairs[:, 0]]) > 1e-9
-        new[pairs[ok, 0], pairs[ok, 1]] = B[ok] / a[pairs[ok, 0]]
+        new[pairs[ok, 0], pairs[ok, 1]] = np.einsum("po,po->p", B[ok], ap[ok]) / size[ok]
         same = np.array_equal(H1 @ new.T + c > 0, on > 0)
         V = new
         if same:
@@ -295,8 +301,7 @@ def _fit(f: Outputs, W: np.ndarray, b: np.ndarray, neurons: list[Neuron],
                                   lapack_driver="gelsd", check_finite=False)
     e, ell = coef[:m], coef[m:2 * m]
     sigma = np.where(np.linalg.norm(e + ell, axis=1) < np.linalg.norm(ell, axis=1), -1.0, 1.0)
-    if n_out == 1:
-        sigma, V = _signs_and_unknown(H1, F[:, 0], V, c, unknown, sigma)
+    sigma, V = _signs_and_unknown(H1, F, V, c, unknown, sigma)
     V, c = V * sigma[:, None], c * sigma
     H2 = np.maximum(H1 @ V.T + c, 0.0)
     coef, *_ = scipy.linalg.lstsq(np.hstack([H2, *lin, ones]), F, lapack_driver="gelsd",
