@@ -5,16 +5,15 @@ Targets: scikit-learn MLPClassifier(32 ReLU units) trained on Digits (64-32-10; 
 ``load_digits`` scaled to [-1, 1], 1,347 training images), one per seed; a 784-128-10
 MLPClassifier trained on the same Digits images upsampled to 28 x 28 (scipy.ndimage.zoom,
 linear, 3.5x; MNIST's shape: no MNIST ships offline and nothing is downloaded), one per
-seed; Digits classifiers 64-32-1 (binary: digit >= 5) and 64-16-16-10, one per seed; a
-10-15-15-1 MLPRegressor (two hidden layers) trained on y = sin(x.g) + x0 x1 (2,000 uniform
-points in [-1, 1]^10, g Gaussian), one per seed, whose API answers its raw output. Classifier APIs
-answer probabilities; the attack reads their log-ratios. Errors are measured on 20,000
-uniform points and 50 random lines of 1,000 points through the input box, and on the Digits
-images.
+seed; Digits classifiers 64-32-1 and 64-16-16-1 (binary: digit >= 5) and 64-16-16-10, one
+per seed; a 10-15-15-1 MLPRegressor (two hidden layers) trained on y = sin(x.g) + x0 x1
+(2,000 uniform points in [-1, 1]^10, g Gaussian), one per seed, whose API answers its raw
+output. Classifier APIs answer probabilities; the attack reads their log-ratios. Errors
+are measured on 20,000 uniform points and 50 random lines of 1,000 points through the input
+box, and on the Digits images.
 
 Run: .venv/bin/python benchmarks/relu_extraction.py [--seeds 5]
-[--targets digits,deep,784,binary,softmax2] (the results: 784 with --seeds 3, softmax2 with
---seeds 1)
+[--targets digits,deep,784,binary,softmax2,binary2] (the results: 784 with --seeds 3)
 Writes benchmarks/results/relu_extraction.{json,md}; rows of targets not run are kept
 from the previous results.
 """
@@ -138,14 +137,15 @@ def main() -> None:
     parser.add_argument("--skip-784", action="store_true")
     parser.add_argument("--targets", default="digits,deep,784",
                         help="comma-separated: digits, deep (10-15-15-1), 784, binary "
-                        "(64-32-1 Digits, digit >= 5), softmax2 (64-16-16-10 Digits)")
+                        "(64-32-1 Digits, digit >= 5), softmax2 (64-16-16-10 Digits), "
+                        "binary2 (64-16-16-1 Digits, digit >= 5)")
     args = parser.parse_args()
     targets = set(args.targets.split(","))
     if args.skip_784:
         targets.discard("784")
     kinds = {"digits": "64-32-10 Digits", "deep": "10-15-15-1 regressor",
              "784": "784-128-10 Digits 28x28", "binary": "64-32-1 Digits binary",
-             "softmax2": "64-16-16-10 Digits"}
+             "softmax2": "64-16-16-10 Digits", "binary2": "64-16-16-1 Digits binary"}
     rows: list[dict[str, Any]] = []
     old = RESULTS.with_suffix(".json")
     if old.exists():  # keep the rows of targets not run now
@@ -160,7 +160,8 @@ def main() -> None:
         for seed in range(args.seeds):
             rows.append(measure(kinds["deep"], deep_victim(seed), seed))
             print(rows[-1], flush=True)
-    for key, hidden, binary in (("binary", (32,), True), ("softmax2", (16, 16), False)):
+    for key, hidden, binary in (("binary", (32,), True), ("softmax2", (16, 16), False),
+                                ("binary2", (16, 16), True)):
         if key in targets:
             for seed in range(args.seeds):
                 target, Xtr, Xte = digits_classifier(seed, hidden, binary)
