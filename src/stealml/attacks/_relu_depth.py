@@ -30,7 +30,14 @@ import numpy as np
 import scipy.linalg
 
 from stealml.attacks._relu_deep import FirstLayer, Neuron, second_layer, solve_neuron, trace
-from stealml.attacks._relu_lines import Line, OutOfBudget, Outputs, find_kinks, kink_normal
+from stealml.attacks._relu_lines import (
+    Line,
+    OutOfBudget,
+    Outputs,
+    find_kinks,
+    kink_normal,
+    unsaturated,
+)
 from stealml.attacks._relu_refine import Network, refine
 
 __all__ = ["extract_two_layers"]
@@ -59,16 +66,17 @@ class _Search:
         r = self.rng.normal(size=self.d)
         r /= np.linalg.norm(r)
         reach = self.extent * math.sqrt(self.d)
-        line = Line(self.rng.uniform(-1, 1, self.d) - reach * r, 2 * reach * r)
-        ts = find_kinks(self.f, line)
-        edges = np.concatenate([[0.0], ts, [1.0]])
+        whole = Line(self.rng.uniform(-1, 1, self.d) - reach * r, 2 * reach * r)
         out = []
-        for k, t in enumerate(ts):
-            if skip(line.at(np.array([t]))[0]):
-                continue
-            found = kink_normal(self.f, line, t, min(t - edges[k], edges[k + 2] - t))
-            if found is not None:
-                out.append(found)
+        for line in unsaturated(self.f, whole):  # a logistic output is read where unsaturated
+            ts = find_kinks(self.f, line)
+            edges = np.concatenate([[0.0], ts, [1.0]])
+            for k, t in enumerate(ts):
+                if skip(line.at(np.array([t]))[0]):
+                    continue
+                found = kink_normal(self.f, line, t, min(t - edges[k], edges[k + 2] - t))
+                if found is not None:
+                    out.append(found)
         return out
 
 
