@@ -43,6 +43,7 @@ from stealml.attacks._relu_refine import Network, refine
 __all__ = ["extract_two_layers"]
 
 SOLVE_TOL = 1e-6   # largest residual of a traced neuron's solve (its normals are unit)
+CHECK_ROUNDS = 4   # most held-out checks of the fit (each failed one joins the fit)
 
 
 def fit_size(sizes: tuple[int, ...], d: int, n_out: int) -> int:
@@ -50,6 +51,17 @@ def fit_size(sizes: tuple[int, ...], d: int, n_out: int) -> int:
     widths = [d, *sizes, n_out]
     params = sum((a + 1) * b for a, b in itertools.pairwise(widths))
     return 4 * params // n_out + 500
+
+
+def fit_cost(sizes: tuple[int, int], d: int, n_out: int) -> int:
+    """Queries :func:`_fit` spends: the uniform points, the points about each
+    second-layer neuron's surface and the held-out check."""
+    n = fit_size(sizes, d, n_out)
+    return n + sizes[1] * _near_size(sizes[0]) + CHECK_ROUNDS * (n // 4)
+
+
+def _near_size(h1: int) -> int:
+    return 2 * (h1 + 2)
 
 
 class _Search:
@@ -91,7 +103,7 @@ def extract_two_layers(f: Outputs, sizes: tuple[int, int], d: int, n_out: int,
     neurons: list[Neuron] = []
     info: dict[str, Any] = {}
     exhausted = False
-    reserve = fit_size(sizes, d, n_out)
+    reserve = fit_cost(sizes, d, n_out)
     try:
         quiet, known = 0, 0
         while search.lines < max_lines and quiet < patience * (1 if known >= h1 else 5):
@@ -284,26 +296,73 @@ def _low(f: Outputs, reserve: int) -> bool:
 def _fit(f: Outputs, W: np.ndarray, b: np.ndarray, neurons: list[Neuron],
          sizes: tuple[int, int], d: int, n_out: int,
          rng: np.random.Generator) -> tuple[Network, dict[str, Any], bool]:
+    """The whole network from the two layers' neurons, fitted to answers at uniform points
+    and at points about each second-layer neuron's traced critical points (a neuron
+    active on little of the box, or of its unsaturated part, is pinned down where it was
+    seen), then checked on uniform points the fit never saw. A failed check (weights that
+    no trace saw, fitted on too few points where they matter) adds the check points to
+    the fit and checks again on new ones, ``CHECK_ROUNDS`` times at most."""
     sign, V, c, consistent, unknown = second_layer(W, b, neurons)
     keep = _distinct(V, c, np.array([u.seen for u in neurons]).reshape(len(V), len(W)))
     V, c, unknown = V[keep], c[keep], unknown[keep]
     W1, b1 = W * sign[:, None], b * sign
-    Y = rng.uniform(-1, 1, (fit_size(sizes, d, n_out), d))
+    n = fit_size(sizes, d, n_out)
+    near = [u.Y[rng.integers(len(u.traced), size=_near_size(len(W)))]
+            + 0.05 * rng.normal(size=(_near_size(len(W)), d)) / math.sqrt(d)
+            for u in (neurons[k] for k in keep)]
+    Y, F, exhausted = _answers(f, np.clip(np.vstack([rng.uniform(-1, 1, (n, d)), *near]),
+                                          -1.0, 1.0))
+    centred = f.kind == "softmax"
+    spare = sizes[1] - len(V) >= n_out
+    rounds = 0
+    while True:
+        rounds += 1
+        net, start, resid, sigma = _solve(Y, F, W1, b1, V, c, unknown, spare, n_out, centred)
+        if exhausted:
+            check, Yc = np.inf, np.zeros((0, d))
+            break
+        # held out: uniform points the fit never saw
+        Yc, Fc, exhausted = _answers(f, rng.uniform(-1, 1, (n // 4, d)))
+        R = net(Yc) - Fc
+        R = R - R.mean(axis=1, keepdims=True) if centred else R
+        check = float(np.abs(R).max(initial=0.0)) if len(Yc) else np.inf
+        scale = 1 + float(np.abs(F).max(initial=0.0))
+        # held-out misfit at the fit's own (rounding) level: nothing left to pin down
+        if check <= max(100 * resid, 1e-12 * scale) or rounds >= CHECK_ROUNDS or exhausted:
+            break
+        Y, F = np.vstack([Y, Yc]), np.vstack([F, Fc])
+    return net, {"fit_points": len(Y), "fit_residual_before_refinement": start,
+                 "fit_residual": max(resid, check), "refined_residual": resid,
+                 "check_points": len(Yc), "check_residual": check, "fit_rounds": rounds,
+                 "output_scale": float(1 + np.abs(F).max(initial=0.0)),
+                 "signs_consistent": consistent,
+                 "second_layer_flipped": int((sigma < 0).sum())}, exhausted
+
+
+def _answers(f: Outputs, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The read answers at ``Y`` (saturated rows dropped), and whether the budget ran
+    out (then the rows answered before it did)."""
     exhausted = False
     try:
         F = f(Y)
     except OutOfBudget:
         (Y, F), exhausted = f.partial, True
-    keep = np.isfinite(F).all(axis=1)
-    Y, F = Y[keep], F[keep]
-    centred = f.kind == "softmax"
+    keep = np.isfinite(F).all(axis=1) if len(F) else np.zeros(0, dtype=bool)
+    return Y[keep], F[keep].reshape(int(keep.sum()), -1), exhausted
+
+
+def _solve(Y: np.ndarray, F: np.ndarray, W1: np.ndarray, b1: np.ndarray, V: np.ndarray,
+           c: np.ndarray, unknown: np.ndarray, spare: bool, n_out: int,
+           centred: bool) -> tuple[Network, float, float, np.ndarray]:
+    """Second-layer signs and unknown weights, the output layer and the refinement, from
+    the answers ``F`` at ``Y``; returns the network, its largest misfit before and after
+    the refinement, and the second layer's signs."""
     H1 = np.maximum(Y @ W1.T + b1, 0.0)
     Z = H1 @ V.T + c
     m = len(V)
     ones = np.ones((len(Y), 1))
     # A missing second-layer neuron that is active on the whole box adds a linear
     # function of H1 there: room for it, as one always-active neuron per output.
-    spare = sizes[1] - m >= n_out
     lin = [H1] if spare else []
     coef, *_ = scipy.linalg.lstsq(np.hstack([np.maximum(Z, 0.0), Z, ones]), F,
                                   lapack_driver="gelsd", check_finite=False)
@@ -324,7 +383,4 @@ def _fit(f: Outputs, W: np.ndarray, b: np.ndarray, neurons: list[Neuron],
     net = Network([(W1, b1), (V, c)], A, c0)
     start = float(np.abs(net(Y) - F).max(initial=0.0))
     net, resid = refine(net, Y, F, centred)
-    return net, {"fit_points": len(Y), "fit_residual_before_refinement": start,
-                 "fit_residual": resid, "output_scale": float(1 + np.abs(F).max(initial=0.0)),
-                 "signs_consistent": consistent,
-                 "second_layer_flipped": int((sigma < 0).sum())}, exhausted
+    return net, start, resid, sigma
