@@ -141,6 +141,20 @@ def test_two_hidden_layers_extracted_to_machine_precision(two_layer_regressor) -
     assert aligned["matched"][0] == 6 and aligned["max_error"] < 1e-6
 
 
+def test_two_hidden_layers_logistic_output_exact_where_unsaturated() -> None:
+    X = _data(500, 4, 3)
+    target = MLPClassifier((6, 5), max_iter=800, random_state=3).fit(
+        X, X[:, 0] * X[:, 1] + X[:, 2] > 0)
+    # half of the box answers min(p, 1 - p) < 1e-3 (not read); a second-layer unit is
+    # active on 2% of the box and some weights no trace sees matter on little of it
+    result = FunctionallyEquivalent((6, 5), random_state=3).run(LocalOracle(target))
+    assert result.complete and result.info["output"] == "binary"
+    assert result.info["neurons_found"] == [6, 5] and result.info["saturated"] > 0
+    U = _data(5000, 4, 9)
+    assert np.abs(target.predict_proba(U) - result.model.predict_proba(U)).max() < 1e-8
+    assert aligned_parameter_error(target, result.model)["matched"] == [6, 5]
+
+
 def test_two_hidden_layers_short_budget_keeps_the_architecture(two_layer_regressor) -> None:
     oracle = LocalOracle(two_layer_regressor, ledger=Ledger(budget=3000))
     result = FunctionallyEquivalent((6, 5), random_state=0).run(oracle)
