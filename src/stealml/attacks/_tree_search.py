@@ -21,7 +21,7 @@ import numpy as np
 
 from stealml.attacks._trees import Asking, Grid, Predicate, Probe, Row, with_value
 
-__all__ = ["Piece", "Signer", "category_pieces", "covering_array",
+__all__ = ["Piece", "Signed", "Signer", "category_pieces", "covering_array",
            "interval_pieces", "simple_signer"]
 
 Signed = tuple[Probe, Hashable]
@@ -38,12 +38,15 @@ def simple_signer(row: Row, i: int) -> Signer:
 
 
 def category_pieces(sign: Signer, values: Sequence[str], known: dict[str, Signed],
-                    rng: np.random.Generator) -> Asking[list[Piece]]:
+                    rng: np.random.Generator,
+                    given: dict[str, Signed] | None = None) -> Asking[list[Piece]]:
     """Group the values by signature: one piece (a set of values) per group, represented
     by the row's own value where the piece holds it (a child keeps its parent's row, so
-    the rows its own searches ask were mostly asked already), else by a random member."""
-    ask = [v for v in values if v not in known]
-    signed = {**known, **dict(zip(ask, (yield from sign(ask)), strict=True))}
+    the rows its own searches ask were mostly asked already), else by a random member.
+    ``given``: values signed already (by a group test), not asked again."""
+    before = {**(given or {}), **known}
+    ask = [v for v in values if v not in before]
+    signed = {**before, **dict(zip(ask, (yield from sign(ask)), strict=True))}
     groups: dict[Hashable, list[str]] = {}
     for v in values:
         groups.setdefault(signed[v][1], []).append(v)
@@ -60,19 +63,20 @@ def category_pieces(sign: Signer, values: Sequence[str], known: dict[str, Signed
 def interval_pieces(sign: Signer, grid: Grid, domain: tuple[float, float],
                     known: dict[int, Signed], probes: int,
                     rng: np.random.Generator,
-                    thresholds: set[int] | None = None) -> Asking[list[Piece]]:
+                    thresholds: set[int] | None = None,
+                    given: dict[int, Signed] | None = None) -> Asking[list[Piece]]:
     """Cut ``domain`` where the signature changes: bisect every segment whose ends differ
     (all segments of a round in one batch), after ``probes`` random extra values.
 
     ``thresholds`` holds the cuts found before on this feature (grid index k: between k
     and k + 1), elsewhere in the tree; a bisection tries them first (the pair of values
     around each), since trees reuse a feature's thresholds in many branches. The cuts
-    found here are added to it."""
+    found here are added to it. ``given``: grid indices signed already, not asked again."""
     cut_set = set() if thresholds is None else thresholds
     first, last = grid.span(*domain)
     start = sorted({first, last, *rng.integers(first, last + 1, size=probes).tolist(), *known})
     start = [k for k in start if first <= k <= last]
-    seen = dict(known)
+    seen = {**(given or {}), **known}
     ask = [k for k in start if k not in seen]
     seen.update(zip(ask, (yield from sign([grid.value(k) for k in ask])), strict=True))
     segments = list(itertools.pairwise(start))

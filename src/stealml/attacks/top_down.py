@@ -25,6 +25,7 @@ from sklearn.tree import BaseDecisionTree
 
 from stealml.attacks._tree_search import (
     Piece,
+    Signed,
     Signer,
     category_pieces,
     covering_array,
@@ -127,6 +128,8 @@ class TopDown(Attack):
         self._thresholds: dict[int, set[int]] = {}
         self._space = oracle.space
         self._rng = as_generator(self.random_state)
+        self._keys: Counter[str] = Counter()
+        self._shared_keys: set[str] = set()
         leaves: list[Node] = []  # checked leaves
         unchecked: list[Node] = []
         layer: list[Node] = []
@@ -150,6 +153,7 @@ class TopDown(Attack):
                     i, pieces = children
                     deeper += [Node(with_value(node.row, i, rep), {**node.preds, i: pred},
                                     child, i) for pred, rep, child in pieces]
+                    self._count_keys([child.key for _, _, child in pieces])
                 check_leaf_count(len(leaves) + len(unchecked) + len(deeper), self.max_leaves)
                 layer = deeper
         except Exhausted:
@@ -159,6 +163,11 @@ class TopDown(Attack):
         model = build_tree(oracle, found_leaves)
         return model, complete, {"leaves": len(found_leaves),
                                  "unique_ids": len({leaf.probe.key for leaf in found_leaves})}
+
+    def _count_keys(self, keys: list[str]) -> None:
+        """Count the identities of the nodes found; those on two or more are shared."""
+        self._keys.update(keys)
+        self._shared_keys.update(k for k in keys if self._keys[k] > 1)
 
     # -- one node ---------------------------------------------------------------------
     def _split_feature(self, tq: TreeQuerier, node: Node) -> int | None:
@@ -255,12 +264,13 @@ class TopDown(Attack):
         """The node's split: on a feature set higher up (a node below may test it again,
         seen as the answer changing within the feature's range), else on the new one.
         ``again``: the row was moved inside the node, so its fresh feature is searched too."""
-        for i in sorted(node.preds):
-            if i != node.fresh or again:
-                pieces = yield from self._pieces(node, simple_signer(node.row, i), i,
-                                                 node.preds[i], probes=0)
-                if len(pieces) > 1:
-                    return i, pieces
+        again_features = [i for i in sorted(node.preds) if i != node.fresh or again]
+        given = yield from self._group_tests(node, again_features)
+        for i in again_features:
+            pieces = yield from self._pieces(node, simple_signer(node.row, i), i,
+                                             node.preds[i], probes=0, given=given[i])
+            if len(pieces) > 1:
+                return i, pieces
         new = self._split_feature(tq, node)
         if new is None:
             return None
@@ -271,17 +281,65 @@ class TopDown(Attack):
                                          probes=self.probes)
         return new, pieces
 
+    def _changes(self, node: Node, i: int) -> list[Any]:
+        """The single changes a search of set feature ``i`` over its piece asks first: the
+        other values of its set of categories, or the ends of its interval."""
+        pred, value = node.preds[i], node.row[i]
+        if isinstance(pred, frozenset):
+            f = self._space.features[i]
+            return [v for v in f.values  # type: ignore[union-attr]
+                    if v in pred and v != value]
+        grid = self._grids[i]
+        assert grid is not None, "a continuous feature always has a grid"
+        first, last = grid.span(*pred)
+        return [grid.value(k) for k in dict.fromkeys((first, last))
+                if value is None or k != grid.index(value)]
+
+    def _group_tests(self, node: Node,
+                     features: list[int]) -> Asking[dict[int, dict[Any, Signed]]]:
+        """Ask the single changes of the set features' searches together: the t-th row
+        changes every feature to its t-th value at once. A row answering as the node does
+        stays on the node's path for each change in it (a change that left the path would
+        lead to another node or leaf, answering otherwise), so each of its values is
+        signed by the node's own answer without a query of its own; the changes of a row
+        that answers otherwise are left to each feature's own search (one by one, up to
+        the first feature that splits). Answers per feature, keyed by value. Only a node
+        whose identity no other node found has shown is tested this way: a change that
+        leaves its path can only meet its answer again where the identity recurs."""
+        given: dict[int, dict[Any, Signed]] = {i: {} for i in features}
+        changes = {i: self._changes(node, i) for i in features}
+        depth = max((len(c) for c in changes.values()), default=0)
+        if depth == 0 or node.probe.key in self._shared_keys or sum(
+                len(c) > 0 for c in changes.values()) < 2:
+            return given
+        rows = []
+        for t in range(depth):
+            row = list(node.row)
+            for i, c in changes.items():
+                if t < len(c):
+                    row[i] = c[t]
+            rows.append(row)
+        answers = yield rows
+        for t, probe in enumerate(answers):
+            moved = [(i, c[t]) for i, c in changes.items() if t < len(c)]
+            if probe.signature == node.probe.signature or len(moved) == 1:
+                for i, v in moved:
+                    given[i][v] = (probe, probe.signature)
+        return given
+
     def _pieces(self, node: Node, sign: Signer, i: int, domain: Predicate,
-                probes: int) -> Asking[list[Piece]]:
+                probes: int, given: dict[Any, Signed] | None = None) -> Asking[list[Piece]]:
         value = node.row[i]
         known_sign = [] if value is None else (yield from sign([value]))
+        given = given or {}
         if isinstance(domain, frozenset):
             f = self._space.features[i]
             values = [v for v in f.values if v in domain]  # type: ignore[union-attr]
             known = dict(zip([value], known_sign, strict=True)) if known_sign else {}
-            return (yield from category_pieces(sign, values, known, self._rng))
+            return (yield from category_pieces(sign, values, known, self._rng, given))
         grid = self._grids[i]
         assert grid is not None, "a continuous feature always has a grid"
         known_k = {grid.index(value): known_sign[0]} if known_sign else {}
+        given_k = {grid.index(v): signed for v, signed in given.items()}
         return (yield from interval_pieces(sign, grid, domain, known_k, probes, self._rng,
-                                           self._thresholds.setdefault(i, set())))
+                                           self._thresholds.setdefault(i, set()), given_k))
