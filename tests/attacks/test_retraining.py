@@ -10,7 +10,7 @@ from sklearn.svm import SVC
 
 from stealml.attacks import RetrainAdaptive, RetrainLineSearch, RetrainUniform
 from stealml.attacks._selection import _balanced, select_model
-from stealml.attacks.adaptive import farthest_points, margin
+from stealml.attacks.adaptive import diagonal_rows, farthest_points, margin
 from stealml.exceptions import ConfigurationError
 from stealml.ledger import Ledger
 from stealml.metrics import fidelity
@@ -155,6 +155,32 @@ def test_ours_explores_uniformly_until_a_second_class_answers(mixed_space) -> No
     found = [1 in RetrainAdaptive(model="linear", random_state=s).run(
         _oracle(target, mixed_space, budget=150)).model.predict(X) for s in range(3)]
     assert all(found)
+
+
+def test_diagonal_rows_are_valid_rows_whose_features_move_together(mixed_space) -> None:
+    X = diagonal_rows(mixed_space, 500, np.random.default_rng(0))
+    raw = mixed_space.decode(X)
+    assert np.allclose(mixed_space.encode(raw, allow_missing=False), X)  # valid rows
+    assert np.all(np.abs(X) <= 1) and np.all(raw[:, 0].astype(float) % 1 == 0)
+    assert np.corrcoef(X[:, 0], X[:, 1])[0, 1] > 0.8  # age and hours at one level
+    onehot = X[:, 2:]
+    assert set(np.unique(onehot)) <= {0.0, 1.0} and np.all(onehot.sum(axis=1) == 2)
+
+
+def test_ours_finds_a_class_in_the_corner_where_every_feature_is_low() -> None:
+    # the class holds about 0.1% of a 9-feature box, all of it where every feature is
+    # low: uniform rows would need about a thousand queries to meet it once; the
+    # one-class rounds' rows near the diagonal meet it within a few rounds
+    space = FeatureSpace.continuous(9)
+    X = space.sample_encoded(4000, 0)
+    target = LogisticRegression(C=1e3).fit(
+        np.vstack([X, -np.ones((40, 9))]), np.r_[X.mean(axis=1) < -0.6, np.ones(40, bool)])
+    corner = np.clip(-0.9 + 0.1 * np.random.default_rng(1).normal(size=(200, 9)), -1, 1)
+    assert target.predict(corner).all() and target.predict(X).mean() < 0.005
+    for seed in range(2):
+        model = RetrainAdaptive(model="linear", random_state=seed).run(
+            _oracle(target, space, budget=60)).model
+        assert model.predict(corner).mean() > 0.9
 
 
 def test_farthest_points_stay_away_from_the_points_asked() -> None:

@@ -72,7 +72,8 @@ def fit(estimator: Any, X: np.ndarray, y: np.ndarray, warm: bool = False) -> Any
     the classes are the same (each adaptive round changes the data a little).
     """
     if len(np.unique(y.astype(str))) < 2:
-        return DummyClassifier(strategy="constant", constant=y[0]).fit(X, y)
+        # as an array: scikit-learn refuses a numpy bool (or float) scalar constant
+        return DummyClassifier(strategy="constant", constant=np.asarray([y[0]])).fit(X, y)
     model = clone(estimator)
     if isinstance(model, SVC):
         with warnings.catch_warnings():  # an SVC stopped at max_iter is still a model

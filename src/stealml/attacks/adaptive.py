@@ -7,13 +7,23 @@ Two ways to pick each round's queries:
   scores closest to its decision boundary;
 * ``"boundary"`` (default, ours): points exactly on the local model's boundary, found by
   line searches against the local model itself (free: no query), between random pairs
-  of rows it labels differently, then spread out by farthest-point selection, away from
+  of rows it labels differently (for two classes, half of the second rows of each pair
+  near the box's main diagonal, see :func:`diagonal_rows`, in spaces of 4 or more
+  continuous features), then spread out by farthest-point selection, away from
   each other and from every point asked before, so that neither one round nor the
   rounds together spend their queries on one stretch of the boundary (while the local
   model is still wrong, its boundary changes little from round to round). Every answer
   then tells on which side of the true boundary a point of the current one lies. While
-  every answer is of one class, a round explores: the pool rows farthest from all the
-  points asked.
+  every answer is of one class, a round explores: half of it the pool rows farthest
+  from all the points asked, half rows near the main diagonal, spread the same way.
+
+The diagonal matters where one class holds a corner of the box that uniform rows
+rarely reach and the data's rows crowd into: Breast Cancer's RBF SVMs label 1.4-2.6%
+of the box benign, all of it about the corner where every feature is low, where 63% of
+the test rows lie. A local model fit on boundary points found from uniform pairs only
+labelled that corner malignant (R_test 0.58-0.63 on one seed in 8). With ten classes
+(softmax on Digits, 64 features) the diagonal pairs did worse (R_test at alpha 10,
+seeds 0-1: 5.6e-3 -> 1.0e-2), and so are left to two classes.
 
 References: Tramèr et al., "Stealing Machine Learning Models via Prediction APIs",
 USENIX Security 2016, section 6, strategy (3); Settles, "Active Learning Literature
@@ -33,6 +43,7 @@ from stealml.attacks.retraining import Retraining, opposite_pairs
 from stealml.exceptions import ConfigurationError
 from stealml.oracles.base import Oracle
 from stealml.random import RandomState
+from stealml.space import ContinuousFeature
 from stealml.validation import check_positive_int
 
 __all__ = ["RetrainAdaptive", "margin"]
@@ -40,6 +51,9 @@ __all__ = ["RetrainAdaptive", "margin"]
 LOCAL_STEPS = 24  # bisection steps against the local model (free)
 RESELECT_BELOW = 2000  # with fewer answers, extract-and-test runs again every round
 PROJECTED = 16  # farthest-point selection works in this many random directions
+DIAGONAL_SHARE = 0.5  # of the rows paired for the local line searches, near the diagonal
+DIAGONAL_MIN_FEATURES = 4  # ... in spaces of at least this many continuous features
+DIAGONAL_SPREAD = 0.15  # sd of each feature about the row's level, a share of its range
 
 
 def margin(model: Any, X: np.ndarray) -> np.ndarray:
@@ -187,9 +201,10 @@ class RetrainAdaptive(Retraining):
         known."""
         if n <= 0:
             return np.empty((0, pool.shape[1]))
-        if len(np.unique(y.astype(str))) < 2:  # one class answered so far: explore where
-            return pool[farthest_points(pool, n, rng, X)]  # nothing was asked yet
-        found = self._local_boundary(model, space, path, pool, rng)
+        if len(np.unique(y.astype(str))) < 2:  # one class answered so far: explore
+            return _explore(space, pool, n, rng, X)
+        found = self._local_boundary(model, space, path, pool, rng,
+                                     diagonal=len(np.unique(y.astype(str))) == 2)
         if len(found) >= n:
             return found[farthest_points(found, n, rng, X)]
         # little boundary yet: look around the rarest class's points, and where unsure
@@ -199,10 +214,16 @@ class RetrainAdaptive(Retraining):
 
     @staticmethod
     def _local_boundary(model: Any, space: Any, path: Path, pool: np.ndarray,
-                        rng: np.random.Generator) -> np.ndarray:
-        """Points on the local model's boundary between pool rows it labels differently
-        (each on the side of the first row's label, within 2^-24 of the boundary)."""
+                        rng: np.random.Generator, diagonal: bool = False) -> np.ndarray:
+        """Points on the local model's boundary between rows it labels differently
+        (each on the side of the first row's label, within 2^-24 of the boundary): the
+        pool rows and as many more, half of them near the box's main diagonal with
+        ``diagonal`` in spaces of 4 or more continuous features."""
         other = space.sample_encoded(len(pool), rng)
+        continuous = sum(isinstance(f, ContinuousFeature) for f in space.features)
+        if diagonal and continuous >= DIAGONAL_MIN_FEATURES:
+            k = int(len(pool) * DIAGONAL_SHARE)
+            other[:k] = diagonal_rows(space, k, rng)
         both = np.vstack([pool, other])
         labels = np.asarray(model.predict(both))
         a, b = opposite_pairs(labels, len(pool), rng)
@@ -211,6 +232,38 @@ class RetrainAdaptive(Retraining):
         tau = path.thresholds(len(a), rng)
         lo, hi = bisect(model.predict, path, both[a], both[b], labels[a], LOCAL_STEPS, tau)
         return path.at(both[a], both[b], (lo + hi) / 2, tau)
+
+
+def _explore(space: Any, pool: np.ndarray, n: int, rng: np.random.Generator,
+             X: np.ndarray) -> np.ndarray:
+    """``n`` rows where nothing was asked yet: half the pool rows farthest from every
+    point asked, half rows near the box's main diagonal (spread out the same way)."""
+    k = n // 2
+    diagonal = diagonal_rows(space, max(4 * k, 64), rng)
+    return np.vstack([pool[farthest_points(pool, n - k, rng, X)],
+                      diagonal[farthest_points(diagonal, k, rng, X)]])
+
+
+def diagonal_rows(space: Any, n: int, rng: np.random.Generator,
+                  spread: float = DIAGONAL_SPREAD) -> np.ndarray:
+    """``n`` encoded rows near the feature box's main diagonal: each row draws one
+    uniform level in [0, 1], and every continuous feature lies at that share of its
+    range, give or take ``spread`` (snapped to its granularity); categories uniform.
+
+    The features of a real record tend to be low or high together (sizes, counts,
+    severities: Breast Cancer's correlate by +0.61 on average, Diabetes' by +0.13), so
+    its rows, and a class that holds them, lie nearer this diagonal than uniform rows.
+    """
+    raw = space.sample(n, rng)
+    level = rng.uniform(size=n)
+    for j, f in enumerate(space.features):
+        if isinstance(f, ContinuousFeature):
+            x = f.min + np.clip(level + spread * rng.normal(size=n), 0, 1) * (f.max - f.min)
+            if f.granularity is not None:
+                x = np.minimum(f.min + np.round((x - f.min) / f.granularity) * f.granularity,
+                               f.max)
+            raw[:, j] = [float(v) for v in x]
+    return np.asarray(space.encode(raw, allow_missing=False))
 
 
 def _near_rare(path: Path, X: np.ndarray, y: np.ndarray, pool: np.ndarray, k: int,
