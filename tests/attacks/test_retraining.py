@@ -184,6 +184,8 @@ def test_ours_finds_a_class_in_the_corner_where_every_feature_is_low() -> None:
 
 
 def test_farthest_points_stay_away_from_the_points_asked() -> None:
+    assert np.zeros((3, 2))[farthest_points(np.zeros((3, 2)), 0,
+                                            np.random.default_rng(0))].shape == (0, 2)
     X = np.array([[0.0, 0.0], [0.05, 0.0], [1.0, 1.0], [0.9, 1.0], [-1.0, 1.0]])
     asked = np.array([[0.0, 0.02], [1.0, 0.98]])
     assert farthest_points(X, 1, np.random.default_rng(0), asked).tolist() == [4]

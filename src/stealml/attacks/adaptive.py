@@ -94,7 +94,7 @@ def farthest_points(X: np.ndarray, k: int, rng: np.random.Generator,
         i = int(rng.integers(len(X))) if np.isinf(dist).all() else int(np.argmax(dist))
         chosen.append(i)
         dist = np.minimum(dist, np.linalg.norm(X - X[i], axis=1))
-    return np.array(chosen)
+    return np.array(chosen, dtype=int)
 
 
 class RetrainAdaptive(Retraining):
