@@ -187,6 +187,30 @@ def test_top_down_tests_changes_together_only_where_the_identity_is_its_own() ->
     assert results[TopDown].queries < results[_OneChangeAtATime].queries
 
 
+class _NoJoins(TopDown):
+    """Top-down that keeps every piece a new feature's search cut."""
+
+    def _join_fragments(self, nodes: list[Any]) -> list[Any]:
+        return nodes
+
+
+def test_top_down_joins_pieces_cut_along_another_branch() -> None:
+    """A new feature's cuts are found along the row's own branch; past a test on a
+    feature set above they hold on one side only. The pieces on the other side are
+    joined into one region before they are explored: on a 150-leaf adult tree the stolen
+    tree has 175 pieces instead of 209, costs 18% fewer queries, and stays exact."""
+    ds = load("adult-income", random_state=0)
+    tree = DecisionTreeClassifier(max_leaf_nodes=150, random_state=0).fit(
+        ds.X_train, ds.y_train)
+    results = {attack: attack(epsilon=1e-4, random_state=0).run(
+        _oracle(tree, ds.space, rounding=5)) for attack in (TopDown, _NoJoins)}
+    for result in results.values():
+        for X in (ds.X_test, ds.space.sample_encoded(3000, 1)):
+            assert np.array_equal(result.model.predict(X), tree.predict(X))
+    assert results[TopDown].info["leaves"] < results[_NoJoins].info["leaves"]
+    assert results[TopDown].queries < results[_NoJoins].queries
+
+
 def test_bottom_up_is_exact_where_most_leaves_share_an_identity() -> None:
     """A 193-leaf tree on the contraceptive survey with 63 identities (the paper's Steak
     tree, where Algorithm 1 reached 92.45%): line searches run through neighbours that

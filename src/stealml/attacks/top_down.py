@@ -68,6 +68,8 @@ class Node:
     probe: Probe
     fresh: int = -1
     checked: bool = False
+    parent: Node | None = None
+    fresh_new: bool = False  # the parent split on a feature no query had set
 
 
 class TopDown(Attack):
@@ -152,8 +154,10 @@ class TopDown(Attack):
                         continue
                     i, pieces = children
                     deeper += [Node(with_value(node.row, i, rep), {**node.preds, i: pred},
-                                    child, i) for pred, rep, child in pieces]
+                                    child, i, parent=node, fresh_new=i not in node.preds)
+                               for pred, rep, child in pieces]
                     self._count_keys([child.key for _, _, child in pieces])
+                deeper = self._join_fragments(deeper)
                 check_leaf_count(len(leaves) + len(unchecked) + len(deeper), self.max_leaves)
                 layer = deeper
         except Exhausted:
@@ -163,6 +167,11 @@ class TopDown(Attack):
         model = build_tree(oracle, found_leaves)
         return model, complete, {"leaves": len(found_leaves),
                                  "unique_ids": len({leaf.probe.key for leaf in found_leaves})}
+
+    def _join_fragments(self, nodes: list[Node]) -> list[Node]:
+        """A new layer with pieces cut along another branch joined (see
+        :func:`_merge_fragments`)."""
+        return _merge_fragments(nodes)
 
     def _count_keys(self, keys: list[str]) -> None:
         """Count the identities of the nodes found; those on two or more are shared."""
@@ -343,3 +352,59 @@ class TopDown(Attack):
         given_k = {grid.index(v): signed for v, signed in given.items()}
         return (yield from interval_pieces(sign, grid, domain, known_k, probes, self._rng,
                                            self._thresholds.setdefault(i, set()), given_k))
+
+
+def _holds(pred: Predicate, value: Any) -> bool:
+    """Whether ``value`` lies in the piece ``pred``."""
+    if isinstance(pred, frozenset):
+        return value in pred
+    return value is not None and pred[0] < value <= pred[1]
+
+
+def _merge_fragments(nodes: list[Node]) -> list[Node]:
+    """Join the pieces a new feature's search cut along another branch than their own.
+
+    A node splits on a new feature f at the cuts its row's search met, on the row's branch
+    below it; where that branch tests a feature set above again (i), the cuts of f past
+    that test hold on the row's side of it only. The nodes below then find the test on i
+    (a search of i over its piece), and their children on the far side of it, sibling
+    pieces of f alike in every other predicate, are one region of the tree cut by f where
+    the tree does not cut it: they are joined into one node (runs of adjacent pieces of
+    f), whose own search of f (a feature set above it now) finds the cuts that hold there,
+    so the region is explored once, not once per piece of f. f is the feature of the
+    nearest split on a new feature above the node that found the test on i, and never i
+    itself (a node does not search again the feature it was split on)."""
+    out: list[Node] = []
+    groups: dict[tuple[Any, ...], list[Node]] = {}
+    for n in nodes:
+        p = n.parent
+        a = p
+        while a is not None and not a.fresh_new:
+            a = a.parent
+        if (p is None or a is None or a.parent is None or n.fresh in (p.fresh, a.fresh)
+                or n.fresh not in p.preds or _holds(n.preds[n.fresh], p.row[n.fresh])):
+            out.append(n)
+            continue
+        f = a.fresh
+        key = (id(a.parent), f, tuple(sorted((k, v) for k, v in n.preds.items() if k != f)))
+        groups.setdefault(key, []).append(n)
+    for (_, f, _), members in groups.items():
+        if isinstance(members[0].preds[f], frozenset):
+            runs = [members]
+        else:
+            members.sort(key=lambda n: n.preds[f][0])  # type: ignore[index]
+            runs = [[members[0]]]
+            for n in members[1:]:
+                if n.preds[f][0] == runs[-1][-1].preds[f][1]:  # type: ignore[index]
+                    runs[-1].append(n)
+                else:
+                    runs.append([n])
+        for run in runs:
+            kept = run[0]
+            if len(run) > 1:
+                preds = [n.preds[f] for n in run]
+                kept.preds[f] = (frozenset().union(*preds)  # type: ignore[arg-type]
+                                 if isinstance(preds[0], frozenset)
+                                 else (preds[0][0], preds[-1][1]))  # type: ignore[index]
+            out.append(kept)
+    return out
