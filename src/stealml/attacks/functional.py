@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from stealml.attacks._relu_depth import extract_two_layers
+from stealml.attacks._relu_depth import exact, extract_two_layers
 from stealml.attacks._relu_lines import (
     Line,
     OutOfBudget,
@@ -221,8 +221,7 @@ class FunctionallyEquivalent(Attack):
                                                   self.patience, self.extent, rng)
         model, found = build_deep_mlp(net, sizes, d, n_out, f, classes, kind)
         info.update(output=kind, neurons_in_model=found, saturated=f.saturated)
-        exact = info.get("fit_residual", np.inf) <= 1e-8 * info.get("output_scale", 0)
-        complete = not exhausted and exact and info.get("signs_consistent", False)
+        complete = not exhausted and exact(info) and info.get("signs_consistent", False)
         if info["neurons_found"] != list(sizes):
             info["warning"] = (
                 f"found {info['neurons_found']} of {list(sizes)} neurons per layer "
