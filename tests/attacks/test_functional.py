@@ -155,6 +155,23 @@ def test_two_hidden_layers_logistic_output_exact_where_unsaturated() -> None:
     assert aligned_parameter_error(target, result.model)["matched"] == [6, 5]
 
 
+def test_second_layer_neuron_on_a_small_part_of_the_box_found_from_the_misfit() -> None:
+    X = _data(600, 4, 2)
+    target = MLPRegressor(hidden_layer_sizes=(6, 5), max_iter=800, random_state=2).fit(
+        X, np.sin(2 * X[:, 0]) + X[:, 1] * X[:, 2])
+    # second-layer unit 0 made active on 0.5% of the box; short lines (extent 0.25) miss
+    # it: the first fit misfits where it is active, and lines through those points find it
+    U = _data(20000, 4, 5)
+    z = np.maximum(U @ target.coefs_[0] + target.intercepts_[0], 0.0) @ target.coefs_[1][:, 0]
+    target.intercepts_[1][0] = -np.quantile(z, 0.995)
+    target.coefs_[2][0] *= 3
+    result = FunctionallyEquivalent((6, 5), patience=1, extent=0.25, random_state=4).run(
+        LocalOracle(target))
+    assert result.info["misfit_rounds"] == 1 and result.complete
+    assert result.info["neurons_found"] == [6, 4]  # the fifth never bends in the box
+    assert np.abs(target.predict(U) - result.model.predict(U)).max() < 1e-10
+
+
 def test_two_hidden_layers_short_budget_keeps_the_architecture(two_layer_regressor) -> None:
     oracle = LocalOracle(two_layer_regressor, ledger=Ledger(budget=3000))
     result = FunctionallyEquivalent((6, 5), random_state=0).run(oracle)
