@@ -15,7 +15,7 @@ box, and on the Digits images.
 Run: .venv/bin/python benchmarks/relu_extraction.py [--seeds 5]
 [--targets digits,deep,784,binary,softmax2,binary2] (the results: 784 with --seeds 3)
 Writes benchmarks/results/relu_extraction.{json,md}; rows of targets not run are kept
-from the previous results.
+from the previous results. Each row names the git commit that measured it.
 """
 
 from __future__ import annotations
@@ -40,11 +40,63 @@ from stealml.experiments.neural import (
     output_error,
     parameter_error,
 )
-from stealml.experiments.tables import write_results
+from stealml.experiments.tables import git_revision, write_results
 from stealml.oracles import LocalOracle
 from stealml.space import FeatureSpace
 
 RESULTS = Path(__file__).resolve().parent / "results" / "relu_extraction"
+TITLE = "Functionally-equivalent extraction of ReLU networks"
+COLUMNS = ["target", "seed", "method", "queries", "seconds", "load", "neurons",
+           "max_logit_error", "log2_error", "max_logit_error_data", "max_proba_error",
+           "agree_uniform", "agree_data", "param_error", "param_matched", "complete", "git"]
+
+
+NOTES = """
+Goals (issue 9): 64-32-10 on Digits: 100% agreement on uniform points and on the data,
+max logit error <= 1e-6, <= 150,000 queries, under 5 minutes on 2 cores, on every seed.
+ART 1.20.1's FunctionallyEquivalentExtraction on such a victim (issue 9): 265,000 queries
+gave 38-52% uniform agreement; 6.2 million queries (568 s) gave 95.7% uniform / 99.3% on
+the data. Errors are logit errors (centred across classes: softmax fixes logits only up to
+a shift); param_error is the largest parameter difference after matching neurons by
+permutation and positive scale (a neuron whose weights are all zero is invisible to any
+attack and is matched to a dead unit). `load` is the 1-minute load average when the run
+started (the machine is shared: 2 cores, about 6 sessions); `git` the commit that ran it.
+
+Goal (issue 9) for 10-15-15-1: worst-case output error <= 2^-30 (9.3e-10) on CPU within 10
+minutes (Carlini et al., CRYPTO 2020: 2^-40 with 2^18.5 queries for a 4,000-parameter
+network). `max_logit_error` is the largest |output difference| over the uniform points and
+the lines, `log2_error` its log2. `neurons` is found/expected per hidden layer: a
+second-layer unit that is dead on the whole box, or active on all of it, never bends the
+answers there (one active everywhere adds a linear function of the first layer, which the
+attack keeps as one always-active stand-in unit). `param_error` for two layers is the
+largest parameter difference after aligning neurons per layer by permutation and positive
+scale over the neurons that match within 1e-3 (`param_matched`: matched/total per layer).
+Second-layer units stay unmatched when they never bend the answers in the box (found as a
+stand-in or not at all) or when some of their weights change no answer in the box (weights
+on first-layer units that are inactive wherever the second-layer unit is active there):
+those are fitted to the answers, not recovered. Runs were single-threaded
+(OMP/OpenBLAS/MKL threads = 1).
+
+784-128-10 (issue 9 names the shape; no goal numbers): Digits upsampled to 28 x 28, 1,347
+training images, 128 ReLU units, probabilities. Inputs wider than 200 columns take the
+Jacobian sweep (`method` sweep: one forward-difference Jacobian per segment between corners,
+signs from the Jacobians, output layer from the jumps refitted on 2(h+1) uniform points;
+narrower ones refine each neuron in a ball, `balls`). Training leaves a few units with
+weights decayed to ~1e-5 and a negative bias: dead on the whole box, they change no answer
+there and are not found (`neurons` 126/128); `param_error` is then over the matched units
+(`param_matched`). `max_proba_error` is the largest probability difference over 5,000
+uniform points and the data.
+
+Probabilities from other heads: 64-32-1 Digits binary (is the digit 5 or more; one
+logistic output, whose 1 - p is rounded, so answers with min(p, 1 - p) < 1e-3 are not read
+and lines are cut to their unsaturated stretches), and two hidden layers: 64-16-16-10
+Digits (softmax; its logits reach 16.5 on the box) and 64-16-16-1 Digits binary (logistic,
+digit >= 5; about a fifth of the box answers min(p, 1 - p) < 1e-3 and is not read, the
+errors are over all of it). Softmax answers fix the logits up to one constant per input:
+the stolen output layer is centred across classes (the gauge). The two-layer rows'
+`max_logit_error` is over 20,000 uniform points and 50 lines of the box, as for
+10-15-15-1, and `max_logit_error_data` over the 1,797 Digits images.
+"""
 
 
 def digits_victim(seed: int) -> tuple[MLPClassifier, np.ndarray, np.ndarray]:
@@ -104,7 +156,7 @@ def measure(name: str, target: Any, seed: int,
         "neurons": "/".join(",".join(str(n) for n in v) for v in (found, expected)),
         "max_logit_error": err["max_logit_error"],
         "log2_error": round(float(np.log2(max(err["max_logit_error"], 1e-300))), 1),
-        "complete": result.complete,
+        "complete": result.complete, "git": git_revision(),
     }
     row["method"] = result.info.get("method", "layers")
     if hasattr(target, "predict_proba"):
@@ -149,7 +201,8 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     old = RESULTS.with_suffix(".json")
     if old.exists():  # keep the rows of targets not run now
-        rows = [r for r in json.loads(old.read_text())["rows"]
+        previous = json.loads(old.read_text())
+        rows = [{**r, "git": r.get("git", previous["meta"]["git"])} for r in previous["rows"]
                 if not any(r["target"] == kinds[k] for k in targets)]
     if "digits" in targets:
         for seed in range(args.seeds):
@@ -174,53 +227,7 @@ def main() -> None:
             print(rows[-1], flush=True)
     order = list(kinds.values())
     rows.sort(key=lambda r: (order.index(r["target"]), r["seed"]))
-    notes = """
-Goals (issue 9): 64-32-10 on Digits: 100% agreement on uniform points and on the data,
-max logit error <= 1e-6, <= 150,000 queries, under 5 minutes on 2 cores, on every seed.
-ART 1.20.1's FunctionallyEquivalentExtraction on such a victim (issue 9): 265,000 queries
-gave 38-52% uniform agreement; 6.2 million queries (568 s) gave 95.7% uniform / 99.3% on
-the data. Errors are logit errors (centred across classes: softmax fixes logits only up to
-a shift); param_error is the largest parameter difference after matching neurons by
-permutation and positive scale (a neuron whose weights are all zero is invisible to any
-attack and is matched to a dead unit). `load` is the 1-minute load average when the run
-started (the machine is shared: 2 cores, about 6 sessions).
-
-Goal (issue 9) for 10-15-15-1: worst-case output error <= 2^-30 (9.3e-10) on CPU within 10
-minutes (Carlini et al., CRYPTO 2020: 2^-40 with 2^18.5 queries for a 4,000-parameter
-network). `max_logit_error` is the largest |output difference| over the uniform points and
-the lines, `log2_error` its log2. `neurons` is found/expected per hidden layer: a
-second-layer unit that is dead on the whole box, or active on all of it, never bends the
-answers there (one active everywhere adds a linear function of the first layer, which the
-attack keeps as one always-active stand-in unit). `param_error` for two layers is the
-largest parameter difference after aligning neurons per layer by permutation and positive
-scale over the neurons that match within 1e-3 (`param_matched`: matched/total per layer).
-Second-layer units stay unmatched when they never bend the answers in the box (found as a
-stand-in or not at all) or when some of their weights change no answer in the box (weights
-on first-layer units that are inactive wherever the second-layer unit is active there):
-those are fitted to the answers, not recovered. Runs were single-threaded
-(OMP/OpenBLAS/MKL threads = 1).
-
-784-128-10 (issue 9 names the shape; no goal numbers): Digits upsampled to 28 x 28, 1,347
-training images, 128 ReLU units, probabilities. Inputs wider than 200 columns take the
-Jacobian sweep (`method` sweep: one forward-difference Jacobian per segment between corners,
-signs from the Jacobians, output layer from the jumps refitted on 2(h+1) uniform points;
-narrower ones refine each neuron in a ball, `balls`). Training leaves a few units with
-weights decayed to ~1e-5 and a negative bias: dead on the whole box, they change no answer
-there and are not found (`neurons` 126/128); `param_error` is then over the matched units
-(`param_matched`). `max_proba_error` is the largest probability difference over 5,000
-uniform points and the data.
-
-Probabilities from other heads: 64-32-1 Digits binary (is the digit 5 or more; one
-logistic output, whose 1 - p is rounded, so answers with min(p, 1 - p) < 1e-3 are not read
-and lines are cut to their unsaturated stretches) and 64-16-16-10 Digits (softmax, two
-hidden layers; its logits reach 16.5 on the box). Softmax answers fix the logits up to one
-constant per input: the stolen output layer is centred across classes (the gauge).
-"""
-    write_results(RESULTS, "Functionally-equivalent extraction of ReLU networks", rows,
-                  ["target", "seed", "method", "queries", "seconds", "load", "neurons",
-                   "max_logit_error", "log2_error", "max_logit_error_data", "max_proba_error",
-                   "agree_uniform",
-                   "agree_data", "param_error", "param_matched", "complete"], notes)
+    write_results(RESULTS, TITLE, rows, COLUMNS, NOTES)
 
 
 if __name__ == "__main__":

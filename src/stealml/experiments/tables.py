@@ -12,7 +12,7 @@ from typing import Any
 
 from stealml import __version__
 
-__all__ = ["format_value", "markdown_table", "write_results"]
+__all__ = ["format_value", "git_revision", "markdown_table", "write_results"]
 
 
 def format_value(value: Any) -> str:
@@ -37,7 +37,8 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> st
     return "\n".join([head, rule, *body])
 
 
-def _git_revision() -> str | None:
+def git_revision() -> str | None:
+    """The short hash of the checked-out commit (None outside a git checkout)."""
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, timeout=5, check=False)
@@ -51,7 +52,7 @@ def write_results(stem: str | Path, title: str, rows: Sequence[dict[str, Any]],
     """Write ``stem.json`` (rows and the machine that made them) and ``stem.md``."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"title": title, "stealml": __version__, "git": _git_revision(),
+    meta = {"title": title, "stealml": __version__, "git": git_revision(),
             "date": time.strftime("%Y-%m-%d"), "python": platform.python_version(),
             "machine": f"{platform.machine()}, {_cpus()} CPUs"}
     json_path = stem.with_suffix(".json")
