@@ -29,7 +29,7 @@ from stealml.attacks.equations.logistic import (
     solve_log_ratios,
     to_logistic_regression,
 )
-from stealml.attacks.equations.queries import Table, ask_star
+from stealml.attacks.equations.queries import Table, ask_balanced_star, ask_star
 from stealml.exceptions import ConfigurationError, UnsupportedModelError
 from stealml.models.kernel_logreg import KernelLogisticRegression
 from stealml.oracles.base import Oracle
@@ -131,7 +131,7 @@ class EquationSolving(Attack):
                  hidden_units: int | None = None, activation: str = "tanh",
                  design: str = "auto", n_representers: int = 20,
                  gamma: float | None = None, restarts: int = 4, intervals: bool = True,
-                 random_state: RandomState = None) -> None:
+                 balanced: bool = True, random_state: RandomState = None) -> None:
         self.model_class = model_class
         self.n_queries = n_queries
         self.batch_size = batch_size
@@ -146,6 +146,7 @@ class EquationSolving(Attack):
         self.gamma = gamma
         self.restarts = restarts
         self.intervals = intervals
+        self.balanced = balanced
         self.random_state = random_state
 
     @classmethod
@@ -255,6 +256,8 @@ class EquationSolving(Attack):
         def uniform(n: int) -> np.ndarray:
             return np.where(free, rng.uniform(lo, hi, size=(n, len(lo))), lo)
 
+        m_total = m
+
         if table.classes is None or len(table.classes) > 2:
             saturation = table.min_probability
             table.min_probability = max(saturation, min(
@@ -267,6 +270,14 @@ class EquationSolving(Attack):
             m -= table.n
             if m <= 0 or table.querier.exhausted:
                 return
+            if self.balanced and m >= int(free.sum()):
+                X, P = table.data()
+                theta, _ = solve_log_ratios(X, P, free, table.min_probability)
+                theta = fit_cross_entropy(X, P, init=theta, max_iter=500)
+                ask_balanced_star(table, theta, lo, hi, free, rng)
+                m = m_total - table.n
+                if m <= 0 or table.querier.exhausted:
+                    return
         first = max(1, m // 2)
         table.ask(uniform(first))
         left = m - first

@@ -17,12 +17,14 @@ from stealml.attacks.base import Querier
 from stealml.exceptions import OracleCapabilityError
 from stealml.space import CategoricalFeature, FeatureSpace
 
-__all__ = ["CENTER_MARGIN", "Table", "ask_star", "balanced_rows", "find_center", "row_rank"]
+__all__ = ["CENTER_MARGIN", "Table", "ask_balanced_star", "ask_star", "balanced_point", "balanced_rows", "find_center", "row_rank"]
 
 # a good centre has every class at p >= CENTER_MARGIN x the saturation threshold (for
 # two classes 3e-4, |logit| <= 8), so the points drawn around it stay usable
 CENTER_MARGIN = 300.0
 STAR_ROUND = 16  # coordinate steps asked in one round of the star design
+# a balanced star's steps move no log-probability by more than this (under the fit so far)
+BALANCED_REACH = 1.5
 
 
 class Table:
@@ -254,3 +256,64 @@ def _step(j: int, scale: float, base: np.ndarray, lo: np.ndarray, hi: np.ndarray
         s = min(reach, spread * (hi[j] - lo[j]) / 2.0 * min(1.0, max(room, 0.0) / full))
     s = max(s * scale, 1e-6 * (hi[j] - lo[j]))
     return s if s <= up else -s
+
+
+def balanced_point(theta: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                   free: np.ndarray) -> np.ndarray:
+    """The point of the box where the softmax model ``theta`` (c, d + 1) puts its classes
+    closest to equal: the largest smallest logit less the largest one, a linear program
+    (every probability 1 / c where the box allows it)."""
+    from scipy.optimize import linprog
+
+    c, d = theta.shape[0], len(lo)
+    cols = np.flatnonzero(free)
+    W, b = theta[:, cols], theta[:, -1] + theta[:, :-1][:, ~free] @ lo[~free]
+    k = len(cols)
+    # variables: x (free columns), u <= every logit, v >= every logit; maximise u - v
+    A = np.vstack([np.hstack([-W, np.ones((c, 1)), np.zeros((c, 1))]),
+                   np.hstack([W, np.zeros((c, 1)), -np.ones((c, 1))])])
+    res = linprog(np.r_[np.zeros(k), -1.0, 1.0], A_ub=A, b_ub=np.r_[b, -b],
+                  bounds=[*zip(lo[cols], hi[cols], strict=True), (None, None), (None, None)],
+                  method="highs")
+    x = np.where(free, (lo + hi) / 2, lo)
+    if res.status == 0:
+        x[cols] = res.x[:k]
+    return np.asarray(x[:d])
+
+
+def ask_balanced_star(table: Table, theta: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                      free: np.ndarray, rng: np.random.Generator,
+                      reach: float = BALANCED_REACH) -> np.ndarray:
+    """A base where the model fitted so far (``theta``) makes every class about equally
+    likely (:func:`balanced_point`), and one step along each free column from it, as long
+    as the box allows while no class's log-probability moves by more than ``reach``
+    under ``theta``: d + 1 queries whose every probability stays far above a rounding's
+    half-width, so that each rounded answer's log-ratios keep their relative precision
+    (at 4 decimals, p >= 0.04 keeps 3e-3, where a class at p = 0.005 keeps 1e-2).
+    Returns the base."""
+    base = balanced_point(theta, lo, hi, free)
+    cols = rng.permutation(np.flatnonzero(free))
+    grid = np.linspace(0.0, 1.0, 65)[1:]
+
+    def logp(X: np.ndarray) -> np.ndarray:
+        Z = X @ theta[:, :-1].T + theta[:, -1]
+        return np.asarray(Z - np.logaddexp.reduce(Z, axis=1, keepdims=True))
+
+    l0 = logp(base[None, :])[0]
+    X = np.repeat(base[None, :], len(cols) + 1, axis=0)
+    for i, j in enumerate(cols):
+        best = 0.0
+        for edge in (hi[j] - base[j], lo[j] - base[j]):
+            if abs(edge) <= abs(best):
+                continue
+            steps = grid * edge
+            P = np.repeat(base[None, :], len(steps), axis=0)
+            P[:, j] += steps
+            ok = np.abs(logp(P) - l0).max(axis=1) <= reach
+            s = float(steps[ok].max(initial=0.0) if edge > 0 else steps[ok].min(initial=0.0))
+            if not ok.any():
+                s = float(steps[0])
+            best = s if abs(s) > abs(best) else best
+        X[i + 1, j] += best
+    table.ask(X)
+    return base
