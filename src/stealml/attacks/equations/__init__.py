@@ -29,7 +29,12 @@ from stealml.attacks.equations.logistic import (
     solve_log_ratios,
     to_logistic_regression,
 )
-from stealml.attacks.equations.queries import Table, ask_balanced_star, ask_star
+from stealml.attacks.equations.queries import (
+    BALANCED_REACH,
+    Table,
+    ask_balanced_star,
+    ask_star,
+)
 from stealml.exceptions import ConfigurationError, UnsupportedModelError
 from stealml.models.kernel_logreg import KernelLogisticRegression
 from stealml.oracles.base import Oracle
@@ -43,6 +48,12 @@ ROUNDED_ROUNDS = 8  # rounds of boundary queries after the uniform half (rounded
 # every probability is >= STAR_MARGIN x the rounding's half-width, at most STAR_FLOOR
 STAR_MARGIN, STAR_FLOOR, STAR_SEARCH = 20.0, 0.01, 4
 POOL_PER_QUERY, MAX_POOL = 50, 20_000  # candidates drawn (free) per boundary query
+# the balanced star (ask_balanced_star) is asked only where its smallest probabilities
+# (about exp(-BALANCED_REACH) / c) keep the rounding's half-width under this share of
+# them: 3 decimals and finer for up to 10 classes; at 2 decimals (11% of 0.045 for five
+# classes) it cost the boundary rounds more than it gave (5-class, alpha 1: 0.0067 ->
+# 0.01; blobs 0 -> 6.7e-4)
+BALANCED_PRECISION = 0.03
 
 
 def model_class_of(model: Any) -> str | None:
@@ -108,6 +119,10 @@ class EquationSolving(Attack):
         to the nearest model whose probabilities all round to the answers given, then to
         the analytic centre of all such models. False
         reproduces the paper: uniform queries and the cross-entropy fit alone.
+    balanced : bool
+        Softmax with rounded answers (and ``intervals``): once the first star is asked,
+        a second one from the point where the fit so far balances the classes (see
+        ``_ask_rounded``). False: the first star only.
     random_state : int or Generator, optional
         Seed of the query points and restarts.
 
@@ -246,7 +261,13 @@ class EquationSolving(Attack):
         classes), so that each answer's log-ratios keep about three digits (two at 2
         decimals): d + 1 such answers nearly fix the model, where uniform points of a
         wide box mostly round to 0 and 1 (with half as many queries as unknowns, the
-        equations then suffice). Then half of what is left uniformly, and rounds of
+        equations then suffice). With ``balanced``, three or more classes, d queries
+        left and a fine enough rounding (BALANCED_PRECISION), a second star
+        (:func:`ask_balanced_star`) from the point where the model fitted so far makes
+        every class about equally likely: a rare class at p = 0.005 at the first star's
+        base keeps 1% of its value through 4 decimals and its weights little more
+        (adult-race, 4 decimals: R_test 2.7e-4 to 1.1e-3 at alpha 0.5); at p >= 0.04
+        every log-ratio keeps 3e-3 or better. Then half of what is left uniformly, and rounds of
         queries where the model fitted so far puts two classes closest (the
         second-largest probability highest): there rounded answers keep most of their
         digits, and the boundaries are placed. Two classes skip the exact design: a
@@ -270,7 +291,9 @@ class EquationSolving(Attack):
             m -= table.n
             if m <= 0 or table.querier.exhausted:
                 return
-            if self.balanced and m >= int(free.sum()):
+            c = len(table.classes) if table.classes is not None else 3
+            if self.balanced and m >= int(free.sum()) and 0.5 * 10.0 ** -decimals <= \
+                    BALANCED_PRECISION * np.exp(-BALANCED_REACH) / c:
                 X, P = table.data()
                 theta, _ = solve_log_ratios(X, P, free, table.min_probability)
                 theta = fit_cross_entropy(X, P, init=theta, max_iter=500)

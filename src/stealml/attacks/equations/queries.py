@@ -17,7 +17,8 @@ from stealml.attacks.base import Querier
 from stealml.exceptions import OracleCapabilityError
 from stealml.space import CategoricalFeature, FeatureSpace
 
-__all__ = ["CENTER_MARGIN", "Table", "ask_balanced_star", "ask_star", "balanced_point", "balanced_rows", "find_center", "row_rank"]
+__all__ = ["CENTER_MARGIN", "Table", "ask_balanced_star", "ask_star", "balanced_point",
+           "balanced_rows", "find_center", "row_rank"]
 
 # a good centre has every class at p >= CENTER_MARGIN x the saturation threshold (for
 # two classes 3e-4, |logit| <= 8), so the points drawn around it stay usable
