@@ -155,3 +155,42 @@ def test_four_decimals_and_half_as_many_queries_as_unknowns_suffice() -> None:
     result = EquationSolving(random_state=0).run(oracle)
     assert result.queries == 5
     assert fidelity(target, result.model, ds.space, ds.X_test, 2000, 0)["r_test"] == 0
+
+
+def test_balanced_point_makes_every_class_equally_likely() -> None:
+    from scipy.special import softmax
+
+    from stealml.attacks.equations.queries import balanced_point
+
+    rng = np.random.default_rng(0)
+    theta = rng.normal(0, 2, (4, 7))
+    theta[3, -1] = -6.0  # a rare class
+    lo, hi = -3 * np.ones(6), 3 * np.ones(6)
+    x = balanced_point(theta, lo, hi, np.ones(6, dtype=bool))
+    assert np.all((x >= lo) & (x <= hi))
+    p = softmax(theta[:, :-1] @ x + theta[:, -1])
+    assert np.allclose(p, 0.25, atol=1e-6)
+
+
+def test_balanced_star_pins_a_rare_class_through_rounding() -> None:
+    # a class at p = 0.004 at the first star's base keeps 1% of its value through 4
+    # decimals; the second star, from where the classes are balanced, keeps 0.1%
+    from stealml.attacks.equations.logistic import make_logistic_regression
+
+    errors = []
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        W = rng.normal(0, 2, (3, 4))
+        target = make_logistic_regression(W, [0.0, 0.5, -4.5], np.arange(3))
+        space = FeatureSpace.continuous(4)
+        X = rng.uniform(-1, 1, (5000, 4))
+        Z = X @ W.T
+        Z -= Z[:, :1]
+        for balanced in (True, False):
+            oracle = LocalOracle(target, space, ApiPolicy(rounding=4), ledger=Ledger(budget=20))
+            stolen = EquationSolving(random_state=seed, balanced=balanced).run(oracle).model
+            S = X @ stolen.coef_.T + stolen.intercept_ - np.array([0.0, 0.5, -4.5])
+            errors.append((balanced, float(np.abs(S - S[:, :1] - Z).max())))
+    with_star = np.mean([e for b, e in errors if b])
+    without = np.mean([e for b, e in errors if not b])
+    assert with_star < 0.4 * without
