@@ -188,6 +188,10 @@ def reproduce(out: Path, quick: bool = False, seeds: int | None = None, n_jobs: 
     change to one attack): the other runs are kept from ``out``'s figure7-runs.json and
     the trees are not rerun.
     """
+    import os
+
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") \
+        else "?"
     alphas = alphas or (QUICK_ALPHAS if quick else ALPHAS)
     n_seeds = seeds if seeds is not None else 1
     datasets = datasets or (QUICK_DATASETS if quick else DATASETS)
@@ -246,11 +250,16 @@ def reproduce(out: Path, quick: bool = False, seeds: int | None = None, n_jobs: 
         md = out / "figure7.md"
         notes += "".join(f" Earlier pass: {m}" for m in re.findall(
             r"(?:Earlier pass|Re-measured in this pass): (.*?; the other (?:curves' )?"
-            r"runs are kept from the previous pass \(git \w+\)\.)",
+            r"runs are kept from the previous pass \(git \w+\)(?:; load average at its "
+            r"start [\d. ?]+, \d+ worker\(s\))?\.)",
             md.read_text() if md.exists() else ""))
         notes += (f" Re-measured in this pass: {', '.join(curves)} at alpha "
                   f"{', '.join(str(a) for a in alphas)}, seeds 0-{n_seeds - 1}; the other runs "
-                  f"are kept from the previous pass (git {kept_git}).")
+                  f"are kept from the previous pass (git {kept_git}); load average at "
+                  f"its start {load}, {n_jobs} worker(s).")
+    else:
+        notes += f" Load average at the start {load}, {n_jobs} worker(s)."
+
     cols = ["curve", "alpha", "queries", "r_test", "paper r_test", "r_unif", "runs",
             "data sets", "seconds"]
     title = "Figure 7: effect of rounding on model extraction (softmax)"
