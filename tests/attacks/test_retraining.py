@@ -10,7 +10,7 @@ from sklearn.svm import SVC
 
 from stealml.attacks import RetrainAdaptive, RetrainLineSearch, RetrainUniform
 from stealml.attacks._selection import _balanced, select_model
-from stealml.attacks.adaptive import diagonal_rows, farthest_points, margin
+from stealml.attacks.adaptive import diagonal_rows, face_rows, farthest_points, margin
 from stealml.exceptions import ConfigurationError
 from stealml.ledger import Ledger
 from stealml.metrics import fidelity
@@ -165,6 +165,13 @@ def test_diagonal_rows_are_valid_rows_whose_features_move_together(mixed_space) 
     assert np.corrcoef(X[:, 0], X[:, 1])[0, 1] > 0.8  # age and hours at one level
     onehot = X[:, 2:]
     assert set(np.unique(onehot)) <= {0.0, 1.0} and np.all(onehot.sum(axis=1) == 2)
+
+
+def test_face_rows_are_valid_rows_with_half_their_numbers_at_an_end(mixed_space) -> None:
+    X = face_rows(mixed_space, 2000, np.random.default_rng(0))
+    assert np.allclose(mixed_space.encode(mixed_space.decode(X), allow_missing=False), X)
+    ends = np.abs(X[:, :2]) == 1
+    assert 0.45 < ends.mean() < 0.6 and np.all(X[:, 2:].sum(axis=1) == 2)
 
 
 def test_ours_finds_a_class_in_the_corner_where_every_feature_is_low() -> None:
