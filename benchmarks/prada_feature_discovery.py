@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ import numpy as np
 from stealml.defences.prada import distances, honest_w_curves, w_curve
 from stealml.experiments.defence_targets import CASES, build_target
 from stealml.experiments.prada_study import MIN_SAMPLES, _Recorder, _run
-from stealml.experiments.tables import write_results
+from stealml.experiments.tables import load_average, write_results
 
 CASE = next(c for c in CASES if c.attack == "feature-discovery")
 STEP = 10  # budgets at which fidelity is measured
@@ -89,8 +88,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--orders", type=int, default=2000)
     args = parser.parse_args()
-    load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) \
-        if os.path.exists("/proc/loadavg") else "?"
+    load = load_average()
     rows = [one_seed(seed, args.orders) for seed in range(args.seeds)]
     cols = list(rows[0])
     notes = (

@@ -24,7 +24,7 @@ from stealml.oracles.base import Oracle
 from stealml.space import ContinuousFeature, FeatureSpace
 
 __all__ = ["Asking", "Exhausted", "Grid", "Leaf", "Probe", "TreeQuerier", "build_tree", "drive",
-           "grids", "with_value"]
+           "grids", "holds", "with_value"]
 
 Row = list[Any]
 Predicate = tuple[float, float] | frozenset[str]
@@ -109,6 +109,14 @@ class Probe:
         return self.key, self.fields
 
 
+def holds(pred: Predicate, value: Any) -> bool:
+    """Whether ``value`` lies in the piece ``pred`` (a set of categories, or an interval
+    ``lo < x <= hi``)."""
+    if isinstance(pred, frozenset):
+        return value in pred
+    return value is not None and pred[0] < value <= pred[1]
+
+
 @dataclass
 class Leaf:
     """A leaf found by an attack: its predicates (feature index -> predicate), output."""
@@ -121,10 +129,7 @@ class Leaf:
         """Features whose predicate ``row`` breaks (the first ``limit`` of them)."""
         out = []
         for i, pred in self.predicates.items():
-            x = row[i]
-            ok = (x in pred) if isinstance(pred, frozenset) else (
-                x is not None and pred[0] < x <= pred[1])
-            if not ok:
+            if not holds(pred, row[i]):
                 out.append(i)
                 if limit is not None and len(out) >= limit:
                     break

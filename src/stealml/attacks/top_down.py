@@ -44,6 +44,7 @@ from stealml.attacks._trees import (
     check_leaf_count,
     drive,
     grids,
+    holds,
     with_value,
 )
 from stealml.attacks.base import Attack, Querier
@@ -354,13 +355,6 @@ class TopDown(Attack):
                                            self._thresholds.setdefault(i, set()), given_k))
 
 
-def _holds(pred: Predicate, value: Any) -> bool:
-    """Whether ``value`` lies in the piece ``pred``."""
-    if isinstance(pred, frozenset):
-        return value in pred
-    return value is not None and pred[0] < value <= pred[1]
-
-
 def _merge_fragments(nodes: list[Node]) -> list[Node]:
     """Join the pieces a new feature's search cut along another branch than their own.
 
@@ -382,7 +376,7 @@ def _merge_fragments(nodes: list[Node]) -> list[Node]:
         while a is not None and not a.fresh_new:
             a = a.parent
         if (p is None or a is None or a.parent is None or n.fresh in (p.fresh, a.fresh)
-                or n.fresh not in p.preds or _holds(n.preds[n.fresh], p.row[n.fresh])):
+                or n.fresh not in p.preds or holds(n.preds[n.fresh], p.row[n.fresh])):
             out.append(n)
             continue
         f = a.fresh

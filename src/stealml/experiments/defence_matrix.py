@@ -37,7 +37,7 @@ from stealml.experiments.defence_targets import (
     build_target,
     monitor,
 )
-from stealml.experiments.tables import markdown_table, write_results
+from stealml.experiments.tables import load_average, markdown_table, write_results
 from stealml.ledger import Ledger
 from stealml.metrics import fidelity
 from stealml.oracles.local import LocalOracle
@@ -323,7 +323,7 @@ def defence_matrix(out: Path, quick: bool, seed: int = 0, cases: list[Case] | No
                         journal=journal)
     journal.unlink(missing_ok=True)
     names = [d.name for d in defences]
-    load = " ".join(f"{x:.2f}" for x in _loadavg())
+    load = load_average()
     notes = NOTES + f"\n\nWall time {time.perf_counter() - start:.0f} s, load {load}."
     paths = list(write_results(
         out / "defence_matrix", "Defence matrix: fidelity at a fixed budget and detection",
@@ -387,7 +387,7 @@ def fill_cells(out: Path, seed: int = 0, cases: list[Case] | None = None,
         return []
     result = {"cells": cells}
     names = [d.name for d in defences]
-    load = " ".join(f"{x:.2f}" for x in _loadavg())
+    load = load_average()
     notes = NOTES + (f"\n\nFirst pass: {first.group(0)}" if first else "") + (
         f"\n\n{len(added)} cells ({', '.join(sorted({str(r['attack']) for r in added}))}) "
         f"measured in a second pass (git {stored['meta'].get('git', '?')} for the "
@@ -399,9 +399,3 @@ def fill_cells(out: Path, seed: int = 0, cases: list[Case] | None = None,
         notes="## As a grid\n\n" + _matrix_markdown(result, names) + "\n\n" + notes))
     paths.append(heatmap(result, names, out / "defence_matrix.png"))
     return paths
-
-
-def _loadavg() -> tuple[float, float, float]:
-    import os
-
-    return os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)

@@ -29,7 +29,7 @@ from stealml.datasets import load
 from stealml.experiments import table6
 from stealml.experiments.labels_only import STRATEGIES, _target
 from stealml.experiments.progress import track
-from stealml.experiments.tables import write_results
+from stealml.experiments.tables import load_average, write_results
 from stealml.ledger import Ledger
 from stealml.metrics import R_UNIF_POINTS, fidelity
 from stealml.oracles.local import LocalOracle
@@ -188,10 +188,7 @@ def reproduce(out: Path, quick: bool = False, seeds: int | None = None, n_jobs: 
     change to one attack): the other runs are kept from ``out``'s figure7-runs.json and
     the trees are not rerun.
     """
-    import os
-
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") \
-        else "?"
+    load = load_average()
     alphas = alphas or (QUICK_ALPHAS if quick else ALPHAS)
     n_seeds = seeds if seeds is not None else 1
     datasets = datasets or (QUICK_DATASETS if quick else DATASETS)

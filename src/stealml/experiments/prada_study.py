@@ -27,7 +27,6 @@ Stealing Attacks", IEEE EuroS&P 2019 (section IV, Algorithm 1; delta from benign
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -48,7 +47,7 @@ from stealml.experiments.defence_targets import (
     Target,
     build_target,
 )
-from stealml.experiments.tables import write_results
+from stealml.experiments.tables import load_average, write_results
 from stealml.ledger import Ledger
 from stealml.metrics import fidelity
 from stealml.oracles.local import LocalOracle
@@ -335,7 +334,7 @@ def prada_study(out: Path, seeds: tuple[int, ...] = (0, 1, 2),
                     if not any(o in r["attack"] for o in only)]
         cases = [c for c in cases if any(o in c.name for o in only)]
     start = time.perf_counter()
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    load = load_average()
     parts = Parallel(n_jobs=n_jobs)(delayed(study_seed)(seed, cases, None, orders,
                                                           honest_orders) for seed in seeds)
     new = [r for part in parts for r in part]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import time
@@ -12,7 +13,8 @@ from typing import Any
 
 from stealml import __version__
 
-__all__ = ["format_value", "git_revision", "markdown_table", "write_results"]
+__all__ = ["format_value", "git_revision", "load_average", "markdown_table",
+           "write_results"]
 
 
 def format_value(value: Any) -> str:
@@ -35,6 +37,14 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> st
     rule = "| " + " | ".join("---" for _ in columns) + " |"
     body = ["| " + " | ".join(format_value(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join([head, rule, *body])
+
+
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages, as reports print them ("?" where the
+    platform has none)."""
+    if not hasattr(os, "getloadavg"):
+        return "?"
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def git_revision() -> str | None:
