@@ -12,8 +12,9 @@ output. Classifier APIs answer probabilities; the attack reads their log-ratios.
 are measured on 20,000 uniform points and 50 random lines of 1,000 points through the input
 box, and on the Digits images.
 
-Run: .venv/bin/python benchmarks/relu_extraction.py [--seeds 5]
-[--targets digits,deep,784,binary,softmax2,binary2] (the results: 784 with --seeds 3)
+Run: .venv/bin/python benchmarks/relu_extraction.py [--seeds 5] [--deep-seeds 15]
+[--targets digits,deep,784,binary,softmax2,binary2] (the results: 784 with --seeds 3,
+10-15-15-1 with --deep-seeds 15)
 Writes benchmarks/results/relu_extraction.{json,md}; rows of targets not run are kept
 from the previous results. Each row names the git commit that measured it.
 """
@@ -187,6 +188,8 @@ def measure(name: str, target: Any, seed: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--deep-seeds", type=int, default=None,
+                        help="seeds of the 10-15-15-1 regressor (default: --seeds)")
     parser.add_argument("--skip-784", action="store_true")
     parser.add_argument("--targets", default="digits,deep,784",
                         help="comma-separated: digits, deep (10-15-15-1), 784, binary "
@@ -211,7 +214,7 @@ def main() -> None:
             rows.append(measure(kinds["digits"], target, seed, np.vstack([Xtr, Xte])))
             print(rows[-1], flush=True)
     if "deep" in targets:
-        for seed in range(args.seeds):
+        for seed in range(args.seeds if args.deep_seeds is None else args.deep_seeds):
             rows.append(measure(kinds["deep"], deep_victim(seed), seed))
             print(rows[-1], flush=True)
     for key, hidden, binary in (("binary", (32,), True), ("softmax2", (16, 16), False),

@@ -52,6 +52,7 @@ SOLVE_TOL = 1e-6   # largest residual of a traced neuron's solve (its normals ar
 CHECK_ROUNDS = 4   # most held-out checks of the fit (each failed one joins the fit)
 MISFIT_ROUNDS = 3  # most searches for missing second-layer neurons about the misfit points
 MISFIT_LINES = 8   # lines through the worst-fitted points in each
+MISFIT_APART = 0.5  # least distance between two of those points (scaled units)
 EXACT = 1e-8       # a fit whose residual is below this (times the answers' scale) is exact
 POOL = 100_000     # uniform candidates (computed on the model, not asked) for the check
 
@@ -160,6 +161,11 @@ def extract_two_layers(f: Outputs, sizes: tuple[int, int], d: int, n_out: int,
         # no line, is missing: the answers misfit most where it is active, and lines
         # through those points cross its surface (64-16-16-1 seed 3: a unit active on
         # 0.8% of the box, logit error 0.03).
+        # The worst points lie apart (``MISFIT_APART``): those about one traced
+        # surface would all send their lines into one region (10-15-15-1 seed 7: a unit
+        # inactive on 0.05% of the box missed while eight lines ran through a found
+        # unit's region, active on 0.09%). A round that finds nothing goes on with the
+        # next worst points.
         misfit += 1
         before = len(neurons)
         try:
@@ -170,7 +176,10 @@ def extract_two_layers(f: Outputs, sizes: tuple[int, int], d: int, n_out: int,
         except OutOfBudget:
             exhausted = True
         if len(neurons) == before:
-            break
+            worst = worst[MISFIT_LINES:]
+            if not len(worst):
+                break
+            continue
         net, fit_info, out, worst = _fit(f, W, b, neurons, sizes, d, n_out, rng)
     info.update(fit_info, lines=search.lines, neurons_found=[len(W), len(neurons)],
                 neurons_expected=[h1, h2], misfit_rounds=misfit,
@@ -428,13 +437,25 @@ def _fit(f: Outputs, W: np.ndarray, b: np.ndarray, neurons: list[Neuron],
         Y, F = np.vstack([Y, Yc]), np.vstack([F, Fc])
     Ya, R = np.vstack([Y, Yc]), net(np.vstack([Y, Yc])) - np.vstack([F, Fc])
     R = R - R.mean(axis=1, keepdims=True) if centred else R
-    worst = Ya[np.argsort(-np.abs(R).max(axis=1, initial=0.0), kind="stable")[:MISFIT_LINES]]
+    worst = _apart(Ya, np.abs(R).max(axis=1, initial=0.0), MISFIT_ROUNDS * MISFIT_LINES)
     return net, {"fit_points": len(Y), "fit_residual_before_refinement": start,
                  "fit_residual": max(resid, check), "refined_residual": resid,
                  "check_points": len(Yc), "check_residual": check, "fit_rounds": rounds,
                  "output_scale": float(1 + np.abs(F).max(initial=0.0)),
                  "signs_consistent": consistent,
                  "second_layer_flipped": int((sigma < 0).sum())}, exhausted, worst
+
+
+def _apart(Y: np.ndarray, err: np.ndarray, k: int) -> np.ndarray:
+    """Up to ``k`` of the points ``Y``, worst first (largest ``err``), each at least
+    ``MISFIT_APART`` from those taken before it."""
+    taken: list[int] = []
+    for i in np.argsort(-err, kind="stable"):
+        if all(np.linalg.norm(Y[i] - Y[j]) >= MISFIT_APART for j in taken):
+            taken.append(int(i))
+            if len(taken) == k:
+                break
+    return Y[taken]
 
 
 def _regions(net: Network, Y: np.ndarray) -> np.ndarray:
