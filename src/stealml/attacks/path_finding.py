@@ -353,7 +353,10 @@ class PathFinding(Attack):
             else:
                 leaf.predicates[i] = (grid.cut(k - 1), pred[1])
                 out = [grid.value(k - 1)]
-        return [with_value(r, i, v) for v in out for r in (row, seed)]
+        past = [with_value(r, i, v) for v in out for r in (row, seed)]
+        for r in past:
+            self._parents.setdefault(_frozen(r), leaf)
+        return past
 
     def _explore(self, tq: TreeQuerier, row: Row, leaf: Leaf,
                  known: list[Leaf]) -> list[Row]:
