@@ -257,12 +257,12 @@ def test_bottom_up_predicts_a_leaf_from_the_leaf_that_found_it() -> None:
     assert results[PathFinding].queries < 0.85 * results[_NoParent].queries
 
 
-def test_bottom_up_tests_one_change_at_a_time_once_an_identity_is_shared() -> None:
+def test_bottom_up_groups_only_what_the_parent_allows_once_an_identity_is_shared() -> None:
     """An 80-leaf spambase tree whose one-sample leaves share two identities: a group test
     from such a leaf can land in another leaf that answers alike and hide a change that
-    alone leaves the box (with groups throughout: 99.13% on the test rows). Where a leaf
-    found before shares the identity, changes are tested one at a time: exact even
-    without the corner checks."""
+    alone leaves the box (before parent predictions, with groups throughout: 99.13% on the
+    test rows). Where a leaf found before shares the identity, only the changes the parent
+    leaf allows are grouped: exact even without the corner checks."""
     ds = load("spambase", random_state=0)
     tree = DecisionTreeClassifier(max_leaf_nodes=80, max_depth=29, random_state=0).fit(
         ds.X_train, ds.y_train)

@@ -23,8 +23,9 @@ Beyond the paper, so that leaves sharing an identity cost no fidelity:
   parent's thresholds are the first guesses of the line searches. Once another leaf
   found shares the identity, a group can be fooled (its row may land in that other
   leaf): then only changes the parent allows are grouped, the others go one at a time
-  (grouping every change there: 99.13% on an 80-leaf spambase tree without the corner
-  checks; grouping the parent's only: exact, as on every Table 6 tree at seeds 0-4);
+  (before the parents, grouping every change there lost 0.87% of an 80-leaf spambase
+  tree's test rows without the corner checks; grouping the parent's only is exact there
+  and on every Table 6 tree at seeds 0-7, with fewer queries than grouping all);
 - a category that moves the row into the box of a leaf found before, with another
   identity that no other leaf found shares, is not asked and not queued: a leaf whose
   identity is its own has an exact box (each search from its seed can only stop at its
