@@ -8,7 +8,7 @@ from sklearn.datasets import load_digits
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from stealml.attacks import FunctionallyEquivalent
-from stealml.attacks._relu_depth import _signs_and_unknown, _solve
+from stealml.attacks._relu_depth import _apart, _signs_and_unknown, _solve
 from stealml.attacks._relu_solve import solve_signs
 from stealml.exceptions import ConfigurationError
 from stealml.experiments.neural import aligned_parameter_error, output_error, parameter_error
@@ -142,6 +142,17 @@ def test_second_layer_signs_by_subset_sum_with_unknown_weights(seed) -> None:
     assert np.array_equal(sigma, truth)
     held_out = rng.uniform(-1, 1, (5000, 6))
     assert np.abs(net(held_out) - f(held_out)).max() < 1e-12
+
+
+def test_misfit_points_apart_reach_a_second_region() -> None:
+    # twenty worst-fitted points about one traced surface, and a lesser misfit elsewhere
+    # (10-15-15-1 seed 7: the missing unit's region held no point of the eight worst)
+    rng = np.random.default_rng(0)
+    Y = np.vstack([0.02 * rng.normal(size=(20, 10)), np.full((1, 10), 0.9),
+                   rng.uniform(-1, 1, (50, 10))])
+    err = np.concatenate([np.linspace(1.0, 0.9, 20), [0.5], np.full(50, 1e-3)])
+    worst = _apart(Y, err, 2)
+    assert np.array_equal(worst, Y[[0, 20]])
 
 
 @pytest.fixture(scope="module")
