@@ -143,3 +143,36 @@ def test_shapiro_w_is_scipys(n) -> None:
     rng = np.random.default_rng(n)
     for x in (rng.normal(size=n), rng.exponential(size=n), rng.uniform(size=n)):
         assert shapiro_w(x) == pytest.approx(shapiro(x).statistic, abs=1e-8)
+
+
+def test_w_band_holds_every_calibration_order_and_follows_the_spread() -> None:
+    from stealml.defences.prada import w_band
+
+    rng = np.random.default_rng(0)
+    scale = np.linspace(0.1, 0.01, 40)  # honest W varies less as n grows
+    long = 0.9 - scale * np.abs(rng.standard_normal((30, 40)))
+    short = 0.9 - scale[:15] * np.abs(rng.standard_normal((300, 15)))
+    centre, spread, c = w_band([long, short], 10)
+    band = centre - c * spread
+    assert (long >= band - 1e-12).all() and (short >= band[:15] - 1e-12).all()
+    assert np.isclose(min((long - band).min(), (short - band[:15]).min()), 0, atol=1e-12)
+    assert band[0] < band[-1] < 0.9  # wider where W varies more
+
+
+def test_calibrated_prada_spares_orders_of_rows_the_owner_did_not_calibrate_on() -> None:
+    """Calibrated on one half of the owner's rows, no order of the other half is
+    flagged (the earlier calibration, the lowest W over n' within 25% of n less 0.03,
+    flagged 6 of these 200 orders)."""
+    from stealml.defences import calibrate_prada
+    from stealml.defences.prada import honest_w_curves
+
+    target = build_target("breast-cancer LR", 0)
+    rows, labels = target.reference, np.asarray(target.model.predict(target.reference))
+    order = np.random.default_rng([0, 99]).permutation(len(rows))
+    a, b = order[:len(rows) // 2], order[len(rows) // 2:]
+    prada = calibrate_prada(rows[a], labels[a], random_state=0)
+    W = honest_w_curves(rows[b], labels[b], 10, 200, len(b), np.random.default_rng([0, 5]))
+    thresholds = np.array([prada.threshold(n) for n in range(10, 10 + W.shape[1])])
+    assert not (W < thresholds).any()
+    with pytest.raises(ConfigurationError, match="widen must be at least 1"):
+        calibrate_prada(rows, labels, widen=0.5)

@@ -106,5 +106,5 @@ def test_a_calibration_round_trips_and_bad_ones_fail_at_configuration(
     with pytest.raises(ConfigurationError, match=r"shape \(50, 3\).* 7 columns"):
         create_app(_settings(model_files, prada_calibration=str(tmp_path / "narrow.npy")))
     np.save(tmp_path / "few.npy", np.load(reference)[:8])
-    with pytest.raises(ConfigurationError, match="needs more than 11 honest rows, not 8"):
+    with pytest.raises(ConfigurationError, match="needs more than 22 honest rows, not 8"):
         create_app(_settings(model_files, prada_calibration=str(tmp_path / "few.npy")))

@@ -9,8 +9,8 @@ training split), never on the honest traffic that judges them:
 ``paper``     Juuti et al.'s test: W of all distances from the 100th on, one delta
               (the lowest W honest reference traffic reaches, less 0.02);
 ``per-n``     :func:`~stealml.defences.calibrate_prada`: the test starts after
-              ``MIN_SAMPLES`` distances, against a threshold per n (the lower envelope of
-              honest reference W_n over 50 orders, widened and less 0.03).
+              ``MIN_SAMPLES`` distances, against a threshold per n (a simultaneous lower
+              band of honest reference W_n over 1,050 orders, widened by 1.5).
 
 A flagged attack is run again with the detector blocking it (from its next request of
 10 queries), which gives the query and the fidelity at the flag. An attack the detector
@@ -294,9 +294,10 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 NOTES = f"""Each attack runs undefended at its defence-matrix budget on {{seeds}} seeds (the
 target is retrained per seed). `per-n`: PRADA with the test from the {MIN_SAMPLES}th
 distance on and a threshold per number of distances n, calibrated on the owner's
-reference rows (half of the training split; 50 random orders, and 1,000 more of their
-first 100 rows; the lowest W_n over n' within 25% of n, less 0.03), see
-`stealml.defences.calibrate_prada`. `paper`: one delta
+reference rows (half of the training split; 50 random orders and 1,000 more of 200
+rows, none over half the rows; the band median - 1.5 c spread of W_n, c the largest
+deviation of any calibration order in units of the per-n lower-tail spread), see
+`stealml.defences.calibrate_prada` and `w_band`. `paper`: one delta
 (the lowest W of 5 reference orders from the 100th distance on, less 0.02), test from the
 100th distance, as Juuti et al. A flag is measured by running the attack again, blocked
 from its next request of {BATCH} queries: 'flag at query' and 'fidelity at flag' are that
