@@ -1,4 +1,4 @@
-"""Why PRADA cannot flag feature discovery on binned Circles without flagging honest users.
+"""Can PRADA flag feature discovery on binned Circles without flagging honest users?
 
 Feature discovery (the attack on binned features) on the 2-D Circles target runs on each
 seed; its fidelity is measured at budgets 10, 20, ... to find the query at which it first
@@ -13,7 +13,7 @@ order's), the best any threshold at one n can do, and the share of honest orders
 attack's curve at some n is what a curve of thresholds just above the attack's costs.
 
 Run: OMP_NUM_THREADS=1 PYTHONPATH=src nice -n 5 .venv/bin/python \\
-     benchmarks/prada_feature_discovery.py [--seeds 5] [--orders 2000]
+     benchmarks/prada_feature_discovery.py [--seeds 10] [--orders 2000]
 Writes benchmarks/results/prada_feature_discovery.{json,md}.
 """
 
@@ -27,8 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from stealml.defences.prada import distances, honest_w_curves, w_curve
-from stealml.experiments.defence_targets import CASES, build_target
+from stealml.defences.prada import WIDEN, distances, honest_band, honest_w_curves, w_curve
+from stealml.experiments.defence_targets import (
+    CASES,
+    PER_N_MIN_SAMPLES,
+    PER_N_ORDERS,
+    build_target,
+)
 from stealml.experiments.prada_study import MIN_SAMPLES, _Recorder, _run
 from stealml.experiments.tables import load_average, write_results
 
@@ -59,11 +64,25 @@ def one_seed(seed: int, orders: int) -> dict[str, Any]:
         seen.add(label)
     attack = w_curve(distances(X, labels), MIN_SAMPLES, stop=dist_before)
     prada = target.calibrated_prada()
+    ns = np.arange(MIN_SAMPLES, MIN_SAMPLES + len(attack))
+    thresholds = np.array([prada.threshold(int(n)) for n in ns])
+    hit = np.flatnonzero(attack < thresholds)
+    # the band calibrated_prada thresholds (the same orders: same arguments and seed)
+    centre, spread, c = honest_band(target.reference, target.model.predict(target.reference),
+                                    PER_N_MIN_SAMPLES, PER_N_ORDERS, 20 * PER_N_ORDERS,
+                                    random_state=seed)
+    k = min(len(attack), len(centre))
+    depth = (centre[:k] - attack[:k]) / spread[:k]
     row: dict[str, Any] = {"seed": seed, "queries": len(X), "99% at query": n99,
                            "distances before": dist_before,
                            "attack min W": float(attack.min()),
                            "at n": int(MIN_SAMPLES + np.argmin(attack))}
     row["threshold there"] = prada.threshold(row["at n"])
+    row["per-n flag at n"] = int(ns[hit[0]]) if len(hit) else None
+    row["band c"] = c
+    row["attack depth (spreads)"] = float(depth.max())
+    row["depth at n"] = int(MIN_SAMPLES + np.argmax(depth))
+    row["widen that flags it"] = float(depth.max() / c)
     for name, rows in (("reference", target.reference), ("honest", target.honest)):
         H = honest_w_curves(rows, target.model.predict(rows), MIN_SAMPLES, orders,
                             max_rows=n99, random_state=seed)
@@ -79,13 +98,20 @@ def one_seed(seed: int, orders: int) -> dict[str, Any]:
         row[f"{name}: lowest honest W there"] = float(H[:, best].min())
         row[f"{name}: share at or below there"] = float(share[best])
         row[f"{name}: share at or below at some n"] = float(below.any(axis=1).mean())
+        t_h = np.array([prada.threshold(n) for n in range(MIN_SAMPLES,
+                                                           MIN_SAMPLES + H.shape[1])])
+        row[f"{name}: flagged by per-n"] = float((H < t_h[None, :]).any(axis=1).mean())
+        j = min(H.shape[1], len(centre))
+        H_depth = ((centre[None, :j] - H[:, :j]) / spread[None, :j]).max(axis=1)
+        row[f"{name}: depth at or beyond the attack's"] = float(
+            (H_depth >= row["attack depth (spreads)"]).mean())
     row["seconds"] = time.perf_counter() - start
     return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--orders", type=int, default=2000)
     args = parser.parse_args()
     load = load_average()
@@ -95,9 +121,19 @@ def main() -> None:
         f"{__doc__.split(chr(10) + chr(10))[1]}\n\n"
         f"{args.orders} orders each; n counts distances (PRADA's |D|), from {MIN_SAMPLES} "
         "(the per-n detector's start). 'threshold there': the calibrated per-n detector's "
-        "threshold (stealml.defences.calibrate_prada) at the attack's lowest W: the "
-        "lowest W of its 1,050 calibration orders of the reference rows over n' within "
-        "25% of n, less 0.03. "
+        "threshold (stealml.defences.calibrate_prada) at the attack's lowest W; 'per-n "
+        "flag at n': the first n before 99% at which the attack's W is below it. The "
+        "thresholds are the band median_n - widen c spread_n (stealml.defences.w_band "
+        "on 1,050 orders of the reference rows: 50 of up to half of them, 1,000 of 200; "
+        f"spread the median less the 10% quantile; widen {WIDEN}); 'band c': the "
+        "largest deviation of any calibration order, in spreads; 'attack depth': the "
+        "attack's largest (median_n - W_n) / spread_n before 99%; 'widen that flags "
+        "it': depth / c (the detector flags the attack when widen is below it); 'depth "
+        "at or beyond the attack's': the share of the 2,000 orders as deep in the band "
+        "as the attack at some n before 99% (what a band of this shape that flags the "
+        "attack costs). "
+        "'flagged by per-n': the share of the 2,000 orders flagged by the calibrated "
+        "detector (honest: rows no party used, never used to calibrate). "
         f"Load average at the start {load}; one process, nice 5.")
     out = Path(__file__).resolve().parent / "results" / "prada_feature_discovery"
     for path in write_results(out, "PRADA and feature discovery on binned Circles", rows,

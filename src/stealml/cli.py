@@ -514,7 +514,7 @@ def serve(models: tuple[str, ...], config: str | None, host: str | None, port: i
 @click.option("--reference", type=click.Path(dir_okay=False, exists=True), default=None,
               help="The owner's rows: a .npy in the model space.")
 @click.option("--orders", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Random orders of the rows (and 20x as many of their first 100).")
+              help="Random orders of the rows (and 20x as many of 200 rows).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the orders (and split).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Where to write the calibration (.json) for serve/extract "

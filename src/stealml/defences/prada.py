@@ -40,8 +40,8 @@ from scipy.special import ndtri
 from stealml.exceptions import ConfigurationError
 from stealml.random import RandomState, as_generator
 
-__all__ = ["Prada", "PradaState", "calibrate_delta", "calibrate_prada", "honest_w_curves",
-           "prada_from_file", "shapiro_w", "w_band"]
+__all__ = ["Prada", "PradaState", "calibrate_delta", "calibrate_prada", "honest_band",
+           "honest_w_curves", "prada_from_file", "shapiro_w", "w_band"]
 
 
 @dataclass(frozen=True)
@@ -445,6 +445,25 @@ def w_band(curves: list[np.ndarray], min_samples: int, level: float = 0.1,
     return centre, spread, max(c, 0.0)
 
 
+def honest_band(X: np.ndarray, labels: Any, min_samples: int = 10, orders: int = 50,
+                short_orders: int = 1000, short: int = 200, max_rows: int = 2000,
+                random_state: RandomState = 0) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`w_band` of the rows ``X`` sent in ``orders`` random orders of at most
+    ``max_rows`` rows and ``short_orders`` of ``short`` rows, none over half the rows
+    (what :func:`calibrate_prada` thresholds)."""
+    X = np.asarray(X, dtype=float)
+    half = len(X) // 2
+    if half <= min_samples + 1:
+        raise ConfigurationError(f"calibrating PRADA needs more than {2 * (min_samples + 1)} "
+                                 f"honest rows, not {len(X)}")
+    rng = as_generator(random_state)
+    curves = [honest_w_curves(X, labels, min_samples, orders, min(max_rows, half), rng)]
+    if short_orders and short > min_samples + 1:
+        curves.append(honest_w_curves(X, labels, min_samples, short_orders, min(short, half),
+                                      rng))
+    return w_band(curves, min_samples)
+
+
 WIDEN = 1.5  # see calibrate_prada: the band's c, widened for rows the owner does not hold
 
 
@@ -473,19 +492,10 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
     >>> prada.threshold(10) < prada.threshold(150) < 1
     True
     """
-    X = np.asarray(X, dtype=float)
-    half = len(X) // 2
-    if half <= min_samples + 1:
-        raise ConfigurationError(f"calibrating PRADA needs more than {2 * (min_samples + 1)} "
-                                 f"honest rows, not {len(X)}")
     if widen < 1:
         raise ConfigurationError(f"widen must be at least 1, not {widen}")
-    rng = as_generator(random_state)
-    curves = [honest_w_curves(X, labels, min_samples, orders, min(max_rows, half), rng)]
-    if short_orders and short > min_samples + 1:
-        curves.append(honest_w_curves(X, labels, min_samples, short_orders, min(short, half),
-                                      rng))
-    centre, spread, c = w_band(curves, min_samples)
+    centre, spread, c = honest_band(X, labels, min_samples, orders, short_orders, short,
+                                    max_rows, random_state)
     thresholds = np.clip(centre - widen * c * spread, 1e-6, 1 - 1e-6)
     tail = float(thresholds[len(thresholds) // 2:].min())
     return Prada(delta=tail, min_samples=min_samples,
