@@ -22,12 +22,12 @@ Beyond the paper, so that leaves sharing an identity cost no fidelity:
   apart from those it does not (they stay in the new leaf far more often), and the
   parent's thresholds are the first guesses of the line searches: a range end beyond
   the parent's threshold is not asked, the row just past that threshold is (unless a
-  threshold found before lies between). Once another leaf
-  found shares the identity, a group can be fooled (its row may land in that other
-  leaf): then only changes the parent allows are grouped, the others go one at a time
-  (before the parents, grouping every change there lost 0.87% of an 80-leaf spambase
-  tree's test rows without the corner checks; grouping the parent's only is exact there
-  and on every Table 6 tree at seeds 0-7, with fewer queries than grouping all);
+  threshold found before lies between). Once another leaf found shares the identity, a
+  group can be fooled (its row may land in that other leaf): then only changes the
+  parent allows are grouped, the others go one at a time (before the parents, grouping
+  every change there lost 0.87% of an 80-leaf spambase tree's test rows without the
+  corner checks; grouping the parent's only is exact there and on every Table 6 tree at
+  seeds 0-7, with fewer queries than grouping all);
 - a category that moves the row into the box of a leaf found before, with another
   identity that no other leaf found shares, is not asked and not queued: a leaf whose
   identity is its own has an exact box (each search from its seed can only stop at its
@@ -140,8 +140,6 @@ class PathFinding(Attack):
         self._lines: dict[tuple[Any, ...], dict[int, str]] = {}
         self._features = oracle.space.features
         self._known: dict[tuple[Any, ...], str] = {}
-        self._feature_tests: Counter[int] = Counter()
-        self._feature_left: Counter[int] = Counter()
         self._cuts: dict[int, set[int]] = {}
         self._leaf_keys: Counter[str] = Counter()
         self._parents: dict[tuple[Any, ...], Leaf] = {}
@@ -478,8 +476,6 @@ class PathFinding(Attack):
             else:
                 stack += [(second, False), (first, True)]
         for item in unknown:
-            self._feature_tests[item[0]] += 1
-            self._feature_left[item[0]] += not out[item]
             rating = (item[0], self._predict(item))
             self._rated[rating] += 1
             self._rated_left[rating] += not out[item]
@@ -613,8 +609,12 @@ class PathFinding(Attack):
         if pred is None or isinstance(pred, frozenset):
             return ()
         lo, hi = pred
-        return tuple([grid.span(lo, math.inf)[0] - 1] if not math.isinf(lo) else []) + tuple(
-            [grid.span(-math.inf, hi)[1]] if not math.isinf(hi) else [])
+        cuts = []
+        if not math.isinf(lo):
+            cuts.append(grid.span(lo, math.inf)[0] - 1)
+        if not math.isinf(hi):
+            cuts.append(grid.span(-math.inf, hi)[1])
+        return tuple(cuts)
 
     def _line(self, row: Row, i: int) -> dict[int, str]:
         """The answers known on the line through ``row`` along feature ``i`` (by index)."""
