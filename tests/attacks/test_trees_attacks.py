@@ -271,3 +271,16 @@ def test_bottom_up_groups_only_what_the_parent_allows_once_an_identity_is_shared
     assert result.complete
     for X in (ds.X_test, ds.X_train):
         assert np.array_equal(result.model.predict(X), tree.predict(X))
+
+
+def test_bottom_up_stopped_at_the_papers_budget_beats_the_papers_fidelity() -> None:
+    """Stopped at the paper's bottom-up queries for the Steak tree (3,652, 18.9 per leaf),
+    the partial tree of the contraceptive stand-in already answers as the target more
+    often than the paper's finished extraction did (92.45% test, 86.40% uniform)."""
+    ds, tree = _contraceptive_tree()
+    oracle = LocalOracle(TreeService(tree, ds.space), ds.space,
+                         ApiPolicy(incomplete="native", rounding=5), Ledger(budget=3652))
+    result = PathFinding(epsilon=1e-4, random_state=0).run(oracle)
+    assert not result.complete and result.queries <= 3652
+    for X, paper in ((ds.X_test, 0.9245), (ds.space.sample_encoded(5000, 1), 0.8640)):
+        assert np.mean(result.model.predict(X) == tree.predict(X)) > paper
