@@ -176,3 +176,49 @@ def test_calibrated_prada_spares_orders_of_rows_the_owner_did_not_calibrate_on()
     assert not (W < thresholds).any()
     with pytest.raises(ConfigurationError, match="widen must be at least 1"):
         calibrate_prada(rows, labels, widen=0.5)
+
+
+def test_window_test_flags_a_run_of_equal_steps_that_w_of_all_distances_misses() -> None:
+    from stealml.defences.prada import first_flag, window_curve
+
+    rng = np.random.default_rng(0)
+    steps = np.r_[rng.normal(1, 0.1, 60), np.full(15, 1.5), rng.normal(1, 0.1, 30)]
+    X = np.cumsum(steps)[:, None] * np.array([[1.0, 0.0]])  # a walk: each step a distance
+    whole = Prada(delta=0.5, min_samples=10)
+    assert whole.new_state().update(X, np.zeros(len(X))) is None
+    windowed = Prada(delta=0.5, min_samples=10, windows=(15,), window_thresholds=((0.5,),))
+    state = windowed.new_state()
+    # flagged at the 13th equal step (row 72 gives the 72nd distance)
+    assert state.update(X, np.zeros(len(X))) == 72
+    assert state.flagged_by == "W15" and state.flagged_at == 73
+    D = np.asarray(state.distances)
+    assert first_flag(D, windowed) == (72, "W15") and first_flag(D, whole) is None
+    assert window_curve(D, 15)[-1] < 0.5 < window_curve(D, 15)[0]
+    assert window_curve(np.r_[np.full(14, 1.5), 0.9], 15)[0] == 0.0  # 3 std: all equal
+    assert Prada.from_dict(windowed.to_dict()) == windowed
+    with pytest.raises(ConfigurationError, match="one non-empty tuple of window_thresholds"):
+        Prada(windows=(15, 30), window_thresholds=((0.5,),))
+    with pytest.raises(ConfigurationError, match="windows must be whole numbers >= 3"):
+        Prada(windows=(2,), window_thresholds=((0.5,),))
+
+
+def test_calibrated_windows_flag_feature_discovery_before_99_percent() -> None:
+    """On binned Circles, W of all distances never falls under its calibrated band
+    before feature discovery reaches 99% fidelity; W of the last 15 distances does."""
+    import dataclasses
+
+    from stealml.defences import calibrate_prada
+    from stealml.experiments.defence_targets import CASES
+    from stealml.experiments.prada_study import _run
+
+    target = build_target("circles binned LR", 0)
+    labels = target.model.predict(target.reference)
+    prada = calibrate_prada(target.reference, labels, orders=10, short_orders=200)
+    case = next(c for c in CASES if c.attack == "feature-discovery")
+    whole = dataclasses.replace(prada, windows=(), window_thresholds=())
+    missed, _ = _run(target, case, 0, [whole], "block")
+    assert missed.flagged_at is None and missed.fidelity == 1.0
+    blocked, watch = _run(target, case, 0, [prada], "block")
+    state = watch._client("attacker")[0]
+    assert blocked.flagged_at is not None and blocked.flagged_at < 100
+    assert state.flagged_by in ("W15", "W30") and (blocked.fidelity or 0.0) < 0.99

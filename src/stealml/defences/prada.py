@@ -18,7 +18,10 @@ honest W_n over many orders of the owner's natural rows and sets ``thresholds`` 
 simultaneous lower band (:func:`w_band`: the per-n median less a multiple of the per-n
 lower-tail spread, wide enough for every calibration order at every n, then widened for
 rows the owner does not hold), so the test can start after a few distances without
-flagging honest traffic.
+flagging honest traffic. Also beyond the paper, W of the client's last k distances
+(``windows``) is tested the same way, each k with its own calibrated per-n band: an
+attack whose distances are abnormal for a few dozen queries (a line search's halving
+steps, a run of equal steps) hides in the whole history's W but not in a window's.
 
 References: Juuti, Szyller, Marchal, Asokan, "PRADA: Protecting against DNN Model
 Stealing Attacks", IEEE EuroS&P 2019, section IV (Algorithm 1).
@@ -29,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -40,8 +43,9 @@ from scipy.special import ndtri
 from stealml.exceptions import ConfigurationError
 from stealml.random import RandomState, as_generator
 
-__all__ = ["Prada", "PradaState", "calibrate_delta", "calibrate_prada", "honest_band",
-           "honest_w_curves", "prada_from_file", "shapiro_w", "w_band"]
+__all__ = ["Prada", "PradaState", "calibrate_delta", "calibrate_prada", "first_flag",
+           "honest_band", "honest_bands", "honest_streams", "honest_w_curves",
+           "prada_from_file", "shapiro_w", "w_band", "window_curve"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,13 @@ class Prada:
         Per-n thresholds: with n distances the client is flagged when W <
         ``thresholds[n - min_samples]``; beyond the tuple's end, ``delta`` applies
         (see :func:`calibrate_prada`). Empty (the paper's test): ``delta`` throughout.
+    windows : tuple of int
+        Sizes k of the recent-window tests: once the client has n >= k distances, W of
+        its last k distances is also computed after every query (not in the paper).
+    window_thresholds : tuple of tuple of float
+        One per window: the client is flagged when the window's W <
+        ``window_thresholds[i][n - k]``; beyond the tuple's end, the lowest threshold of
+        its second half applies.
 
     Examples
     --------
@@ -71,6 +82,10 @@ class Prada:
     delta: float = 0.9
     min_samples: int = 100
     thresholds: tuple[float, ...] = ()
+    windows: tuple[int, ...] = ()
+    window_thresholds: tuple[tuple[float, ...], ...] = ()
+    _window_tails: tuple[float, ...] = field(default=(), init=False, repr=False,
+                                             compare=False)
     name = "prada"
 
     def __post_init__(self) -> None:
@@ -82,19 +97,41 @@ class Prada:
                                      f"not {self.min_samples}")
         if any(not (0 < t < 1) for t in self.thresholds):
             raise ConfigurationError("PRADA's thresholds must all be between 0 and 1")
+        if any(isinstance(k, bool) or int(k) != k or k < 3 for k in self.windows):
+            raise ConfigurationError(f"PRADA's windows must be whole numbers >= 3, not "
+                                     f"{list(self.windows)}")
+        if len(self.window_thresholds) != len(self.windows) or \
+                any(not t for t in self.window_thresholds):
+            raise ConfigurationError("PRADA needs one non-empty tuple of window_thresholds "
+                                     "per window")
+        if any(not (0 < t < 1) for ts in self.window_thresholds for t in ts):
+            raise ConfigurationError("PRADA's window thresholds must all be between 0 and 1")
+        object.__setattr__(self, "_window_tails",
+                           tuple(min(ts[len(ts) // 2:]) for ts in self.window_thresholds))
 
     def threshold(self, n: int) -> float:
         """The threshold W is compared with once the client has ``n`` distances."""
         i = n - self.min_samples
         return self.thresholds[i] if 0 <= i < len(self.thresholds) else self.delta
 
+    def window_threshold(self, i: int, n: int) -> float:
+        """The threshold the W of window ``i``'s last ``windows[i]`` distances is compared
+        with once the client has ``n`` distances."""
+        ts, j = self.window_thresholds[i], n - self.windows[i]
+        return ts[j] if 0 <= j < len(ts) else self._window_tails[i]
+
     def new_state(self) -> PradaState:
         return PradaState(self)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as JSON-able data (:meth:`from_dict` reads them back)."""
-        return {"detector": "prada", "delta": self.delta, "min_samples": self.min_samples,
-                "thresholds": list(self.thresholds)}
+        data: dict[str, Any] = {"detector": "prada", "delta": self.delta,
+                                "min_samples": self.min_samples,
+                                "thresholds": list(self.thresholds)}
+        if self.windows:
+            data["windows"] = list(self.windows)
+            data["window_thresholds"] = [list(t) for t in self.window_thresholds]
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> Prada:
@@ -102,13 +139,18 @@ class Prada:
         if not isinstance(data, dict) or data.get("detector") != "prada":
             raise ConfigurationError("a PRADA calibration is a JSON object with "
                                      "\"detector\": \"prada\" (see stealml calibrate-prada)")
-        unknown = set(data) - {"detector", "delta", "min_samples", "thresholds", "calibration"}
+        unknown = set(data) - {"detector", "delta", "min_samples", "thresholds", "windows",
+                               "window_thresholds", "calibration"}
         if unknown:
             raise ConfigurationError(f"a PRADA calibration has no field {sorted(unknown)[0]!r}")
         try:
             thresholds = tuple(float(t) for t in data.get("thresholds", ()))
+            windows = tuple(data.get("windows", ()))
+            window_thresholds = tuple(tuple(float(t) for t in ts)
+                                      for ts in data.get("window_thresholds", ()))
             return cls(delta=float(data["delta"]), min_samples=data.get("min_samples", 100),
-                       thresholds=thresholds)
+                       thresholds=thresholds, windows=windows,
+                       window_thresholds=window_thresholds)
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"a bad PRADA calibration: {exc!r}") from exc
 
@@ -169,9 +211,11 @@ class PradaState:
     statistic : float or None
         The latest Shapiro-Wilk W (None before ``min_samples`` distances).
     min_statistic : float or None
-        The smallest W seen.
+        The smallest W seen (of the whole history).
     flagged_at : int or None
         The query (1-based) after which the client was flagged.
+    flagged_by : str or None
+        The test that flagged it: ``"W"`` (all distances) or ``"W<k>"`` (the last k).
     """
 
     def __init__(self, detector: Prada) -> None:
@@ -181,6 +225,7 @@ class PradaState:
         self.statistic: float | None = None
         self.min_statistic: float | None = None
         self.flagged_at: int | None = None
+        self.flagged_by: str | None = None
         self._groups: dict[str, _Growing] = {}
 
     def update(self, X: np.ndarray, labels: Any) -> int | None:
@@ -209,16 +254,25 @@ class PradaState:
         if d > group.threshold:
             group.add(x)
             group.grew(d)
-        if len(self.distances) < self.detector.min_samples:
-            return False
-        w = _shapiro_w(self.distances)
-        self.statistic = w
-        self.min_statistic = w if self.min_statistic is None else min(self.min_statistic, w)
-        return w < self.detector.threshold(len(self.distances))
+        n = len(self.distances)
+        if n >= self.detector.min_samples:
+            w = _shapiro_w(self.distances)
+            self.statistic = w
+            self.min_statistic = w if self.min_statistic is None else min(self.min_statistic,
+                                                                          w)
+            if w < self.detector.threshold(n):
+                self.flagged_by = "W"
+                return True
+        for i, k in enumerate(self.detector.windows):
+            if n >= k and _shapiro_w(self.distances[-k:]) < self.detector.window_threshold(i, n):
+                self.flagged_by = f"W{k}"
+                return True
+        return False
 
     def summary(self) -> dict[str, Any]:
         return {"detector": "prada", "queries": self.queries, "flagged_at": self.flagged_at,
-                "statistic": self.statistic, "min_statistic": self.min_statistic}
+                "flagged_by": self.flagged_by, "statistic": self.statistic,
+                "min_statistic": self.min_statistic}
 
 
 # distances within this relative spread of each other are equal: a line search's steps
@@ -313,7 +367,7 @@ def distances(X: np.ndarray, labels: Any) -> np.ndarray:
     return np.asarray(state.distances)
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=4)
 def _coefficient_rows(width: int) -> np.ndarray:
     """Row c holds the Shapiro-Wilk coefficients for c values, zero-padded to ``width``."""
     A = np.zeros((width + 1, width))
@@ -321,6 +375,28 @@ def _coefficient_rows(width: int) -> np.ndarray:
         A[c, :c] = _sw_coefficients(c)
     A.flags.writeable = False
     return A
+
+
+def _w_rows(M: np.ndarray, counts: np.ndarray, mean: np.ndarray, std: np.ndarray,
+            A: np.ndarray) -> np.ndarray:
+    """:func:`_shapiro_w` of each row of ``M``'s first ``counts`` values, given their
+    ``mean`` and ``std`` (``A``: :func:`_coefficient_rows` at least ``M``'s width)."""
+    width = M.shape[1]
+    keep = (np.arange(width)[None, :] < counts[:, None]) & \
+        (np.abs(M - mean[:, None]) <= 3 * std[:, None])
+    c = keep.sum(axis=1)
+    S = np.sort(np.where(keep, M, np.inf), axis=1)
+    valid = np.arange(width)[None, :] < c[:, None]
+    S0 = np.where(valid, S, 0.0)
+    kept_mean = S0.sum(axis=1) / np.maximum(c, 1)
+    ss = (np.where(valid, S0 - kept_mean[:, None], 0.0) ** 2).sum(axis=1)
+    num = (A[c, :width] * S0).sum(axis=1) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where((c >= 3) & (ss > 0), num / ss, 0.0)
+    # all kept distances equal (but for rounding): as far from normal as it gets
+    top = S0[np.arange(len(c)), np.maximum(c - 1, 0)]
+    w = np.where(top - S0[:, 0] <= EQUAL * np.abs(top), 0.0, w)
+    return np.clip(np.nan_to_num(w, nan=0.0), 0.0, 1.0)
 
 
 def w_curve(D: np.ndarray, min_samples: int, stop: int | None = None,
@@ -337,26 +413,61 @@ def w_curve(D: np.ndarray, min_samples: int, stop: int | None = None,
     out = []
     for first in range(min_samples, stop + 1, chunk):
         ns = np.arange(first, min(first + chunk, stop + 1))
-        width = int(ns[-1])
         mean = s1[ns - 1] / ns
         std = np.sqrt(np.maximum(s2[ns - 1] / ns - mean * mean, 0.0))
-        M = np.broadcast_to(D[:width], (len(ns), width))
-        keep = (np.arange(width)[None, :] < ns[:, None]) & \
-            (np.abs(M - mean[:, None]) <= 3 * std[:, None])
-        c = keep.sum(axis=1)
-        S = np.sort(np.where(keep, M, np.inf), axis=1)
-        valid = np.arange(width)[None, :] < c[:, None]
-        S0 = np.where(valid, S, 0.0)
-        kept_mean = S0.sum(axis=1) / np.maximum(c, 1)
-        ss = (np.where(valid, S0 - kept_mean[:, None], 0.0) ** 2).sum(axis=1)
-        num = (A[c, :width] * S0).sum(axis=1) ** 2
-        with np.errstate(divide="ignore", invalid="ignore"):
-            w = np.where((c >= 3) & (ss > 0), num / ss, 0.0)
-        # all kept distances equal (but for rounding): as far from normal as it gets
-        top = S0[np.arange(len(c)), np.maximum(c - 1, 0)]
-        w = np.where(top - S0[:, 0] <= EQUAL * np.abs(top), 0.0, w)
-        out.append(np.clip(np.nan_to_num(w, nan=0.0), 0.0, 1.0))
+        M = np.broadcast_to(D[:int(ns[-1])], (len(ns), int(ns[-1])))
+        out.append(_w_rows(M, ns, mean, std, A))
     return np.concatenate(out)
+
+
+def window_curve(D: np.ndarray, k: int, stop: int | None = None,
+                 chunk: int = 4096) -> np.ndarray:
+    """W of the last ``k`` distances after each distance of ``D`` from the ``k``-th on
+    (index n - k), up to ``stop`` distances: :class:`PradaState`'s window test for a
+    whole stream at once.
+
+    Examples
+    --------
+    >>> D = np.r_[np.random.default_rng(0).normal(1, 0.1, 20), np.full(10, 0.5)]
+    >>> w = window_curve(D, 10)
+    >>> bool(w[0] > 0.7), float(w[-1])  # normal, then ten equal steps
+    (True, 0.0)
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    D = np.asarray(D, dtype=float)
+    stop = len(D) if stop is None else min(stop, len(D))
+    if stop < k:
+        return np.array([])
+    windows = sliding_window_view(D[:stop], k)
+    A = _coefficient_rows(k)
+    out = []
+    for first in range(0, len(windows), chunk):
+        M = windows[first:first + chunk]
+        out.append(_w_rows(M, np.full(len(M), k), M.mean(axis=1), M.std(axis=1), A))
+    return np.concatenate(out)
+
+
+def first_flag(D: np.ndarray, prada: Prada) -> tuple[int, str] | None:
+    """After how many distances of the stream ``D`` ``prada`` flags the client, and by
+    which test (``"W"`` or ``"W<k>"``, as :attr:`PradaState.flagged_by`); None if never."""
+    hits = []
+    w = w_curve(D, prada.min_samples)
+    below = np.flatnonzero(w < np.array([prada.threshold(n) for n in
+                                         range(prada.min_samples,
+                                               prada.min_samples + len(w))]))
+    if len(below):
+        hits.append((prada.min_samples + int(below[0]), 0, "W"))
+    for i, k in enumerate(prada.windows):
+        w = window_curve(D, k)
+        below = np.flatnonzero(w < np.array([prada.window_threshold(i, n)
+                                             for n in range(k, k + len(w))]))
+        if len(below):
+            hits.append((k + int(below[0]), i + 1, f"W{k}"))
+    if not hits:
+        return None
+    n, _, test = min(hits)
+    return n, test
 
 
 def _stream_distances(G: np.ndarray, order: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -382,24 +493,37 @@ def _stream_distances(G: np.ndarray, order: np.ndarray, labels: np.ndarray) -> n
     return np.asarray(out)
 
 
-def honest_w_curves(X: np.ndarray, labels: Any, min_samples: int, orders: int,
-                    max_rows: int = 2000, random_state: RandomState = 0) -> np.ndarray:
-    """W_n of natural rows ``X`` sent in ``orders`` random orders: one row per order
-    (W_n at column n - ``min_samples``), the first ``max_rows`` rows of each order."""
+def honest_streams(X: np.ndarray, labels: Any, orders: int, max_rows: int = 2000,
+                   random_state: RandomState = 0) -> list[np.ndarray]:
+    """PRADA's distance streams D of natural rows ``X`` sent in ``orders`` random orders,
+    the first ``max_rows`` rows of each order."""
     from scipy.spatial.distance import cdist
 
     X = np.asarray(X, dtype=float)
     labels = np.asarray(labels).astype(str)
     rng = as_generator(random_state)
     G = cdist(X, X) if len(X) <= 4000 else None
-    curves = []
+    out = []
     for _ in range(orders):
         order = rng.permutation(len(X))[:max_rows]
-        D = (_stream_distances(G, order, labels) if G is not None
-             else distances(X[order], labels[order]))
-        curves.append(w_curve(D, min_samples))
+        out.append(_stream_distances(G, order, labels) if G is not None
+                   else distances(X[order], labels[order]))
+    return out
+
+
+def _curves(streams: list[np.ndarray], curve: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``curve`` of each stream, cut to the shortest (one row per stream)."""
+    curves = [curve(D) for D in streams]
     n = min(len(c) for c in curves)
     return np.array([c[:n] for c in curves])
+
+
+def honest_w_curves(X: np.ndarray, labels: Any, min_samples: int, orders: int,
+                    max_rows: int = 2000, random_state: RandomState = 0) -> np.ndarray:
+    """W_n of natural rows ``X`` sent in ``orders`` random orders: one row per order
+    (W_n at column n - ``min_samples``), the first ``max_rows`` rows of each order."""
+    return _curves(honest_streams(X, labels, orders, max_rows, random_state),
+                   lambda D: w_curve(D, min_samples))
 
 
 def _moving_mean(v: np.ndarray, start: int, frac: float) -> np.ndarray:
@@ -445,31 +569,57 @@ def w_band(curves: list[np.ndarray], min_samples: int, level: float = 0.1,
     return centre, spread, max(c, 0.0)
 
 
-def honest_band(X: np.ndarray, labels: Any, min_samples: int = 10, orders: int = 50,
-                short_orders: int = 1000, short: int = 200, max_rows: int = 2000,
-                random_state: RandomState = 0) -> tuple[np.ndarray, np.ndarray, float]:
+Band = tuple[np.ndarray, np.ndarray, float]  # w_band's (centre, spread, c)
+
+
+def honest_bands(X: np.ndarray, labels: Any, min_samples: int = 10,
+                 windows: tuple[int, ...] = (), orders: int = 50, short_orders: int = 1000,
+                 short: int = 200, max_rows: int = 2000,
+                 random_state: RandomState = 0) -> tuple[Band, dict[int, Band]]:
     """:func:`w_band` of the rows ``X`` sent in ``orders`` random orders of at most
     ``max_rows`` rows and ``short_orders`` of ``short`` rows, none over half the rows
-    (what :func:`calibrate_prada` thresholds)."""
+    (what :func:`calibrate_prada` thresholds): the band of W of all distances, and of
+    each window's W (windows longer than the orders' streams are left out)."""
     X = np.asarray(X, dtype=float)
     half = len(X) // 2
     if half <= min_samples + 1:
         raise ConfigurationError(f"calibrating PRADA needs more than {2 * (min_samples + 1)} "
                                  f"honest rows, not {len(X)}")
     rng = as_generator(random_state)
-    curves = [honest_w_curves(X, labels, min_samples, orders, min(max_rows, half), rng)]
+    groups = [honest_streams(X, labels, orders, min(max_rows, half), rng)]
     if short_orders and short > min_samples + 1:
-        curves.append(honest_w_curves(X, labels, min_samples, short_orders, min(short, half),
-                                      rng))
-    return w_band(curves, min_samples)
+        groups.append(honest_streams(X, labels, short_orders, min(short, half), rng))
+
+    def band(curve: Callable[[np.ndarray], np.ndarray], start: int) -> Band:
+        return w_band([_curves(g, curve) for g in groups], start)
+
+    whole = band(lambda D: w_curve(D, min_samples), min_samples)
+    shortest = min(len(D) for g in groups for D in g)
+    return whole, {k: band(lambda D, k=k: window_curve(D, k), k)  # type: ignore[misc]
+                   for k in windows if k <= shortest}
+
+
+def honest_band(X: np.ndarray, labels: Any, min_samples: int = 10, orders: int = 50,
+                short_orders: int = 1000, short: int = 200, max_rows: int = 2000,
+                random_state: RandomState = 0) -> Band:
+    """:func:`honest_bands`' band of W of all distances."""
+    return honest_bands(X, labels, min_samples, (), orders, short_orders, short, max_rows,
+                        random_state)[0]
 
 
 WIDEN = 1.5  # see calibrate_prada: the band's c, widened for rows the owner does not hold
+WINDOWS = (15, 30)  # see calibrate_prada: the recent-window tests
+
+
+def _thresholds(band: Band, widen: float) -> np.ndarray:
+    centre, spread, c = band
+    return np.clip(centre - widen * c * spread, 1e-6, 1 - 1e-6)
 
 
 def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: int = 50,
                     widen: float = WIDEN, short_orders: int = 1000, short: int = 200,
-                    max_rows: int = 2000, random_state: RandomState = 0) -> Prada:
+                    max_rows: int = 2000, windows: tuple[int, ...] = WINDOWS,
+                    random_state: RandomState = 0) -> Prada:
     """A PRADA detector with per-n thresholds calibrated on the owner's natural rows.
 
     The rows ``X`` (with the model's ``labels``) are sent in ``orders`` random orders of
@@ -484,22 +634,30 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
     study x 3 seeds, 1,050 orders per half, both ways). Beyond the calibrated volume,
     ``delta`` is the lowest threshold of its second half.
 
+    Each window size k of ``windows`` gets its own thresholds the same way, from W of
+    the last k distances of the same orders (a window longer than the shortest order's
+    stream is dropped). The default sizes, 15 and 30, were chosen after seeing the
+    PRADA study's attacks (docs/defences.md); the thresholds use only ``X``.
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(400, 4))
     >>> prada = calibrate_prada(X, np.zeros(400), orders=3, short_orders=30)
-    >>> prada.threshold(10) < prada.threshold(150) < 1
+    >>> prada.threshold(10) < prada.threshold(150) < 1 and prada.windows == (15, 30)
     True
     """
     if widen < 1:
         raise ConfigurationError(f"widen must be at least 1, not {widen}")
-    centre, spread, c = honest_band(X, labels, min_samples, orders, short_orders, short,
-                                    max_rows, random_state)
-    thresholds = np.clip(centre - widen * c * spread, 1e-6, 1 - 1e-6)
+    whole, bands = honest_bands(X, labels, min_samples, tuple(windows), orders, short_orders,
+                                short, max_rows, random_state)
+    thresholds = _thresholds(whole, widen)
     tail = float(thresholds[len(thresholds) // 2:].min())
     return Prada(delta=tail, min_samples=min_samples,
-                 thresholds=tuple(float(t) for t in thresholds))
+                 thresholds=tuple(float(t) for t in thresholds),
+                 windows=tuple(bands),
+                 window_thresholds=tuple(tuple(float(t) for t in _thresholds(b, widen))
+                                         for b in bands.values()))
 
 
 def prada_from_file(path: str | Path, n_columns: int,

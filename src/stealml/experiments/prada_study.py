@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from stealml.defences import Monitor, OutOfDistribution, Prada, calibrate_prada
-from stealml.defences.prada import _shapiro_w, distances, w_curve
+from stealml.defences.prada import WINDOWS, _shapiro_w, distances, w_curve, window_curve
 from stealml.exceptions import StealmlError
 from stealml.experiments.defence_targets import (
     CASES,
@@ -136,6 +136,28 @@ def _first_below(ns: np.ndarray, ws: np.ndarray, prada: Prada) -> int | None:
     return int(ns[hit[0]]) if len(hit) else None
 
 
+def _windows(D: np.ndarray, prada: Prada) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Each window k of ``prada``: (W of the last k distances at n = k..len(D),
+    the thresholds there)."""
+    out = {}
+    for i, k in enumerate(prada.windows):
+        w = window_curve(D, k)
+        out[k] = w, np.array([prada.window_threshold(i, n) for n in range(k, k + len(w))])
+    return out
+
+
+def _first_flag(D: np.ndarray, prada: Prada) -> int | None:
+    """The number of distances after which ``prada`` flags the stream ``D`` (any test;
+    W of all distances every n up to EVERY_UNTIL, then on a 1% grid)."""
+    ns, ws = _curve(D, prada.min_samples)
+    hits = [_first_below(ns, ws, prada)]
+    for k, (w, t) in _windows(D, prada).items():
+        below = np.flatnonzero(w < t)
+        hits.append(k + int(below[0]) if len(below) else None)
+    found = [h for h in hits if h is not None]
+    return min(found) if found else None
+
+
 def _honest(target: Target, volume: int, detectors: dict[str, Prada], seed: int,
             orders: int) -> dict[str, Any]:
     """Honest streams of ``volume`` queries (test rows first, in random orders): the
@@ -145,16 +167,21 @@ def _honest(target: Target, volume: int, detectors: dict[str, Prada], seed: int,
     rng = np.random.default_rng([seed, 11])
     out: dict[str, Any] = {"honest_queries": min(volume, len(rows)), "orders": orders}
     lows: dict[int, float] = {}
+    window_lows: dict[int, float] = {}
     flags = dict.fromkeys(detectors, 0)
     for _ in range(orders):
         order = rng.permutation(len(rows))[:volume]
         D = distances(rows[order], labels[order])
         for name, prada in detectors.items():
-            ns, ws = _curve(D, prada.min_samples)
+            _, ws = _curve(D, prada.min_samples)
             if len(ws):
                 lows[prada.min_samples] = min(lows.get(prada.min_samples, 1.0), ws.min())
-                flags[name] += _first_below(ns, ws, prada) is not None
+            for k, (w, _) in _windows(D, prada).items():
+                if len(w):
+                    window_lows[k] = min(window_lows.get(k, 1.0), float(w.min()))
+            flags[name] += _first_flag(D, prada) is not None
     out["min_w"] = {m: float(w) for m, w in lows.items()}
+    out["window_min_w"] = window_lows
     out["flags"] = flags
     return out
 
@@ -200,11 +227,17 @@ def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
             row[f"{name}_min_w_at"] = int(ns[np.argmin(ws)]) if len(ws) else None
             row[f"{name}_honest_min_w"] = honest["min_w"].get(prada.min_samples)
             row[f"{name}_honest_flags"] = honest["flags"][name]
+            for k, (w, _) in _windows(D, prada).items():
+                row[f"w{k}_min_w"] = float(w.min()) if len(w) else None
+                row[f"w{k}_min_w_at"] = k + int(np.argmin(w)) if len(w) else None
+                row[f"w{k}_honest_min_w"] = honest["window_min_w"].get(k)
             row[f"{name}_flag"] = row[f"{name}_fidelity_at_flag"] = None
-            if _first_below(ns, ws, prada) is not None:
-                blocked, _ = _run(target, case, seed, [prada], "block")
+            if _first_flag(D, prada) is not None:
+                blocked, watch = _run(target, case, seed, [prada], "block")
                 row[f"{name}_flag"] = blocked.flagged_at
                 row[f"{name}_fidelity_at_flag"] = blocked.fidelity
+                row[f"{name}_flagged_by"] = getattr(watch._client("attacker")[0], "flagged_by",
+                                                    None)
         row["ood_flag"] = row["ood_fidelity_at_flag"] = None
         ood_state = mon._client("attacker")[1]
         if ood_state.flagged_at is not None:
@@ -233,12 +266,14 @@ def _verdict(runs: list[dict[str, Any]], name: str) -> str:
     short = [r for r in ok if r["distances"] < m]
     if len(short) == len(ok):
         return f"unseeable: ends before {m} distances (at most {max(r['distances'] for r in ok)})"
-    above = [r for r in ok if r not in short and r[f"{name}_min_w"] is not None
-             and r[f"{name}_honest_min_w"] is not None
-             and r[f"{name}_min_w"] >= r[f"{name}_honest_min_w"]]
+    keys = [name] + ([f"w{k}" for k in WINDOWS] if name == "per-n" else [])
+    above = [r for r in ok if r not in short and all(
+        r.get(f"{key}_min_w") is None or r.get(f"{key}_honest_min_w") is None
+        or r[f"{key}_min_w"] >= r[f"{key}_honest_min_w"] for key in keys)]
     after = f"; flagged only at >= 99% on {len(late)}" if late else ""
     if len(above) + len(short) == len(ok) and not caught:
         return ("unseeable: its lowest W >= honest traffic's lowest W on every seed"
+                + (" (all distances and each window)" if name == "per-n" else "")
                 + (f" ({len(short)} too short)" if short else "") + after)
     reached = [r for r in ok if (r["fidelity"] or 0.0) >= 0.99]
     return (f"flagged before 99% on {len(caught)}/{len(ok)} seeds{after}; lowest W above "
@@ -274,8 +309,13 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "per-n flags": flags("per-n"),
             "per-n flag at query": _fmt_range([r["per-n_flag"] for r in ok]),
             "fidelity at per-n flag": _fmt_range([r["per-n_fidelity_at_flag"] for r in ok], 4),
+            "per-n flagged by": ", ".join(sorted({r.get("per-n_flagged_by") or "-"
+                                                  for r in ok if r["per-n_flag"]})) or "-",
             "attack min W (n>=10)": _fmt_range([r["per-n_min_w"] for r in ok]),
             "honest min W (n>=10)": _fmt_range([r["per-n_honest_min_w"] for r in ok]),
+            **{f"attack / honest min W{k}": _fmt_range([r.get(f"w{k}_min_w") for r in ok])
+               + " / " + _fmt_range([r.get(f"w{k}_honest_min_w") for r in ok])
+               for k in WINDOWS},
             "honest per-n flags": f"{sum(r['per-n_honest_flags'] for r in ok)}/"
                                   f"{sum(r['honest_orders'] for r in ok)}",
             "per-n verdict": _verdict(rs, "per-n"),
@@ -357,8 +397,10 @@ def prada_study(out: Path, seeds: tuple[int, ...] = (0, 1, 2),
                                "queries until detection and honest false positives",
                                summary, list(summary[0]) if summary else [], notes=notes))
     cols = ["attack", "seed", "status", "queries", "fidelity", "distances", "honest_queries",
-            "per-n_flag", "per-n_fidelity_at_flag", "per-n_min_w", "per-n_min_w_at",
-            "per-n_honest_min_w", "per-n_honest_flags", "paper_flag",
+            "per-n_flag", "per-n_fidelity_at_flag", "per-n_flagged_by", "per-n_min_w",
+            "per-n_min_w_at", "per-n_honest_min_w",
+            *[f"w{k}_{c}" for k in WINDOWS for c in ("min_w", "min_w_at", "honest_min_w")],
+            "per-n_honest_flags", "paper_flag",
             "paper_fidelity_at_flag", "paper_min_w", "paper_honest_min_w",
             "paper_honest_flags", "ood_flag", "ood_fidelity_at_flag", "seconds"]
     paths += write_results(out / "prada_detection-runs", "PRADA study: every run", runs, cols)
