@@ -56,7 +56,7 @@ __all__ = ["MIN_SAMPLES", "STUDY_CASES", "prada_study", "study_seed"]
 
 MIN_SAMPLES = 10  # the per-n detector starts testing after this many distances
 BATCH = 10
-HONEST_ORDERS = 10
+HONEST_ORDERS = 100
 EVERY_UNTIL = 3000  # W after every distance up to here, then on a 1% grid (long attacks)
 STUDY_CASES: list[Case] = [*CASES, *NEURAL_CASES]
 
@@ -146,6 +146,32 @@ def _windows(D: np.ndarray, prada: Prada) -> dict[int, tuple[np.ndarray, np.ndar
     return out
 
 
+def _tests(D: np.ndarray, prada: Prada) -> dict[str, tuple[int, np.ndarray]]:
+    """Each of ``prada``'s tests along ``D``: name -> (first n, its W at every n from
+    there, up to EVERY_UNTIL distances)."""
+    out = {"W": (prada.min_samples, w_curve(D, prada.min_samples, stop=EVERY_UNTIL))}
+    for k in prada.windows:
+        out[f"W{k}"] = (k, window_curve(D, k, stop=EVERY_UNTIL))
+    return out
+
+
+def _below(D: np.ndarray, prada: Prada, envelope: dict[str, tuple[int, np.ndarray]],
+           stop: int) -> tuple[int, str | None, int]:
+    """At how many n < ``stop`` one of the attack's tests has W below every honest
+    stream's (``envelope``: each test's per-n minimum over them); the first such n (with
+    its test), and the largest n compared."""
+    count, first, compared = 0, None, 0
+    for test, (start, w) in _tests(D, prada).items():
+        low = envelope.get(test, (start, np.array([])))[1]
+        m = max(0, min(len(w), len(low), stop - start))
+        below = np.flatnonzero(w[:m] < low[:m])
+        count += len(below)
+        compared = max(compared, start + m - 1)
+        if len(below) and (first is None or start + int(below[0]) < first[0]):
+            first = (start + int(below[0]), test)
+    return count, None if first is None else f"{first[1]} at n = {first[0]}", compared
+
+
 def _first_flag(D: np.ndarray, prada: Prada) -> int | None:
     """The number of distances after which ``prada`` flags the stream ``D`` (any test;
     W of all distances every n up to EVERY_UNTIL, then on a 1% grid)."""
@@ -169,9 +195,14 @@ def _honest(target: Target, volume: int, detectors: dict[str, Prada], seed: int,
     lows: dict[int, float] = {}
     window_lows: dict[int, float] = {}
     flags = dict.fromkeys(detectors, 0)
+    envelope: dict[str, tuple[int, np.ndarray]] = {}
     for _ in range(orders):
         order = rng.permutation(len(rows))[:volume]
         D = distances(rows[order], labels[order])
+        for test, (start, w) in _tests(D, detectors["per-n"]).items():
+            low = envelope.get(test, (start, w))[1]
+            m = min(len(low), len(w))
+            envelope[test] = start, np.minimum(low[:m], w[:m])
         for name, prada in detectors.items():
             _, ws = _curve(D, prada.min_samples)
             if len(ws):
@@ -182,6 +213,7 @@ def _honest(target: Target, volume: int, detectors: dict[str, Prada], seed: int,
             flags[name] += _first_flag(D, prada) is not None
     out["min_w"] = {m: float(w) for m, w in lows.items()}
     out["window_min_w"] = window_lows
+    out["envelope"] = envelope
     out["flags"] = flags
     return out
 
@@ -232,7 +264,11 @@ def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
                 row[f"w{k}_min_w_at"] = k + int(np.argmin(w)) if len(w) else None
                 row[f"w{k}_honest_min_w"] = honest["window_min_w"].get(k)
             row[f"{name}_flag"] = row[f"{name}_fidelity_at_flag"] = None
-            if _first_flag(D, prada) is not None:
+            flag_n = _first_flag(D, prada)
+            if name == "per-n":
+                row["below_honest"], row["below_honest_first"], row["compared_to_n"] = \
+                    _below(D, prada, honest["envelope"], len(D) if flag_n is None else flag_n)
+            if flag_n is not None:
                 blocked, watch = _run(target, case, seed, [prada], "block")
                 row[f"{name}_flag"] = blocked.flagged_at
                 row[f"{name}_fidelity_at_flag"] = blocked.fidelity
@@ -266,16 +302,31 @@ def _verdict(runs: list[dict[str, Any]], name: str) -> str:
     short = [r for r in ok if r["distances"] < m]
     if len(short) == len(ok):
         return f"unseeable: ends before {m} distances (at most {max(r['distances'] for r in ok)})"
-    keys = [name] + ([f"w{k}" for k in WINDOWS] if name == "per-n" else [])
-    above = [r for r in ok if r not in short and all(
-        r.get(f"{key}_min_w") is None or r.get(f"{key}_honest_min_w") is None
-        or r[f"{key}_min_w"] >= r[f"{key}_honest_min_w"] for key in keys)]
     after = f"; flagged only at >= 99% on {len(late)}" if late else ""
+    reached = [r for r in ok if (r["fidelity"] or 0.0) >= 0.99]
+    if name == "per-n":
+        # no threshold curve flags the attack at an n where an honest stream of its
+        # volume is at or below it, on the same test, without flagging that stream
+        rest = [r for r in ok if r not in caught and r not in short]
+        hidden = [r for r in rest if r.get("below_honest") == 0]
+        before = f"flagged before 99% on {len(caught)}/{len(ok)} seeds; " if caught else ""
+        if len(hidden) == len(rest):
+            top = max(r["compared_to_n"] for r in rest)
+            return (f"{before}unseeable{' on the others' if caught else ''}: at every n up "
+                    f"to {top} (before any flag), some honest stream of its volume has W "
+                    "at or below the attack's, on each test"
+                    + (f" ({len(short)} too short)" if short else "") + after)
+        seen = [f"seed {r['seed']}: {r['below_honest_first']}" for r in rest
+                if r not in hidden]
+        return (f"flagged before 99% on {len(caught)}/{len(ok)} seeds{after}; below every "
+                f"honest stream at some n on {len(seen)} ({'; '.join(seen)}); the attack "
+                f"reaches 99% on {len(reached)}/{len(ok)}")
+    above = [r for r in ok if r not in short and r[f"{name}_min_w"] is not None
+             and r[f"{name}_honest_min_w"] is not None
+             and r[f"{name}_min_w"] >= r[f"{name}_honest_min_w"]]
     if len(above) + len(short) == len(ok) and not caught:
         return ("unseeable: its lowest W >= honest traffic's lowest W on every seed"
-                + (" (all distances and each window)" if name == "per-n" else "")
                 + (f" ({len(short)} too short)" if short else "") + after)
-    reached = [r for r in ok if (r["fidelity"] or 0.0) >= 0.99]
     return (f"flagged before 99% on {len(caught)}/{len(ok)} seeds{after}; lowest W above "
             f"honest's on {len(above)}, too short on {len(short)}; the attack reaches 99% "
             f"on {len(reached)}/{len(ok)}")
@@ -332,25 +383,30 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 NOTES = f"""Each attack runs undefended at its defence-matrix budget on {{seeds}} seeds (the
-target is retrained per seed). `per-n`: PRADA with the test from the {MIN_SAMPLES}th
-distance on and a threshold per number of distances n, calibrated on the owner's
-reference rows (half of the training split; 50 random orders and 1,000 more of 200
-rows, none over half the rows; the band median - 1.5 c spread of W_n, c the largest
-deviation of any calibration order in units of the per-n lower-tail spread), see
-`stealml.defences.calibrate_prada` and `w_band`. `paper`: one delta
-(the lowest W of 5 reference orders from the 100th distance on, less 0.02), test from the
-100th distance, as Juuti et al. A flag is measured by running the attack again, blocked
-from its next request of {BATCH} queries: 'flag at query' and 'fidelity at flag' are that
-run's (a flag with no fidelity: blocked before it had a model to give). 'honest min W':
-the lowest W (n >= {MIN_SAMPLES}) of honest traffic of the same
-volume as the attack ({HONEST_ORDERS} random orders of the target's test rows, then the
-training rows its owner never used; capped by their number), 'honest flags' the honest
-streams each detector flags. Verdict 'unseeable': the attack's lowest W is at or above
-honest traffic's lowest W on every seed, so any threshold that flags it would flag honest
-users of the same volume (or it ends before the test starts). OOD: the out-of-distribution
-rate monitor (quantile 0.99, alpha 1e-6) on the same runs. Ranges are over seeds.
-Goal (issue 7): PRADA flags every attack before 99% fidelity, except those it provably
-cannot see, with no flag on honest traffic of the same volume."""
+target is retrained per seed). `per-n`: PRADA with three tests, each against its own
+threshold per number of distances n: W of all distances (from the {MIN_SAMPLES}th
+distance on) and W of the last k distances for k in {WINDOWS} (from the kth), all
+calibrated on the owner's reference rows only (half of the training split; 50 random
+orders and 1,000 more of 200 rows, none over half the rows; per test the band median -
+1.5 c spread of its W_n, c the largest deviation of any calibration order in units of the
+per-n lower-tail spread), see `stealml.defences.calibrate_prada` and `w_band`; 'flagged
+by' names the test that flagged it. `paper`: one delta (the lowest W of 5 reference
+orders from the 100th distance on, less 0.02), test from the 100th distance, as Juuti et
+al. A flag is measured by running the attack again, blocked from its next request of
+{BATCH} queries: 'flag at query' and 'fidelity at flag' are that run's (a flag with no
+fidelity: blocked before it had a model to give). Honest traffic: {HONEST_ORDERS} random
+orders per seed of the target's test rows, then the training rows its owner never used,
+each of the attack's volume (capped by their number); 'honest flags' the honest streams
+each detector flags, 'honest min W' their lowest W (n >= {MIN_SAMPLES}; W15, W30: of any
+window). Verdict 'unseeable' (per-n): at every n the attack reaches before any flag, and
+for each test, at least one honest stream has W at or below the attack's W at that n, so
+any per-n threshold that flags the attack there flags that honest stream too (compared
+up to the honest streams' length; or the attack ends before {MIN_SAMPLES} distances); the
+runs file gives, per seed, at how many n the attack is below every honest stream
+('below_honest') and where first. OOD: the out-of-distribution rate monitor (quantile
+0.99, alpha 1e-6) on the same runs. Ranges are over seeds. Goal (issue 7): PRADA flags
+every attack before 99% fidelity, except those it provably cannot see, with no flag on
+honest traffic of the same volume."""
 
 
 def prada_study(out: Path, seeds: tuple[int, ...] = (0, 1, 2),
@@ -398,7 +454,8 @@ def prada_study(out: Path, seeds: tuple[int, ...] = (0, 1, 2),
                                summary, list(summary[0]) if summary else [], notes=notes))
     cols = ["attack", "seed", "status", "queries", "fidelity", "distances", "honest_queries",
             "per-n_flag", "per-n_fidelity_at_flag", "per-n_flagged_by", "per-n_min_w",
-            "per-n_min_w_at", "per-n_honest_min_w",
+            "per-n_min_w_at", "per-n_honest_min_w", "below_honest", "below_honest_first",
+            "compared_to_n",
             *[f"w{k}_{c}" for k in WINDOWS for c in ("min_w", "min_w_at", "honest_min_w")],
             "per-n_honest_flags", "paper_flag",
             "paper_fidelity_at_flag", "paper_min_w", "paper_honest_min_w",
