@@ -186,7 +186,8 @@ def test_window_test_flags_a_run_of_equal_steps_that_w_of_all_distances_misses()
     X = np.cumsum(steps)[:, None] * np.array([[1.0, 0.0]])  # a walk: each step a distance
     whole = Prada(delta=0.5, min_samples=10)
     assert whole.new_state().update(X, np.zeros(len(X))) is None
-    windowed = Prada(delta=0.5, min_samples=10, windows=(15,), window_thresholds=((0.5,),))
+    windowed = Prada(delta=0.5, min_samples=10, windows=(15,),
+                     window_thresholds=((0.5,) * 90,))  # calibrated for n = 15-104
     state = windowed.new_state()
     # flagged at the 13th equal step (row 72 gives the 72nd distance)
     assert state.update(X, np.zeros(len(X))) == 72
@@ -196,6 +197,10 @@ def test_window_test_flags_a_run_of_equal_steps_that_w_of_all_distances_misses()
     assert window_curve(D, 15)[-1] < 0.5 < window_curve(D, 15)[0]
     assert window_curve(np.r_[np.full(14, 1.5), 0.9], 15)[0] == 0.0  # 3 std: all equal
     assert Prada.from_dict(windowed.to_dict()) == windowed
+    # beyond the calibrated n the window is not tested (here: calibrated up to n = 64)
+    short = Prada(delta=0.5, min_samples=10, windows=(15,), window_thresholds=((0.5,) * 50,))
+    assert short.new_state().update(X, np.zeros(len(X))) is None
+    assert first_flag(D, short) is None and short.window_threshold(0, 65) == 0.0
     with pytest.raises(ConfigurationError, match="one non-empty tuple of window_thresholds"):
         Prada(windows=(15, 30), window_thresholds=((0.5,),))
     with pytest.raises(ConfigurationError, match="windows must be whole numbers >= 3"):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -68,8 +68,8 @@ class Prada:
         its last k distances is also computed after every query (not in the paper).
     window_thresholds : tuple of tuple of float
         One per window: the client is flagged when the window's W <
-        ``window_thresholds[i][n - k]``; beyond the tuple's end, the lowest threshold of
-        its second half applies.
+        ``window_thresholds[i][n - k]``; beyond the tuple's end (the volume the owner
+        calibrated) the window is not tested.
 
     Examples
     --------
@@ -84,8 +84,6 @@ class Prada:
     thresholds: tuple[float, ...] = ()
     windows: tuple[int, ...] = ()
     window_thresholds: tuple[tuple[float, ...], ...] = ()
-    _window_tails: tuple[float, ...] = field(default=(), init=False, repr=False,
-                                             compare=False)
     name = "prada"
 
     def __post_init__(self) -> None:
@@ -106,8 +104,6 @@ class Prada:
                                      "per window")
         if any(not (0 < t < 1) for ts in self.window_thresholds for t in ts):
             raise ConfigurationError("PRADA's window thresholds must all be between 0 and 1")
-        object.__setattr__(self, "_window_tails",
-                           tuple(min(ts[len(ts) // 2:]) for ts in self.window_thresholds))
 
     def threshold(self, n: int) -> float:
         """The threshold W is compared with once the client has ``n`` distances."""
@@ -116,9 +112,12 @@ class Prada:
 
     def window_threshold(self, i: int, n: int) -> float:
         """The threshold the W of window ``i``'s last ``windows[i]`` distances is compared
-        with once the client has ``n`` distances."""
+        with once the client has ``n`` distances; 0 (no test) beyond the calibrated n:
+        near-duplicate rows, which pull a window's W down, grow more frequent as a stream
+        grows, and the owner's rows say nothing about windows of streams longer than its
+        calibration orders."""
         ts, j = self.window_thresholds[i], n - self.windows[i]
-        return ts[j] if 0 <= j < len(ts) else self._window_tails[i]
+        return ts[j] if 0 <= j < len(ts) else 0.0
 
     def new_state(self) -> PradaState:
         return PradaState(self)
@@ -264,7 +263,8 @@ class PradaState:
                 self.flagged_by = "W"
                 return True
         for i, k in enumerate(self.detector.windows):
-            if n >= k and _shapiro_w(self.distances[-k:]) < self.detector.window_threshold(i, n):
+            limit = self.detector.window_threshold(i, n) if n >= k else 0.0
+            if limit > 0 and _shapiro_w(self.distances[-k:]) < limit:
                 self.flagged_by = f"W{k}"
                 return True
         return False
@@ -636,8 +636,9 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
 
     Each window size k of ``windows`` gets its own thresholds the same way, from W of
     the last k distances of the same orders (a window longer than the shortest order's
-    stream is dropped). The default sizes, 15 and 30, were chosen after seeing the
-    PRADA study's attacks (docs/defences.md); the thresholds use only ``X``.
+    stream is dropped); a window is tested only up to the longest calibration order's n.
+    The default sizes, 15 and 30, were chosen after seeing the PRADA study's attacks
+    (docs/defences.md); the thresholds use only ``X``.
 
     Examples
     --------
