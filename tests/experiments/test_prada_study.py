@@ -22,8 +22,8 @@ def test_study_flags_top_down_and_explains_the_short_attack(tmp_path) -> None:
     assert tree["per-n_flag"] is not None and tree["per-n_flag"] < tree["paper_flag"]
     assert tree["per-n_fidelity_at_flag"] < 0.99
     assert tree["per-n_min_w"] < tree["per-n_honest_min_w"]
-    # before the flag, its W goes below every honest stream's at some n (not unseeable)
-    assert tree["below_honest"] > 0 and tree["compared_to_n"] >= MIN_SAMPLES
+    # before the flag it goes deeper below the calibrated bands than any honest stream
+    assert tree["depth"] > 1.5 > tree["honest_max_depth"] and tree["honest_at_or_deeper"] == 0
     assert tree["per-n_honest_flags"] == 0 and tree["paper_honest_flags"] == 0
     short = runs["equation-solving (logreg) on breast-cancer LR"]
     assert short["distances"] < MIN_SAMPLES and short["per-n_flag"] is None

@@ -45,7 +45,7 @@ from stealml.random import RandomState, as_generator
 
 __all__ = ["Prada", "PradaState", "calibrate_delta", "calibrate_prada", "first_flag",
            "honest_band", "honest_bands", "honest_streams", "honest_w_curves",
-           "prada_from_file", "shapiro_w", "w_band", "window_curve"]
+           "prada_from_bands", "prada_from_file", "shapiro_w", "w_band", "window_curve"]
 
 
 @dataclass(frozen=True)
@@ -652,6 +652,12 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
         raise ConfigurationError(f"widen must be at least 1, not {widen}")
     whole, bands = honest_bands(X, labels, min_samples, tuple(windows), orders, short_orders,
                                 short, max_rows, random_state)
+    return prada_from_bands(whole, bands, min_samples, widen)
+
+
+def prada_from_bands(whole: Band, bands: dict[int, Band], min_samples: int = 10,
+                     widen: float = WIDEN) -> Prada:
+    """The detector :func:`calibrate_prada` makes from :func:`honest_bands`' bands."""
     thresholds = _thresholds(whole, widen)
     tail = float(thresholds[len(thresholds) // 2:].min())
     return Prada(delta=tail, min_samples=min_samples,

@@ -10,14 +10,16 @@ training split), never on the honest traffic that judges them:
               (the lowest W honest reference traffic reaches, less 0.02);
 ``per-n``     :func:`~stealml.defences.calibrate_prada`: the test starts after
               ``MIN_SAMPLES`` distances, against a threshold per n (a simultaneous lower
-              band of honest reference W_n over 1,050 orders, widened by 1.5).
+              band of honest reference W_n over 1,050 orders, widened by 1.5), with W
+              of the last 15 and 30 distances tested the same way.
 
 A flagged attack is run again with the detector blocking it (from its next request of
 10 queries), which gives the query and the fidelity at the flag. An attack the detector
 misses is judged by its lowest W against the lowest W of honest traffic of the same
 volume (the target's test rows, then the training rows its owner never used, in 10
-random orders): if the attack's lowest W is above the honest one on every seed, any
-delta that flags it flags honest users too; an attack that ends before ``MIN_SAMPLES``
+random orders): if on every seed some honest stream goes at least as deep below the
+calibrated bands as the attack does before it reaches 99%, any widening of the bands
+that flags it flags honest users too; an attack that ends before ``MIN_SAMPLES``
 distances is never tested. Honest false positives are counted on those honest streams.
 The out-of-distribution monitor (:class:`~stealml.defences.OutOfDistribution`) runs beside.
 
@@ -29,14 +31,25 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stealml.defences import Monitor, OutOfDistribution, Prada, calibrate_prada
-from stealml.defences.prada import WINDOWS, _shapiro_w, distances, w_curve, window_curve
+from stealml.defences import Monitor, OutOfDistribution, Prada
+from stealml.defences.prada import (
+    WINDOWS,
+    Band,
+    _shapiro_w,
+    distances,
+    honest_bands,
+    prada_from_bands,
+    w_curve,
+    window_curve,
+)
 from stealml.exceptions import StealmlError
 from stealml.experiments.defence_targets import (
     CASES,
@@ -86,6 +99,40 @@ class _Record:
 
     def summary(self) -> dict[str, Any]:
         return {"queries": self.queries}
+
+
+class _FlagAt:
+    """A detector that flags every client after ``at`` queries: blocked there, what
+    fidelity has an attack reached?"""
+
+    name = "flag-at"
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def new_state(self) -> _FlagAtState:
+        return _FlagAtState(self.at)
+
+
+class _FlagAtState:
+    def __init__(self, at: int) -> None:
+        self.at = at
+        self.queries = 0
+        self.flagged_at: int | None = None
+        self.statistic: float | None = None
+
+    def update(self, X: np.ndarray, labels: Any) -> int | None:
+        if self.flagged_at is not None:
+            return None
+        if self.queries + len(X) >= self.at:
+            row = self.at - self.queries - 1
+            self.queries = self.flagged_at = self.at
+            return row
+        self.queries += len(X)
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        return {"queries": self.queries, "flagged_at": self.flagged_at}
 
 
 @dataclass
@@ -155,21 +202,18 @@ def _tests(D: np.ndarray, prada: Prada) -> dict[str, tuple[int, np.ndarray]]:
     return out
 
 
-def _below(D: np.ndarray, prada: Prada, envelope: dict[str, tuple[int, np.ndarray]],
-           stop: int) -> tuple[int, str | None, int]:
-    """At how many n < ``stop`` one of the attack's tests has W below every honest
-    stream's (``envelope``: each test's per-n minimum over them); the first such n (with
-    its test), and the largest n compared."""
-    count, first, compared = 0, None, 0
-    for test, (start, w) in _tests(D, prada).items():
-        low = envelope.get(test, (start, np.array([])))[1]
-        m = max(0, min(len(w), len(low), stop - start))
-        below = np.flatnonzero(w[:m] < low[:m])
-        count += len(below)
-        compared = max(compared, start + m - 1)
-        if len(below) and (first is None or start + int(below[0]) < first[0]):
-            first = (start + int(below[0]), test)
-    return count, None if first is None else f"{first[1]} at n = {first[0]}", compared
+def _reaches_99(target: Target, case: Case, seed: int, queries: int) -> int:
+    """The first multiple of BATCH queries after which the attack, blocked there, has
+    99% fidelity (bisection: fidelity taken as growing with the queries it gets)."""
+    lo, hi = 0, -(-queries // BATCH)  # in batches: lo below 99%, hi at or above
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        run, _ = _run(target, case, seed, [_FlagAt(mid * BATCH)], "block")
+        if (run.fidelity or 0.0) >= 0.99:
+            hi = mid
+        else:
+            lo = mid
+    return min(hi * BATCH, queries)
 
 
 def _first_flag(D: np.ndarray, prada: Prada) -> int | None:
@@ -184,10 +228,11 @@ def _first_flag(D: np.ndarray, prada: Prada) -> int | None:
     return min(found) if found else None
 
 
-def _honest(target: Target, volume: int, detectors: dict[str, Prada], seed: int,
-            orders: int) -> dict[str, Any]:
+def _honest(target: Target, volume: int, detectors: dict[str, Prada], bands: dict[str, Band],
+            seed: int, orders: int) -> dict[str, Any]:
     """Honest streams of ``volume`` queries (test rows first, in random orders): the
-    lowest W per window and each detector's false positives."""
+    lowest W per test, each stream's depth below the per-n bands (:func:`_depth`) and
+    each detector's false positives."""
     rows = target.honest
     labels = np.asarray(target.model.predict(rows)).astype(str)
     rng = np.random.default_rng([seed, 11])
@@ -195,14 +240,11 @@ def _honest(target: Target, volume: int, detectors: dict[str, Prada], seed: int,
     lows: dict[int, float] = {}
     window_lows: dict[int, float] = {}
     flags = dict.fromkeys(detectors, 0)
-    envelope: dict[str, tuple[int, np.ndarray]] = {}
+    depths = []
     for _ in range(orders):
         order = rng.permutation(len(rows))[:volume]
         D = distances(rows[order], labels[order])
-        for test, (start, w) in _tests(D, detectors["per-n"]).items():
-            low = envelope.get(test, (start, w))[1]
-            m = min(len(low), len(w))
-            envelope[test] = start, np.minimum(low[:m], w[:m])
+        depths.append(_depth(D, detectors["per-n"], bands, len(D)))
         for name, prada in detectors.items():
             _, ws = _curve(D, prada.min_samples)
             if len(ws):
@@ -213,16 +255,60 @@ def _honest(target: Target, volume: int, detectors: dict[str, Prada], seed: int,
             flags[name] += _first_flag(D, prada) is not None
     out["min_w"] = {m: float(w) for m, w in lows.items()}
     out["window_min_w"] = window_lows
-    out["envelope"] = envelope
+    out["depths"] = np.array(depths)
     out["flags"] = flags
     return out
 
 
-def _detectors(target: Target, seed: int, orders: int) -> dict[str, Prada]:
+def _judge(row: dict[str, Any], D: np.ndarray, labels: np.ndarray, prada: Prada,
+           bands: dict[str, Band], honest: np.ndarray, stop: int | None, caught: bool,
+           reaches_99: Callable[[], int]) -> None:
+    """The attack's depth below the per-n bands up to its flag (``stop`` distances),
+    against the honest streams' depths (``honest``); when it is deeper than all of them,
+    not caught before 99% and reaches 99%, its depth before it reaches 99%
+    (``reaches_99()``: the query, measured only then)."""
+    stop = len(D) if stop is None else stop
+    row["depth"] = _depth(D, prada, bands, stop)
+    row["99%_at_query"] = None
+    if row["depth"] > honest.max() and not caught and (row["fidelity"] or 0.0) >= 0.99:
+        q99 = row["99%_at_query"] = reaches_99()
+        seen: set[str] = set()
+        n99 = 0  # distances PRADA has from the first q99 queries
+        for label in labels[:q99]:
+            n99 += label in seen
+            seen.add(label)
+        row["depth"] = _depth(D, prada, bands, min(stop, n99))
+    row["honest_max_depth"] = float(honest.max())
+    row["honest_at_or_deeper"] = int((honest >= row["depth"]).sum())
+
+
+def _detectors(target: Target, seed: int,
+               orders: int) -> tuple[dict[str, Prada], dict[str, Band]]:
+    """The two detectors, and the per-n one's bands by test (as calibrate_prada)."""
     labels = target.model.predict(target.reference)
-    return {"paper": Prada(delta=target.calibrated_delta(), min_samples=PRADA_MIN_SAMPLES),
-            "per-n": calibrate_prada(target.reference, labels, MIN_SAMPLES, orders,
-                                     short_orders=20 * orders, random_state=seed)}
+    whole, bands = honest_bands(target.reference, labels, MIN_SAMPLES, WINDOWS, orders,
+                                short_orders=20 * orders, random_state=seed)
+    return ({"paper": Prada(delta=target.calibrated_delta(), min_samples=PRADA_MIN_SAMPLES),
+             "per-n": prada_from_bands(whole, bands, MIN_SAMPLES)},
+            {"W": whole, **{f"W{k}": b for k, b in bands.items()}})
+
+
+def _depth(D: np.ndarray, prada: Prada, bands: dict[str, Band], stop: int) -> float:
+    """How deep the stream ``D`` goes below the per-n detector's bands before ``stop``
+    distances: the largest (centre_n - W_n) / (c spread_n) of any test at any calibrated
+    n. The detector (band centre - widen c spread) flags the stream iff this exceeds
+    ``widen``, so a stream at least as deep as an attack is flagged by every widening
+    that flags the attack."""
+    deepest = -np.inf
+    for test, (start, w) in _tests(D, prada).items():
+        if test not in bands:
+            continue
+        centre, spread, c = bands[test]
+        m = max(0, min(len(w), len(centre), stop - start))
+        if m:
+            d = (centre[:m] - w[:m]) / (max(c, 1e-12) * spread[:m])
+            deepest = max(deepest, float(d.max()))
+    return deepest
 
 
 def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
@@ -230,14 +316,14 @@ def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
     """Every case at one seed: the attack's W against each detector and honest traffic
     (``orders`` calibration orders, ``honest_orders`` honest streams per attack)."""
     cases = STUDY_CASES if cases is None else cases
-    targets: dict[str, tuple[Target, dict[str, Prada]]] = {}
+    targets: dict[str, tuple[Target, dict[str, Prada], dict[str, Band]]] = {}
     rows = []
     for case in cases:
         start = time.perf_counter()
         if case.target not in targets:
             t = build_target(case.target, seed)
-            targets[case.target] = (t, _detectors(t, seed, orders))
-        target, detectors = targets[case.target]
+            targets[case.target] = (t, *_detectors(t, seed, orders))
+        target, detectors, bands = targets[case.target]
         ood = OutOfDistribution(target.reference, random_state=seed)
         free, mon = _run(target, case, seed, [_Recorder(), ood], "log")
         row: dict[str, Any] = {"attack": case.name, "seed": seed, "queries": free.queries,
@@ -250,7 +336,7 @@ def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
         X, labels = np.vstack(record.rows), np.concatenate(record.labels)
         D = distances(X, labels)
         row["distances"] = len(D)
-        honest = _honest(target, free.queries, detectors, seed, honest_orders)
+        honest = _honest(target, free.queries, detectors, bands, seed, honest_orders)
         row["honest_queries"] = honest["honest_queries"]
         row["honest_orders"] = honest["orders"]
         for name, prada in detectors.items():
@@ -265,15 +351,17 @@ def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
                 row[f"w{k}_honest_min_w"] = honest["window_min_w"].get(k)
             row[f"{name}_flag"] = row[f"{name}_fidelity_at_flag"] = None
             flag_n = _first_flag(D, prada)
-            if name == "per-n":
-                row["below_honest"], row["below_honest_first"], row["compared_to_n"] = \
-                    _below(D, prada, honest["envelope"], len(D) if flag_n is None else flag_n)
             if flag_n is not None:
                 blocked, watch = _run(target, case, seed, [prada], "block")
                 row[f"{name}_flag"] = blocked.flagged_at
                 row[f"{name}_fidelity_at_flag"] = blocked.fidelity
                 row[f"{name}_flagged_by"] = getattr(watch._client("attacker")[0], "flagged_by",
                                                     None)
+            if name == "per-n":
+                caught = flag_n is not None and (blocked.fidelity or 0.0) < 0.99
+                _judge(row, D, labels, prada, bands, honest["depths"],
+                       None if flag_n is None else flag_n + 1, caught,
+                       partial(_reaches_99, target, case, seed, free.queries))
         row["ood_flag"] = row["ood_fidelity_at_flag"] = None
         ood_state = mon._client("attacker")[1]
         if ood_state.flagged_at is not None:
@@ -305,22 +393,21 @@ def _verdict(runs: list[dict[str, Any]], name: str) -> str:
     after = f"; flagged only at >= 99% on {len(late)}" if late else ""
     reached = [r for r in ok if (r["fidelity"] or 0.0) >= 0.99]
     if name == "per-n":
-        # no threshold curve flags the attack at an n where an honest stream of its
-        # volume is at or below it, on the same test, without flagging that stream
+        # an honest stream at least as deep below the bands as the attack (before it
+        # reaches 99%) is flagged by every widening of the bands that flags the attack
         rest = [r for r in ok if r not in caught and r not in short]
-        hidden = [r for r in rest if r.get("below_honest") == 0]
+        hidden = [r for r in rest if r.get("honest_at_or_deeper", 0) > 0]
         before = f"flagged before 99% on {len(caught)}/{len(ok)} seeds; " if caught else ""
         if len(hidden) == len(rest):
-            top = max(r["compared_to_n"] for r in rest)
-            return (f"{before}unseeable{' on the others' if caught else ''}: at every n up "
-                    f"to {top} (before any flag), some honest stream of its volume has W "
-                    "at or below the attack's, on each test"
+            return (f"{before}unseeable{' on the others' if caught else ''}: on every seed "
+                    "an honest stream of its volume goes at least as deep below the "
+                    "calibrated bands as the attack does before 99%"
                     + (f" ({len(short)} too short)" if short else "") + after)
-        seen = [f"seed {r['seed']}: {r['below_honest_first']}" for r in rest
-                if r not in hidden]
-        return (f"flagged before 99% on {len(caught)}/{len(ok)} seeds{after}; below every "
-                f"honest stream at some n on {len(seen)} ({'; '.join(seen)}); the attack "
-                f"reaches 99% on {len(reached)}/{len(ok)}")
+        seen = [f"seed {r['seed']}: {r['depth']:.2f} vs {r['honest_max_depth']:.2f}"
+                for r in rest if r not in hidden]
+        return (f"{before}not flagged on {len(seen)} seed(s) where it is deeper than every "
+                f"honest stream ({'; '.join(seen)}; flagged at widen below the depth)"
+                f"{after}; the attack reaches 99% on {len(reached)}/{len(ok)}")
     above = [r for r in ok if r not in short and r[f"{name}_min_w"] is not None
              and r[f"{name}_honest_min_w"] is not None
              and r[f"{name}_min_w"] >= r[f"{name}_honest_min_w"]]
@@ -398,15 +485,22 @@ fidelity: blocked before it had a model to give). Honest traffic: {HONEST_ORDERS
 orders per seed of the target's test rows, then the training rows its owner never used,
 each of the attack's volume (capped by their number); 'honest flags' the honest streams
 each detector flags, 'honest min W' their lowest W (n >= {MIN_SAMPLES}; W15, W30: of any
-window). Verdict 'unseeable' (per-n): at every n the attack reaches before any flag, and
-for each test, at least one honest stream has W at or below the attack's W at that n, so
-any per-n threshold that flags the attack there flags that honest stream too (compared
-up to the honest streams' length; or the attack ends before {MIN_SAMPLES} distances); the
-runs file gives, per seed, at how many n the attack is below every honest stream
-('below_honest') and where first. OOD: the out-of-distribution rate monitor (quantile
-0.99, alpha 1e-6) on the same runs. Ranges are over seeds. Goal (issue 7): PRADA flags
-every attack before 99% fidelity, except those it provably cannot see, with no flag on
-honest traffic of the same volume."""
+window). Depth (per-n): how far a stream goes below the detector's bands, the largest
+(median_n - W_n) / (c spread_n) of any of its three tests at any calibrated n, in units
+of the band's own c; the detector with widening `widen` (here 1.5) flags the stream iff
+its depth exceeds `widen`. Verdict 'unseeable' (per-n): on every seed, some honest stream
+of the attack's volume is at least as deep as the attack is before it reaches 99% (or
+before a flag after 99%), so every widening of the calibrated bands that flags the
+attack flags that honest stream too (or the attack ends before {MIN_SAMPLES} distances).
+The attack's depth is taken over its whole stream before any flag; where that is deeper
+than every honest stream and the attack reaches 99%, only over the distances before it
+reaches 99%: the first multiple of {BATCH} queries after which, blocked there, it has
+99% fidelity ('99%_at_query' in the runs file, by bisection). The runs file gives each
+seed's 'depth', 'honest_max_depth' and 'honest_at_or_deeper' (of the {HONEST_ORDERS}).
+OOD: the out-of-distribution rate monitor (quantile 0.99, alpha 1e-6) on the same runs.
+Ranges are over seeds. Goal (issue 7): PRADA flags every attack before 99% fidelity,
+except those it provably cannot see, with no flag on honest traffic of the same
+volume."""
 
 
 def prada_study(out: Path, seeds: tuple[int, ...] = (0, 1, 2),
@@ -454,8 +548,8 @@ def prada_study(out: Path, seeds: tuple[int, ...] = (0, 1, 2),
                                summary, list(summary[0]) if summary else [], notes=notes))
     cols = ["attack", "seed", "status", "queries", "fidelity", "distances", "honest_queries",
             "per-n_flag", "per-n_fidelity_at_flag", "per-n_flagged_by", "per-n_min_w",
-            "per-n_min_w_at", "per-n_honest_min_w", "below_honest", "below_honest_first",
-            "compared_to_n",
+            "per-n_min_w_at", "per-n_honest_min_w", "99%_at_query", "depth",
+            "honest_max_depth", "honest_at_or_deeper",
             *[f"w{k}_{c}" for k in WINDOWS for c in ("min_w", "min_w_at", "honest_min_w")],
             "per-n_honest_flags", "paper_flag",
             "paper_fidelity_at_flag", "paper_min_w", "paper_honest_min_w",
