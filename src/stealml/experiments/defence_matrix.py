@@ -88,6 +88,7 @@ def run_cell(target: Target, case: Case, defence: Defence, seed: int = 0,
             row[f"{name}_flag"] = summary[name]["flagged_at"]
             if name == "prada":
                 row["prada_min_w"] = summary[name]["min_statistic"]
+                row["prada_flagged_by"] = summary[name].get("flagged_by")
     return row
 
 
@@ -193,6 +194,7 @@ def detection_rows(result: dict[str, list[dict[str, Any]]]) -> list[dict[str, An
                h.get("prada_thresholds"),
                "queries": free.get("queries"),
                "fidelity": free.get("fidelity"), "PRADA flag": free.get("prada_flag"),
+               "PRADA flagged by": free.get("prada_flagged_by"),
                "PRADA min W": free.get("prada_min_w"),
                "fidelity at PRADA flag": by.get((attack, "PRADA+block"), {}).get("fidelity"),
                "OOD flag": free.get("ood_flag"),
@@ -294,8 +296,9 @@ def heatmap(result: dict[str, list[dict[str, Any]]], defences: list[str], path: 
 NOTES = f"""Cells: fidelity (1 - R_test on the target's test split) reached at the attack's
 fixed budget, P@n / O@n the query after which PRADA (a threshold per number of
 distances n from the 10th on, calibrated per target on the owner's reference rows by
-stealml.defences.calibrate_prada, as in prada_detection.md; the detection table gives the
-thresholds at n = 10, 100 and beyond the calibrated volume)
+stealml.defences.calibrate_prada, as in prada_detection.md, with W of the last 15 and 30
+distances tested beside W of all distances; the detection table gives the thresholds of
+W of all distances at n = 10, 100 and beyond the calibrated volume, and which test flagged)
 / the out-of-distribution monitor (quantile 0.99, alpha 1e-6), running in log mode beside
 the defence, flag the attacker ('-': never), q the queries paid. PRADA+block and OOD+block
 block the attacker at the flag (from the next request of {BATCH} queries): their fidelity
