@@ -66,6 +66,30 @@ def test_rbf_svm_gamma_by_extract_and_test(ring) -> None:
     assert fidelity(target, result.model, space)["r_unif"] < 0.03
 
 
+def test_extract_and_test_takes_the_widest_kernel_within_one_standard_error() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (12, 2))
+    y = X[:, 0] > 0  # every width separates these: all score alike
+    _, best = select_model(X, y, ("rbf-svm",), np.random.default_rng(1))
+    _, wide = select_model(X, y, ("rbf-svm",), np.random.default_rng(1), widest=True)
+    gamma = {k: float(k.split("gamma=")[1].rstrip(")")) for k in wide["candidates"]}
+    top = max(wide["candidates"].values())
+    assert wide["chosen"] != best["chosen"]
+    assert gamma[wide["chosen"]] == min(g for k, g in gamma.items()
+                                        if wide["candidates"][k] >= top - 1e-9)
+    assert gamma[wide["chosen"]] < gamma[best["chosen"]]
+
+
+def test_adaptive_prefers_wide_kernels_only_below_the_unknowns(ring) -> None:
+    target, space = ring  # 3 unknowns: a budget of 2 is under them, 3 is not
+    attack = RetrainAdaptive(model="rbf-svm", random_state=0)
+    assert attack._widest(_oracle(target, space), 2)
+    assert not attack._widest(_oracle(target, space), 3)
+    assert not RetrainAdaptive(widest_below=0.0)._widest(_oracle(target, space), 2)
+    with pytest.raises(ConfigurationError, match="widest_below"):
+        RetrainAdaptive(model="rbf-svm", widest_below=-1.0).run(_oracle(target, space, 5))
+
+
 def test_softmax_target(softmax_logreg, mixed_space) -> None:
     attack = RetrainAdaptive(model="linear", random_state=0)
     assert attack.n_unknowns(mixed_space.n_encoded, 3) == 24

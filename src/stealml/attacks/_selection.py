@@ -97,15 +97,18 @@ def fit(estimator: Any, X: np.ndarray, y: np.ndarray, warm: bool = False) -> Any
 
 def select_model(X: np.ndarray, y: np.ndarray, families: tuple[str, ...],
                  rng: np.random.Generator, hidden_units: int = 20,
-                 holdout: float = 0.25) -> tuple[Any, dict[str, Any]]:
+                 holdout: float = 0.25, widest: bool = False) -> tuple[Any, dict[str, Any]]:
     """Pick the candidate that best agrees with held-out answers; refit it on all.
 
     The score is the balanced agreement (the mean over classes of the share of held-out
     answers of that class predicted right), so a rare class the answers found counts as
     much as a common one. With fewer than 400 answers every answer is held out once
     (5-fold); otherwise a random ``holdout`` share of at most 3000 answers is. Ties go
-    to the earlier (simpler) candidate. Returns the fitted model and a report (the
-    winner and every candidate's score).
+    to the earlier (simpler) candidate. With ``widest``, a winning RBF SVM gives way to
+    the widest RBF candidate scoring within one standard error of it (the smoothest
+    boundary the answers do not tell apart from the best; for budgets too small to
+    pin down a wiggly one). Returns the fitted model and a report (the winner and
+    every candidate's score).
 
     Examples
     --------
@@ -126,6 +129,7 @@ def select_model(X: np.ndarray, y: np.ndarray, families: tuple[str, ...],
     seed = int(rng.integers(2**31 - 1))
     best: tuple[float, str, Any] | None = None
     scores: dict[str, float] = {}
+    scored: list[tuple[float, str, Any]] = []
     for family in families:
         for est in candidates(family, X, hidden_units, seed):
             right = np.zeros(len(X), dtype=bool)
@@ -136,12 +140,26 @@ def select_model(X: np.ndarray, y: np.ndarray, families: tuple[str, ...],
                 tested[test] = True
             score = _balanced(right[tested], text[tested])
             scores[_describe(family, est)] = score
+            scored.append((score, family, est))
+            n_tested = int(tested.sum())
             if best is None or score > best[0]:
                 best = (score, family, est)
     assert best is not None
+    if widest and best[1] == "rbf-svm":
+        best = _widest(best, scored, n_tested)
     report = {"family": best[1], "chosen": _describe(best[1], best[2]),
               "holdout_agreement": best[0], "candidates": scores}
     return fit(best[2], X, y), report
+
+
+def _widest(best: tuple[float, str, Any], scored: list[tuple[float, str, Any]],
+             n_tested: int) -> tuple[float, str, Any]:
+    """The RBF candidate of smallest gamma whose score is within one standard error
+    (of a share measured on ``n_tested`` answers) of the best score."""
+    p = best[0]
+    floor = p - float(np.sqrt(p * (1 - p) / max(n_tested, 1)))
+    near = [c for c in scored if c[1] == "rbf-svm" and c[0] >= floor]
+    return min(near, key=lambda c: (float(c[2].get_params()["gamma"]), -c[0]))
 
 
 def _balanced(right: np.ndarray, labels: np.ndarray) -> float:

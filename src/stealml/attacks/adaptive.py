@@ -55,6 +55,7 @@ __all__ = ["RetrainAdaptive", "margin"]
 
 LOCAL_STEPS = 24  # bisection steps against the local model (free)
 RESELECT_BELOW = 2000  # with fewer answers, extract-and-test runs again every round
+WIDEST_BELOW = 1.0  # budgets under this many x unknowns take the widest RBF kernel within 1 SE
 PROJECTED = 16  # farthest-point selection works in this many random directions
 FACE_SHARE = 0.5  # of the continuous features of a face row, at their min or max
 DIAGONAL_SHARE = 0.5  # of the rows paired for the local line searches, near the diagonal
@@ -119,6 +120,15 @@ class RetrainAdaptive(Retraining):
         d + 1 of them, or half the budget if that is less).
     pool_factor : int
         Candidates drawn per query a round buys.
+    reselect_below : int
+        With fewer answers, extract-and-test runs again every round (else only at the
+        first and middle rounds; the others refit the chosen model).
+    widest_below : float
+        With a budget under this many times the unknowns (fewer queries than
+        unknowns, by default), extract-and-test takes the widest RBF kernel scoring
+        within one standard error of the best: a handful of answers cannot tell a
+        wiggly boundary from a smooth one, and far from them a narrow kernel answers
+        its intercept's class.
     **kwargs
         See :class:`~stealml.attacks.retraining.Retraining`.
 
@@ -141,7 +151,8 @@ class RetrainAdaptive(Retraining):
     def __init__(self, model: str = "auto", n_queries: int | None = None, rounds: int = 10,
                  selection: str = "boundary", initial_fraction: float = 0.1,
                  pool_factor: int = 4, reselect_below: int = RESELECT_BELOW,
-                 hidden_units: int = 20, valid_paths: bool = True,
+                 widest_below: float = WIDEST_BELOW, hidden_units: int = 20,
+                 valid_paths: bool = True,
                  ignore_probabilities: bool = False, batch_size: int | None = None,
                  random_state: RandomState = None) -> None:
         super().__init__(model=model, n_queries=n_queries, hidden_units=hidden_units,
@@ -152,6 +163,7 @@ class RetrainAdaptive(Retraining):
         self.initial_fraction = initial_fraction
         self.pool_factor = pool_factor
         self.reselect_below = reselect_below
+        self.widest_below = widest_below
 
     def _check(self) -> int:
         if self.selection not in ("boundary", "uncertainty", "mixed"):
@@ -161,6 +173,8 @@ class RetrainAdaptive(Retraining):
             raise ConfigurationError(f"initial_fraction must be in (0, 1], not "
                                      f"{self.initial_fraction}")
         check_positive_int(self.pool_factor, "pool_factor")
+        if not self.widest_below >= 0:
+            raise ConfigurationError(f"widest_below must be at least 0, not {self.widest_below}")
         return check_positive_int(self.rounds, "rounds")
 
     def _collect(self, oracle: Oracle, store: LabelStore, m: int,
@@ -179,13 +193,20 @@ class RetrainAdaptive(Retraining):
                 break
             X, y = store.data()
             if r in (0, rounds // 2) or len(X) < self.reselect_below:
-                model, _ = select_model(X, y, self.families(), rng, self.hidden_units)
+                model, _ = select_model(X, y, self.families(), rng, self.hidden_units,
+                                        widest=self._widest(oracle, m))
             else:
                 model = fit(model, X, y, warm=True)
             n = math.ceil(left / (rounds - r))
             store.ask(self._pick(model, space, path, n, rng, X, y))
             done += 1
         return {"rounds_run": done, "selection_rule": self.selection}
+
+    def _widest(self, oracle: Oracle, m: int) -> bool:
+        classes = oracle.classes
+        unknowns = self.n_unknowns(oracle.space.n_encoded,
+                                   None if classes is None else len(classes))
+        return m < self.widest_below * unknowns
 
     def _pick(self, model: Any, space: Any, path: Path, n: int, rng: np.random.Generator,
               X: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -109,9 +109,15 @@ class Retraining(Attack):
         X, y = store.data()
         if not len(X):
             raise UnsupportedModelError("no answer was bought: the budget allows no query")
-        model, report = select_model(X, y, families, rng, self.hidden_units)
+        model, report = select_model(X, y, families, rng, self.hidden_units,
+                                     widest=self._widest(oracle, m))
         info.update(planned=m, selection=report)
         return model, len(store) >= m, info
+
+    def _widest(self, oracle: Oracle, m: int) -> bool:
+        """Whether extract-and-test, on a budget of ``m``, prefers the widest RBF kernel
+        within one standard error of the best (never, but in adaptive retraining)."""
+        return False
 
     def _collect(self, oracle: Oracle, store: LabelStore, m: int,
                  rng: np.random.Generator) -> dict[str, Any]:
