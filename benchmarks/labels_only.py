@@ -7,6 +7,8 @@ three seeds). Finished jobs are kept in benchmarks/results/jobs.sqlite (not comm
 a run stopped part-way resumes where it stopped, as long as the code is unchanged.
 --strategies runs some strategies only; with --keep-earlier the other strategies' rows are
 taken from the committed NAME-runs.json (an earlier run, which --note should name).
+--attack-seeds N instead runs the two adaptive strategies at alpha 0.5, 1 and 2 with N
+attack seeds per target, into NAME-attack-seeds.{json,md}.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from stealml.experiments.labels_only import FIGURES, mlp_row, run_figure
+from stealml.experiments.labels_only import FIGURES, mlp_row, run_attack_seeds, run_figure
 from stealml.experiments.store import JOBS_STORE
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -35,15 +37,23 @@ def main() -> None:
     parser.add_argument("--keep-earlier", action="store_true",
                         help="Keep the other strategies' rows of the committed runs file.")
     parser.add_argument("--note", default="", help="Appended to the results' notes.")
+    parser.add_argument("--attack-seeds", type=int, default=None,
+                        help="Small budgets only, this many attack seeds per target.")
     args = parser.parse_args()
+    seeds = ({d: int(n) for d, n in (x.split("=") for x in args.datasets)}
+             if args.datasets else args.seeds)
+    if args.attack_seeds:
+        for name in (n for n in args.only if n != "mlp"):
+            for path in run_attack_seeds(name, RESULTS, attack_seeds=args.attack_seeds,
+                                         seeds=seeds, n_jobs=args.jobs,
+                                         store=RESULTS / JOBS_STORE, note=args.note):
+                print(path)
+        return
     for name in args.only:
         earlier = (json.loads((RESULTS / f"{name}-runs.json").read_text())["rows"]
                    if args.keep_earlier and name != "mlp" else [])
         paths = (mlp_row(RESULTS, quick=not args.full) if name == "mlp"
-                 else run_figure(name, RESULTS, quick=not args.full,
-                                 seeds=({d: int(n) for d, n in (x.split("=") for x in
-                                                               args.datasets)}
-                                        if args.datasets else args.seeds),
+                 else run_figure(name, RESULTS, quick=not args.full, seeds=seeds,
                                  n_jobs=args.jobs, store=RESULTS / JOBS_STORE,
                                  strategies=args.strategies, earlier=earlier,
                                  note=args.note))

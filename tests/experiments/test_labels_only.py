@@ -67,3 +67,21 @@ def test_some_strategies_rerun_with_the_others_rows_kept(tmp_path) -> None:
     # the earlier row of a strategy run again is replaced by the new one
     assert rows[1]["r_test"] != 0.5 and (tmp_path / "figure6.png").exists()
     assert "(test)" in (tmp_path / "figure6.md").read_text()
+
+
+def test_small_budgets_over_several_attack_seeds(tmp_path) -> None:
+    from stealml.experiments.labels_only import run_attack_seeds
+
+    one = cell("figure6", "circles", 0, "adaptive (ours)", 10)
+    other = cell("figure6", "circles", 0, "adaptive (ours)", 10, attack_seed=1000)
+    assert one["queries"] == other["queries"] == 30
+    assert one["r_unif"] != other["r_unif"]  # another attack seed, other queries
+    run_attack_seeds("figure6", tmp_path, alphas=(10,), attack_seeds=2,
+                     seeds={"circles": 1}, note=" (test)")
+    import json
+
+    rows = json.loads((tmp_path / "figure6-attack-seeds.json").read_text())["rows"]
+    assert [(r["data set"], r["strategy"], r["runs"]) for r in rows] == [
+        ("circles", "adaptive (ours)", 2), ("mean over data sets", "adaptive (ours)", 2),
+        ("circles", "adaptive (paper)", 2), ("mean over data sets", "adaptive (paper)", 2)]
+    assert rows[0]["r_unif"] == pytest.approx((one["r_unif"] + other["r_unif"]) / 2)

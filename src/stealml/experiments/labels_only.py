@@ -39,7 +39,7 @@ from stealml.policies import ApiPolicy
 from stealml.targets import make_target
 
 __all__ = ["FIGURES", "PAPER", "cell", "figure4", "figure5", "figure6", "figure_jobs", "mlp_row",
-           "run_figure"]
+           "run_attack_seeds", "run_figure"]
 
 ALPHAS = (0.5, 1, 2, 5, 10, 20, 50, 100)
 QUICK_ALPHAS = (1, 10, 100)
@@ -133,11 +133,12 @@ def _strategies(figure: Figure) -> dict[str, Strategy]:
 
 
 def cell(figure: str, data: str, seed: int, strategy: str, alpha: float,
-         n_uniform: int = 10_000) -> dict[str, Any]:
-    """One grid job (task ``labels-only``): one strategy at one alpha on one target."""
+         n_uniform: int = 10_000, attack_seed: int | None = None) -> dict[str, Any]:
+    """One grid job (task ``labels-only``): one strategy at one alpha on one target (the
+    attack seeded with ``attack_seed``, by default the target's ``seed``)."""
     fig = FIGURES[figure]
     ds, target = _cached_target(fig.kind, data, seed)
-    attack = _strategies(fig)[strategy](fig.family, seed)
+    attack = _strategies(fig)[strategy](fig.family, seed if attack_seed is None else attack_seed)
     unknowns = attack.n_unknowns(ds.space.n_encoded, len(target.classes_))
     budget = max(1, math.ceil(alpha * unknowns))
     oracle = LocalOracle(target, ds.space, ApiPolicy(output="labels"),
@@ -225,6 +226,59 @@ def run_figure(name: str, out: Path, quick: bool = False,
             for r in earlier if r["strategy"] not in ran]
     return write_figure(name, out, kept + run.rows,
                         f"{grid}: alpha in {list(alphas)}, {seed_text}{note}")
+
+
+SMALL_ALPHAS = (0.5, 1, 2)
+ATTACK_SEED_STEP = 1000  # attack seeds seed, seed + 1000, ...
+
+
+def run_attack_seeds(name: str, out: Path, alphas: Sequence[float] = SMALL_ALPHAS,
+                     attack_seeds: int = 3,
+                     strategies: Sequence[str] = ("adaptive (ours)", "adaptive (paper)"),
+                     seeds: int | Mapping[str, int] | None = None, n_jobs: int = 1,
+                     store: str | Path | None = None, note: str = "") -> list[Path]:
+    """Some strategies at small budgets, each target attacked with ``attack_seeds``
+    seeds (``seed + 1000 k``): with a few dozen queries one run's luck decides a cell,
+    and the figure's grid draws one attack seed per target. Writes
+    ``NAME-attack-seeds.{json,md}``: per data set and strategy the mean over its targets
+    and attack seeds, and the mean over data sets (as the figure averages)."""
+    figure = FIGURES[name]
+    per_set = _seeds(figure, False, seeds)
+    jobs = [Job.make("labels-only", {"figure": name, "data": data, "seed": seed,
+                                     "strategy": strategy, "alpha": alpha,
+                                     "n_uniform": 10_000,
+                                     "attack_seed": seed + ATTACK_SEED_STEP * k})
+            for data, n_seeds in per_set.items() for seed in range(n_seeds)
+            for strategy in strategies for alpha in alphas for k in range(attack_seeds)]
+    with ResultStore(store if store is not None else ":memory:") as results:
+        run = run_grid(jobs, results, make_executor(jobs=n_jobs),
+                       name=f"{name}-attack-seeds")
+    if run.failed:
+        raise StealmlError(f"{len(run.failed)} of {len(jobs)} jobs failed; first: "
+                           f"{run.failed[0].config}")
+    rows = []
+    for strategy in strategies:
+        for alpha in alphas:
+            sel = [r for r in run.rows if r["strategy"] == strategy and r["alpha"] == alpha]
+            per = [{"data set": d, "strategy": strategy, "alpha": alpha,
+                    "runs": len([r for r in sel if r["data"] == d]),
+                    "r_test": float(np.mean([r["r_test"] for r in sel if r["data"] == d])),
+                    "r_unif": float(np.mean([r["r_unif"] for r in sel if r["data"] == d]))}
+                   for d in per_set]
+            rows += per
+            rows.append({"data set": "mean over data sets", "strategy": strategy,
+                         "alpha": alpha, "runs": len(sel),
+                         "r_test": float(np.mean([r["r_test"] for r in per])),
+                         "r_unif": float(np.mean([r["r_unif"] for r in per]))})
+    notes = (f"{figure.title}; attack seeds seed + {ATTACK_SEED_STEP} k, k < {attack_seeds}, "
+             "per target (seeds per data set: "
+             f"{', '.join(f'{d} {n}' for d, n in per_set.items())}); alpha in "
+             f"{list(alphas)}. Each data set's row is the mean over its targets and attack "
+             f"seeds; the mean row is the mean over data sets.{note}")
+    return list(write_results(out / f"{name}-attack-seeds", figure.title +
+                              ": small budgets over several attack seeds", rows,
+                              ["data set", "strategy", "alpha", "runs", "r_test", "r_unif"],
+                              notes))
 
 
 def write_figure(name: str, out: Path, runs: list[dict[str, Any]], grid: str) -> list[Path]:
