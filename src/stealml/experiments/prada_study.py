@@ -405,8 +405,9 @@ def _verdict(runs: list[dict[str, Any]], name: str) -> str:
                     + (f" ({len(short)} too short)" if short else "") + after)
         seen = [f"seed {r['seed']}: {r['depth']:.2f} vs {r['honest_max_depth']:.2f}"
                 for r in rest if r not in hidden]
-        return (f"{before}not flagged on {len(seen)} seed(s) where it is deeper than every "
-                f"honest stream ({'; '.join(seen)}; flagged at widen below the depth)"
+        return (f"{before}not flagged before 99% on {len(seen)} seed(s) where it is deeper "
+                f"than every honest stream ({'; '.join(seen)}; a widening below the depth "
+                "would flag it)"
                 f"{after}; the attack reaches 99% on {len(reached)}/{len(ok)}")
     above = [r for r in ok if r not in short and r[f"{name}_min_w"] is not None
              and r[f"{name}_honest_min_w"] is not None
