@@ -216,12 +216,13 @@ def _reaches_99(target: Target, case: Case, seed: int, queries: int) -> int:
     return min(hi * BATCH, queries)
 
 
-def _first_flag(D: np.ndarray, prada: Prada) -> int | None:
-    """The number of distances after which ``prada`` flags the stream ``D`` (any test;
-    W of all distances every n up to EVERY_UNTIL, then on a 1% grid)."""
-    ns, ws = _curve(D, prada.min_samples)
-    hits = [_first_below(ns, ws, prada)]
-    for k, (w, t) in _windows(D, prada).items():
+def _first_flag(curve: tuple[np.ndarray, np.ndarray],
+                windows: dict[int, tuple[np.ndarray, np.ndarray]], prada: Prada) -> int | None:
+    """The number of distances after which ``prada`` flags a stream (any test), from its
+    :func:`_curve` (W of all distances every n up to EVERY_UNTIL, then on a 1% grid) and
+    its :func:`_windows`."""
+    hits = [_first_below(*curve, prada)]
+    for k, (w, t) in windows.items():
         below = np.flatnonzero(w < t)
         hits.append(k + int(below[0]) if len(below) else None)
     found = [h for h in hits if h is not None]
@@ -246,13 +247,14 @@ def _honest(target: Target, volume: int, detectors: dict[str, Prada], bands: dic
         D = distances(rows[order], labels[order])
         depths.append(_depth(D, detectors["per-n"], bands, len(D)))
         for name, prada in detectors.items():
-            _, ws = _curve(D, prada.min_samples)
+            curve, windows = _curve(D, prada.min_samples), _windows(D, prada)
+            ws = curve[1]
             if len(ws):
                 lows[prada.min_samples] = min(lows.get(prada.min_samples, 1.0), ws.min())
-            for k, (w, _) in _windows(D, prada).items():
+            for k, (w, _) in windows.items():
                 if len(w):
                     window_lows[k] = min(window_lows.get(k, 1.0), float(w.min()))
-            flags[name] += _first_flag(D, prada) is not None
+            flags[name] += _first_flag(curve, windows, prada) is not None
     out["min_w"] = {m: float(w) for m, w in lows.items()}
     out["window_min_w"] = window_lows
     out["depths"] = np.array(depths)
@@ -341,16 +343,17 @@ def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
         row["honest_orders"] = honest["orders"]
         for name, prada in detectors.items():
             ns, ws = _curve(D, prada.min_samples)
+            windows = _windows(D, prada)
             row[f"{name}_min_w"] = float(ws.min()) if len(ws) else None
             row[f"{name}_min_w_at"] = int(ns[np.argmin(ws)]) if len(ws) else None
             row[f"{name}_honest_min_w"] = honest["min_w"].get(prada.min_samples)
             row[f"{name}_honest_flags"] = honest["flags"][name]
-            for k, (w, _) in _windows(D, prada).items():
+            for k, (w, _) in windows.items():
                 row[f"w{k}_min_w"] = float(w.min()) if len(w) else None
                 row[f"w{k}_min_w_at"] = k + int(np.argmin(w)) if len(w) else None
                 row[f"w{k}_honest_min_w"] = honest["window_min_w"].get(k)
             row[f"{name}_flag"] = row[f"{name}_fidelity_at_flag"] = None
-            flag_n = _first_flag(D, prada)
+            flag_n = _first_flag((ns, ws), windows, prada)
             if flag_n is not None:
                 blocked, watch = _run(target, case, seed, [prada], "block")
                 row[f"{name}_flag"] = blocked.flagged_at
