@@ -96,7 +96,8 @@ def one_seed(seed: int, orders: int) -> dict[str, Any]:
     row["attack depth (spreads)"] = float(depth.max())
     row["depth at n"] = int(MIN_SAMPLES + np.argmax(depth))
     row["widen that flags it"] = float(depth.max() / c)
-    for k, (w_centre, w_spread, w_c) in bands.items():
+    for test, (w_centre, w_spread, w_c) in bands.items():
+        k = int(test[1:])  # the windows' W bands ("W15", "W30")
         w = window_curve(D, k)
         j = min(len(w), len(w_centre))
         w_depth = float(((w_centre[:j] - w[:j]) / w_spread[:j]).max())

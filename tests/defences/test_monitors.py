@@ -220,6 +220,7 @@ def test_calibrated_windows_flag_feature_discovery_before_99_percent() -> None:
     labels = target.model.predict(target.reference)
     prada = calibrate_prada(target.reference, labels, orders=10, short_orders=200)
     case = next(c for c in CASES if c.attack == "feature-discovery")
+    prada = dataclasses.replace(prada, repeats=(), repeat_thresholds=())  # W tests only
     whole = dataclasses.replace(prada, windows=(), window_thresholds=())
     missed, _ = _run(target, case, 0, [whole], "block")
     assert missed.flagged_at is None and missed.fidelity == 1.0
@@ -227,3 +228,60 @@ def test_calibrated_windows_flag_feature_discovery_before_99_percent() -> None:
     state = watch._client("attacker")[0]
     assert blocked.flagged_at is not None and blocked.flagged_at < 100
     assert state.flagged_by in ("W15", "W30") and (blocked.fidelity or 0.0) < 0.99
+
+
+def test_repeat_test_flags_repeated_distances_that_every_w_test_misses() -> None:
+    """Distances drawn from a few values (one category changed at a time) can keep W high;
+    the share of distinct values among the last 15 distances cannot."""
+    from stealml.defences.prada import distinct_share, first_flag, repeat_curve, window_curve
+
+    rng = np.random.default_rng(0)
+    lattice = np.sqrt(2 * np.arange(1, 6))  # sqrt(2), 2, sqrt(6), ...: one-hot changes
+    D = np.r_[rng.normal(3, 0.4, 40), rng.choice(lattice, 40, p=[.3, .25, .2, .15, .1])]
+    assert window_curve(D, 15).min() > 0.7  # the lattice passes for normal
+    assert repeat_curve(D, 15)[0] == 1.0 and repeat_curve(D, 15)[-1] <= 5 / 15
+    assert distinct_share([1.0, 1.0 + 1e-12, 2.0]) == pytest.approx(2 / 3)
+    # calibrated for n = 15-114; 4 repeats in 15 flag (1 - 1.5 * 2 / 15 = 0.8)
+    prada = Prada(delta=0.5, min_samples=10, windows=(15,), window_thresholds=((0.6,) * 100,),
+                  repeats=(15,), repeat_thresholds=((0.8,) * 100,))
+    n = next(i + 15 for i, share in enumerate(repeat_curve(D, 15)) if share < 0.8)
+    assert 43 <= n <= 50 and first_flag(D, prada) == (n, "R15")
+    assert Prada.from_dict(prada.to_dict()) == prada
+    assert first_flag(D, Prada(delta=0.5, min_samples=10, windows=(15,),
+                               window_thresholds=((0.6,) * 100,))) is None
+    with pytest.raises(ConfigurationError, match="one non-empty tuple of repeat_thresholds"):
+        Prada(repeats=(15,))
+    with pytest.raises(ConfigurationError, match="repeat thresholds must all be in"):
+        Prada(repeats=(15,), repeat_thresholds=((1.5,),))
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_calibrated_repeat_test_flags_tree_attacks_the_w_tests_missed(seed) -> None:
+    """German credit tree, attack seeds 6 and 7 (held out when the W windows were
+    chosen): W of all distances and of the last 15 and 30 miss top-down (seed 6) and
+    path finding (seed 7) before 99% fidelity; the repeat tests flag both within 20
+    queries, and no order of the honest rows the owner never used (the PRADA study's
+    calibration: 50 orders of the owner's rows and 1,000 short ones)."""
+    import dataclasses
+
+    from stealml.experiments.defence_targets import CASES
+    from stealml.experiments.prada_study import _run
+
+    target = build_target("german-credit tree", seed)
+    prada = target.calibrated_prada()
+    assert prada.repeats == (15, 30) and prada.repeat_threshold(0, 15) <= 0.8
+    case = next(c for c in CASES if c.attack == ("top-down" if seed == 6 else "path-finding")
+                and c.target == "german-credit tree")
+    w_only = dataclasses.replace(prada, repeats=(), repeat_thresholds=())
+    missed, _ = _run(target, case, seed, [w_only], "block")
+    assert missed.fidelity is not None and missed.fidelity >= 0.99
+    assert missed.flagged_at is None or missed.flagged_at > 100
+    blocked, watch = _run(target, case, seed, [prada], "block")
+    assert blocked.flagged_at is not None and blocked.flagged_at <= 20
+    assert watch._client("attacker")[0].flagged_by == "R15"
+    assert (blocked.fidelity or 0.0) < 0.99
+    rng = np.random.default_rng(seed)
+    honest = np.asarray(target.model.predict(target.honest))
+    for _ in range(20):
+        order = rng.permutation(len(target.honest))
+        assert prada.new_state().update(target.honest[order], honest[order]) is None

@@ -22,6 +22,12 @@ flagging honest traffic. Also beyond the paper, W of the client's last k distanc
 (``windows``) is tested the same way, each k with its own calibrated per-n band: an
 attack whose distances are abnormal for a few dozen queries (a line search's halving
 steps, a run of equal steps) hides in the whole history's W but not in a window's.
+Last, the share of distinct values among the client's last k distances (``repeats``) is
+tested against its own calibrated per-n band: distances of natural rows repeat only as
+often as the owner's rows make them repeat, while queries that change one category or
+step a grid at a time from a few starting points give the same distance again and again
+(a normal sample has no ties; W alone, computed on the values, can stay high on such a
+lattice).
 
 References: Juuti, Szyller, Marchal, Asokan, "PRADA: Protecting against DNN Model
 Stealing Attacks", IEEE EuroS&P 2019, section IV (Algorithm 1).
@@ -43,9 +49,10 @@ from scipy.special import ndtri
 from stealml.exceptions import ConfigurationError
 from stealml.random import RandomState, as_generator
 
-__all__ = ["Prada", "PradaState", "calibrate_delta", "calibrate_prada", "first_flag",
-           "honest_band", "honest_bands", "honest_streams", "honest_w_curves",
-           "prada_from_bands", "prada_from_file", "shapiro_w", "w_band", "window_curve"]
+__all__ = ["Prada", "PradaState", "calibrate_delta", "calibrate_prada", "distinct_share",
+           "first_flag", "honest_band", "honest_bands", "honest_streams", "honest_w_curves",
+           "prada_from_bands", "prada_from_file", "repeat_curve", "shapiro_w", "w_band",
+           "window_curve"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,13 @@ class Prada:
         One per window: the client is flagged when the window's W <
         ``window_thresholds[i][n - k]``; beyond the tuple's end (the volume the owner
         calibrated) the window is not tested.
+    repeats : tuple of int
+        Sizes k of the repeat tests: once the client has n >= k distances, the share of
+        distinct values among its last k distances (:func:`distinct_share`) is computed
+        after every query (not in the paper).
+    repeat_thresholds : tuple of tuple of float
+        One per repeat test: flagged when the share < ``repeat_thresholds[i][n - k]``;
+        not tested beyond the tuple's end.
 
     Examples
     --------
@@ -84,6 +98,8 @@ class Prada:
     thresholds: tuple[float, ...] = ()
     windows: tuple[int, ...] = ()
     window_thresholds: tuple[tuple[float, ...], ...] = ()
+    repeats: tuple[int, ...] = ()
+    repeat_thresholds: tuple[tuple[float, ...], ...] = ()
     name = "prada"
 
     def __post_init__(self) -> None:
@@ -104,6 +120,15 @@ class Prada:
                                      "per window")
         if any(not (0 < t < 1) for ts in self.window_thresholds for t in ts):
             raise ConfigurationError("PRADA's window thresholds must all be between 0 and 1")
+        if any(isinstance(k, bool) or int(k) != k or k < 3 for k in self.repeats):
+            raise ConfigurationError(f"PRADA's repeats must be whole numbers >= 3, not "
+                                     f"{list(self.repeats)}")
+        if len(self.repeat_thresholds) != len(self.repeats) or \
+                any(not t for t in self.repeat_thresholds):
+            raise ConfigurationError("PRADA needs one non-empty tuple of repeat_thresholds "
+                                     "per repeat test")
+        if any(not (0 < t <= 1) for ts in self.repeat_thresholds for t in ts):
+            raise ConfigurationError("PRADA's repeat thresholds must all be in (0, 1]")
 
     def threshold(self, n: int) -> float:
         """The threshold W is compared with once the client has ``n`` distances."""
@@ -119,6 +144,13 @@ class Prada:
         ts, j = self.window_thresholds[i], n - self.windows[i]
         return ts[j] if 0 <= j < len(ts) else 0.0
 
+    def repeat_threshold(self, i: int, n: int) -> float:
+        """The threshold the share of distinct values among the last ``repeats[i]``
+        distances is compared with once the client has ``n`` distances; 0 (no test)
+        beyond the calibrated n, as :meth:`window_threshold`."""
+        ts, j = self.repeat_thresholds[i], n - self.repeats[i]
+        return ts[j] if 0 <= j < len(ts) else 0.0
+
     def new_state(self) -> PradaState:
         return PradaState(self)
 
@@ -130,6 +162,9 @@ class Prada:
         if self.windows:
             data["windows"] = list(self.windows)
             data["window_thresholds"] = [list(t) for t in self.window_thresholds]
+        if self.repeats:
+            data["repeats"] = list(self.repeats)
+            data["repeat_thresholds"] = [list(t) for t in self.repeat_thresholds]
         return data
 
     @classmethod
@@ -139,7 +174,8 @@ class Prada:
             raise ConfigurationError("a PRADA calibration is a JSON object with "
                                      "\"detector\": \"prada\" (see stealml calibrate-prada)")
         unknown = set(data) - {"detector", "delta", "min_samples", "thresholds", "windows",
-                               "window_thresholds", "calibration"}
+                               "window_thresholds", "repeats", "repeat_thresholds",
+                               "calibration"}
         if unknown:
             raise ConfigurationError(f"a PRADA calibration has no field {sorted(unknown)[0]!r}")
         try:
@@ -147,9 +183,13 @@ class Prada:
             windows = tuple(data.get("windows", ()))
             window_thresholds = tuple(tuple(float(t) for t in ts)
                                       for ts in data.get("window_thresholds", ()))
+            repeat_thresholds = tuple(tuple(float(t) for t in ts)
+                                      for ts in data.get("repeat_thresholds", ()))
             return cls(delta=float(data["delta"]), min_samples=data.get("min_samples", 100),
                        thresholds=thresholds, windows=windows,
-                       window_thresholds=window_thresholds)
+                       window_thresholds=window_thresholds,
+                       repeats=tuple(data.get("repeats", ())),
+                       repeat_thresholds=repeat_thresholds)
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"a bad PRADA calibration: {exc!r}") from exc
 
@@ -214,7 +254,8 @@ class PradaState:
     flagged_at : int or None
         The query (1-based) after which the client was flagged.
     flagged_by : str or None
-        The test that flagged it: ``"W"`` (all distances) or ``"W<k>"`` (the last k).
+        The test that flagged it: ``"W"`` (all distances), ``"W<k>"`` (W of the last k)
+        or ``"R<k>"`` (repeats among the last k).
     """
 
     def __init__(self, detector: Prada) -> None:
@@ -266,6 +307,11 @@ class PradaState:
             limit = self.detector.window_threshold(i, n) if n >= k else 0.0
             if limit > 0 and _shapiro_w(self.distances[-k:]) < limit:
                 self.flagged_by = f"W{k}"
+                return True
+        for i, k in enumerate(self.detector.repeats):
+            limit = self.detector.repeat_threshold(i, n) if n >= k else 0.0
+            if limit > 0 and distinct_share(self.distances[-k:]) < limit:
+                self.flagged_by = f"R{k}"
                 return True
         return False
 
@@ -448,9 +494,53 @@ def window_curve(D: np.ndarray, k: int, stop: int | None = None,
     return np.concatenate(out)
 
 
+def _distinct_counts(S: np.ndarray) -> np.ndarray:
+    """The number of distinct values in each row of ``S`` (rows sorted ascending), values
+    within a relative ``EQUAL`` of their neighbour counting as one."""
+    return 1 + (np.diff(S, axis=1) > EQUAL * np.abs(S[:, 1:])).sum(axis=1)
+
+
+def distinct_share(values: Any) -> float:
+    """The share of distinct values among ``values`` (1: no two equal; 1/len: all
+    equal), values within a relative 1e-9 of each other counting as equal (a line
+    search's equal steps differ by float rounding only).
+
+    Examples
+    --------
+    >>> distinct_share([1.0, 2.0, 2.0, 3.0])
+    0.75
+    """
+    x = np.sort(np.asarray(values, dtype=float))[None, :]
+    return float(_distinct_counts(x)[0] / x.shape[1])
+
+
+def repeat_curve(D: np.ndarray, k: int, stop: int | None = None,
+                 chunk: int = 4096) -> np.ndarray:
+    """:func:`distinct_share` of the last ``k`` distances after each distance of ``D``
+    from the ``k``-th on (index n - k), up to ``stop`` distances: :class:`PradaState`'s
+    repeat test for a whole stream at once.
+
+    Examples
+    --------
+    >>> D = np.r_[np.arange(1.0, 11.0), np.full(5, 2.0)]
+    >>> repeat_curve(D, 10)[[0, -1]].tolist()  # ten distinct, then five repeats of 2
+    [1.0, 0.6]
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    D = np.asarray(D, dtype=float)
+    stop = len(D) if stop is None else min(stop, len(D))
+    if stop < k:
+        return np.array([])
+    windows = sliding_window_view(D[:stop], k)
+    return np.concatenate([_distinct_counts(np.sort(windows[i:i + chunk], axis=1)) / k
+                           for i in range(0, len(windows), chunk)])
+
+
 def first_flag(D: np.ndarray, prada: Prada) -> tuple[int, str] | None:
     """After how many distances of the stream ``D`` ``prada`` flags the client, and by
-    which test (``"W"`` or ``"W<k>"``, as :attr:`PradaState.flagged_by`); None if never."""
+    which test (``"W"``, ``"W<k>"`` or ``"R<k>"``, as :attr:`PradaState.flagged_by`);
+    None if never."""
     hits = []
     w = w_curve(D, prada.min_samples)
     below = np.flatnonzero(w < np.array([prada.threshold(n) for n in
@@ -464,6 +554,12 @@ def first_flag(D: np.ndarray, prada: Prada) -> tuple[int, str] | None:
                                              for n in range(k, k + len(w))]))
         if len(below):
             hits.append((k + int(below[0]), i + 1, f"W{k}"))
+    for i, k in enumerate(prada.repeats):
+        r = repeat_curve(D, k)
+        below = np.flatnonzero(r < np.array([prada.repeat_threshold(i, n)
+                                             for n in range(k, k + len(r))]))
+        if len(below):
+            hits.append((k + int(below[0]), len(prada.windows) + i + 1, f"R{k}"))
     if not hits:
         return None
     n, _, test = min(hits)
@@ -574,12 +670,14 @@ Band = tuple[np.ndarray, np.ndarray, float]  # w_band's (centre, spread, c)
 
 def honest_bands(X: np.ndarray, labels: Any, min_samples: int = 10,
                  windows: tuple[int, ...] = (), orders: int = 50, short_orders: int = 1000,
-                 short: int = 200, max_rows: int = 2000,
-                 random_state: RandomState = 0) -> tuple[Band, dict[int, Band]]:
+                 short: int = 200, max_rows: int = 2000, random_state: RandomState = 0,
+                 repeats: tuple[int, ...] = ()) -> tuple[Band, dict[str, Band]]:
     """:func:`w_band` of the rows ``X`` sent in ``orders`` random orders of at most
     ``max_rows`` rows and ``short_orders`` of ``short`` rows, none over half the rows
-    (what :func:`calibrate_prada` thresholds): the band of W of all distances, and of
-    each window's W (windows longer than the orders' streams are left out)."""
+    (what :func:`calibrate_prada` thresholds): the band of W of all distances, and by
+    test name the band of each window's W (``"W<k>"``) and of each repeat test's
+    distinct share (``"R<k>"``; its spread is the tolerance, at least ``REPEAT_FLOOR``
+    repeats, and its c is 1). Tests longer than the orders' streams are left out."""
     X = np.asarray(X, dtype=float)
     half = len(X) // 2
     if half <= min_samples + 1:
@@ -595,8 +693,13 @@ def honest_bands(X: np.ndarray, labels: Any, min_samples: int = 10,
 
     whole = band(lambda D: w_curve(D, min_samples), min_samples)
     shortest = min(len(D) for g in groups for D in g)
-    return whole, {k: band(lambda D, k=k: window_curve(D, k), k)  # type: ignore[misc]
-                   for k in windows if k <= shortest}
+    bands = {f"W{k}": band(lambda D, k=k: window_curve(D, k), k)  # type: ignore[misc]
+             for k in windows if k <= shortest}
+    for k in repeats:
+        if k <= shortest:
+            centre, spread, c = band(lambda D, k=k: repeat_curve(D, k), k)  # type: ignore[misc]
+            bands[f"R{k}"] = (centre, np.maximum(c * spread, REPEAT_FLOOR / k), 1.0)
+    return whole, bands
 
 
 def honest_band(X: np.ndarray, labels: Any, min_samples: int = 10, orders: int = 50,
@@ -609,6 +712,11 @@ def honest_band(X: np.ndarray, labels: Any, min_samples: int = 10, orders: int =
 
 WIDEN = 1.5  # see calibrate_prada: the band's c, widened for rows the owner does not hold
 WINDOWS = (15, 30)  # see calibrate_prada: the recent-window tests
+REPEATS = (15, 30)  # see calibrate_prada: the repeat tests
+# a repeat test's band is never narrower than this many repeats in its window: a pair of
+# equal or equally spaced natural rows repeats a distance or two where the owner's rows
+# (often without any repeat) would say none is ever seen
+REPEAT_FLOOR = 2
 
 
 def _thresholds(band: Band, widen: float) -> np.ndarray:
@@ -619,7 +727,8 @@ def _thresholds(band: Band, widen: float) -> np.ndarray:
 def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: int = 50,
                     widen: float = WIDEN, short_orders: int = 1000, short: int = 200,
                     max_rows: int = 2000, windows: tuple[int, ...] = WINDOWS,
-                    random_state: RandomState = 0) -> Prada:
+                    random_state: RandomState = 0,
+                    repeats: tuple[int, ...] = REPEATS) -> Prada:
     """A PRADA detector with per-n thresholds calibrated on the owner's natural rows.
 
     The rows ``X`` (with the model's ``labels``) are sent in ``orders`` random orders of
@@ -640,6 +749,14 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
     The default sizes, 15 and 30, were chosen after seeing the PRADA study's attacks
     (docs/defences.md); the thresholds use only ``X``.
 
+    Each size k of ``repeats`` gets thresholds for the share of distinct values among
+    the last k distances (:func:`repeat_curve`), the same way, except that the band's
+    ``c * spread`` is never below ``REPEAT_FLOOR / k``: the owner's rows may show no
+    repeat at all, and one band as narrow as that would flag the first honest pair of
+    equal distances. (Added after seeing that the tree attacks of the PRADA study's
+    held-out seeds escaped every W test while 12-14 of any 15 of their distances
+    repeat; docs/defences.md.)
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)
@@ -647,24 +764,32 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
     >>> prada = calibrate_prada(X, np.zeros(400), orders=3, short_orders=30)
     >>> prada.threshold(10) < prada.threshold(150) < 1 and prada.windows == (15, 30)
     True
+    >>> prada.repeats, prada.repeat_threshold(0, 15)  # no repeats in X: 4 of 15 flag
+    ((15, 30), 0.8)
     """
     if widen < 1:
         raise ConfigurationError(f"widen must be at least 1, not {widen}")
     whole, bands = honest_bands(X, labels, min_samples, tuple(windows), orders, short_orders,
-                                short, max_rows, random_state)
+                                short, max_rows, random_state, tuple(repeats))
     return prada_from_bands(whole, bands, min_samples, widen)
 
 
-def prada_from_bands(whole: Band, bands: dict[int, Band], min_samples: int = 10,
+def prada_from_bands(whole: Band, bands: dict[str, Band], min_samples: int = 10,
                      widen: float = WIDEN) -> Prada:
-    """The detector :func:`calibrate_prada` makes from :func:`honest_bands`' bands."""
+    """The detector :func:`calibrate_prada` makes from :func:`honest_bands`' bands
+    (by test name: ``"W<k>"`` windows, ``"R<k>"`` repeat tests)."""
     thresholds = _thresholds(whole, widen)
     tail = float(thresholds[len(thresholds) // 2:].min())
+    windows = {int(t[1:]): b for t, b in bands.items() if t.startswith("W")}
+    repeats = {int(t[1:]): b for t, b in bands.items() if t.startswith("R")}
     return Prada(delta=tail, min_samples=min_samples,
                  thresholds=tuple(float(t) for t in thresholds),
-                 windows=tuple(bands),
+                 windows=tuple(windows),
                  window_thresholds=tuple(tuple(float(t) for t in _thresholds(b, widen))
-                                         for b in bands.values()))
+                                         for b in windows.values()),
+                 repeats=tuple(repeats),
+                 repeat_thresholds=tuple(tuple(float(t) for t in _thresholds(b, widen))
+                                         for b in repeats.values()))
 
 
 def prada_from_file(path: str | Path, n_columns: int,

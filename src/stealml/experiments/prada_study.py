@@ -11,7 +11,8 @@ training split), never on the honest traffic that judges them:
 ``per-n``     :func:`~stealml.defences.calibrate_prada`: the test starts after
               ``MIN_SAMPLES`` distances, against a threshold per n (a simultaneous lower
               band of honest reference W_n over 1,050 orders, widened by 1.5), with W
-              of the last 15 and 30 distances tested the same way.
+              of the last 15 and 30 distances and their share of distinct values
+              tested the same way.
 
 A flagged attack is run again with the detector blocking it (from its next request of
 10 queries), which gives the query and the fidelity at the flag. An attack the detector
@@ -41,12 +42,16 @@ import numpy as np
 
 from stealml.defences import Monitor, OutOfDistribution, Prada
 from stealml.defences.prada import (
+    REPEAT_FLOOR,
+    REPEATS,
+    WIDEN,
     WINDOWS,
     Band,
     _shapiro_w,
     distances,
     honest_bands,
     prada_from_bands,
+    repeat_curve,
     w_curve,
     window_curve,
 )
@@ -183,22 +188,30 @@ def _first_below(ns: np.ndarray, ws: np.ndarray, prada: Prada) -> int | None:
     return int(ns[hit[0]]) if len(hit) else None
 
 
-def _windows(D: np.ndarray, prada: Prada) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Each window k of ``prada``: (W of the last k distances at n = k..len(D),
-    the thresholds there)."""
+def _windows(D: np.ndarray, prada: Prada) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each window test of ``prada`` by name (``"W<k>"``: W of the last k distances,
+    ``"R<k>"``: their share of distinct values): (its statistic at n = k..len(D), the
+    thresholds there)."""
     out = {}
     for i, k in enumerate(prada.windows):
         w = window_curve(D, k)
-        out[k] = w, np.array([prada.window_threshold(i, n) for n in range(k, k + len(w))])
+        out[f"W{k}"] = w, np.array([prada.window_threshold(i, n)
+                                    for n in range(k, k + len(w))])
+    for i, k in enumerate(prada.repeats):
+        r = repeat_curve(D, k)
+        out[f"R{k}"] = r, np.array([prada.repeat_threshold(i, n)
+                                    for n in range(k, k + len(r))])
     return out
 
 
 def _tests(D: np.ndarray, prada: Prada) -> dict[str, tuple[int, np.ndarray]]:
-    """Each of ``prada``'s tests along ``D``: name -> (first n, its W at every n from
-    there, up to EVERY_UNTIL distances)."""
+    """Each of ``prada``'s tests along ``D``: name -> (first n, its statistic at every n
+    from there, up to EVERY_UNTIL distances)."""
     out = {"W": (prada.min_samples, w_curve(D, prada.min_samples, stop=EVERY_UNTIL))}
     for k in prada.windows:
         out[f"W{k}"] = (k, window_curve(D, k, stop=EVERY_UNTIL))
+    for k in prada.repeats:
+        out[f"R{k}"] = (k, repeat_curve(D, k, stop=EVERY_UNTIL))
     return out
 
 
@@ -217,14 +230,14 @@ def _reaches_99(target: Target, case: Case, seed: int, queries: int) -> int:
 
 
 def _first_flag(curve: tuple[np.ndarray, np.ndarray],
-                windows: dict[int, tuple[np.ndarray, np.ndarray]], prada: Prada) -> int | None:
+                windows: dict[str, tuple[np.ndarray, np.ndarray]], prada: Prada) -> int | None:
     """The number of distances after which ``prada`` flags a stream (any test), from its
     :func:`_curve` (W of all distances every n up to EVERY_UNTIL, then on a 1% grid) and
     its :func:`_windows`."""
     hits = [_first_below(*curve, prada)]
-    for k, (w, t) in windows.items():
+    for test, (w, t) in windows.items():
         below = np.flatnonzero(w < t)
-        hits.append(k + int(below[0]) if len(below) else None)
+        hits.append(int(test[1:]) + int(below[0]) if len(below) else None)
     found = [h for h in hits if h is not None]
     return min(found) if found else None
 
@@ -239,7 +252,7 @@ def _honest(target: Target, volume: int, detectors: dict[str, Prada], bands: dic
     rng = np.random.default_rng([seed, 11])
     out: dict[str, Any] = {"honest_queries": min(volume, len(rows)), "orders": orders}
     lows: dict[int, float] = {}
-    window_lows: dict[int, float] = {}
+    window_lows: dict[str, float] = {}
     flags = dict.fromkeys(detectors, 0)
     depths = []
     for _ in range(orders):
@@ -251,9 +264,9 @@ def _honest(target: Target, volume: int, detectors: dict[str, Prada], bands: dic
             ws = curve[1]
             if len(ws):
                 lows[prada.min_samples] = min(lows.get(prada.min_samples, 1.0), ws.min())
-            for k, (w, _) in windows.items():
+            for test, (w, _) in windows.items():
                 if len(w):
-                    window_lows[k] = min(window_lows.get(k, 1.0), float(w.min()))
+                    window_lows[test] = min(window_lows.get(test, 1.0), float(w.min()))
             flags[name] += _first_flag(curve, windows, prada) is not None
     out["min_w"] = {m: float(w) for m, w in lows.items()}
     out["window_min_w"] = window_lows
@@ -289,10 +302,10 @@ def _detectors(target: Target, seed: int,
     """The two detectors, and the per-n one's bands by test (as calibrate_prada)."""
     labels = target.model.predict(target.reference)
     whole, bands = honest_bands(target.reference, labels, MIN_SAMPLES, WINDOWS, orders,
-                                short_orders=20 * orders, random_state=seed)
+                                short_orders=20 * orders, random_state=seed, repeats=REPEATS)
     return ({"paper": Prada(delta=target.calibrated_delta(), min_samples=PRADA_MIN_SAMPLES),
              "per-n": prada_from_bands(whole, bands, MIN_SAMPLES)},
-            {"W": whole, **{f"W{k}": b for k, b in bands.items()}})
+            {"W": whole, **bands})
 
 
 def _depth(D: np.ndarray, prada: Prada, bands: dict[str, Band], stop: int) -> float:
@@ -348,10 +361,12 @@ def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
             row[f"{name}_min_w_at"] = int(ns[np.argmin(ws)]) if len(ws) else None
             row[f"{name}_honest_min_w"] = honest["min_w"].get(prada.min_samples)
             row[f"{name}_honest_flags"] = honest["flags"][name]
-            for k, (w, _) in windows.items():
-                row[f"w{k}_min_w"] = float(w.min()) if len(w) else None
-                row[f"w{k}_min_w_at"] = k + int(np.argmin(w)) if len(w) else None
-                row[f"w{k}_honest_min_w"] = honest["window_min_w"].get(k)
+            for test, (w, _) in windows.items():
+                key = test.lower() if test.startswith("R") else f"w{test[1:]}"
+                stat = "min_share" if test.startswith("R") else "min_w"
+                row[f"{key}_{stat}"] = float(w.min()) if len(w) else None
+                row[f"{key}_{stat}_at"] = int(test[1:]) + int(np.argmin(w)) if len(w) else None
+                row[f"{key}_honest_{stat}"] = honest["window_min_w"].get(test)
             row[f"{name}_flag"] = row[f"{name}_fidelity_at_flag"] = None
             flag_n = _first_flag((ns, ws), windows, prada)
             if flag_n is not None:
@@ -458,6 +473,9 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             **{f"attack / honest min W{k}": _fmt_range([r.get(f"w{k}_min_w") for r in ok])
                + " / " + _fmt_range([r.get(f"w{k}_honest_min_w") for r in ok])
                for k in WINDOWS},
+            **{f"attack / honest min distinct share R{k}": _fmt_range(
+                [r.get(f"r{k}_min_share") for r in ok], 2) + " / " + _fmt_range(
+                [r.get(f"r{k}_honest_min_share") for r in ok], 2) for k in REPEATS},
             "honest per-n flags": f"{sum(r['per-n_honest_flags'] for r in ok)}/"
                                   f"{sum(r['honest_orders'] for r in ok)}",
             "per-n verdict": _verdict(rs, "per-n"),
@@ -474,14 +492,17 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 NOTES = f"""Each attack runs undefended at its defence-matrix budget on {{seeds}} seeds (the
-target is retrained per seed). `per-n`: PRADA with three tests, each against its own
+target is retrained per seed). `per-n`: PRADA with five tests, each against its own
 threshold per number of distances n: W of all distances (from the {MIN_SAMPLES}th
-distance on) and W of the last k distances for k in {WINDOWS} (from the kth), all
+distance on), W of the last k distances for k in {WINDOWS} (from the kth, 'Wk') and the
+share of distinct values among the last k distances for k in {REPEATS} ('Rk'), all
 calibrated on the owner's reference rows only (half of the training split; 50 random
 orders and 1,000 more of 200 rows, none over half the rows; per test the band median -
-1.5 c spread of its W_n, c the largest deviation of any calibration order in units of the
-per-n lower-tail spread), see `stealml.defences.calibrate_prada` and `w_band`; 'flagged
-by' names the test that flagged it. `paper`: one delta (the lowest W of 5 reference
+1.5 c spread of its statistic, c the largest deviation of any calibration order in units
+of the per-n lower-tail spread; for Rk, c spread at least {REPEAT_FLOOR}/k, so that at
+least {int(REPEAT_FLOOR * WIDEN) + 1} repeats more than the honest median flag), see
+`stealml.defences.calibrate_prada` and `w_band`; 'flagged by' names the test that
+flagged it. `paper`: one delta (the lowest W of 5 reference
 orders from the 100th distance on, less 0.02), test from the 100th distance, as Juuti et
 al. A flag is measured by running the attack again, blocked from its next request of
 {BATCH} queries: 'flag at query' and 'fidelity at flag' are that run's (a flag with no
@@ -489,8 +510,9 @@ fidelity: blocked before it had a model to give). Honest traffic: {HONEST_ORDERS
 orders per seed of the target's test rows, then the training rows its owner never used,
 each of the attack's volume (capped by their number); 'honest flags' the honest streams
 each detector flags, 'honest min W' their lowest W (n >= {MIN_SAMPLES}; W15, W30: of any
-window). Depth (per-n): how far a stream goes below the detector's bands, the largest
-(median_n - W_n) / (c spread_n) of any of its three tests at any calibrated n, in units
+window; R15, R30: their lowest distinct share in any window). Depth (per-n): how far a
+stream goes below the detector's bands, the largest (median_n - statistic_n) /
+(c spread_n) of any of its five tests at any calibrated n, in units
 of the band's own c; the detector with widening `widen` (here 1.5) flags the stream iff
 its depth exceeds `widen`. Verdict 'unseeable' (per-n): on every seed, some honest stream
 of the attack's volume is at least as deep as the attack is before it reaches 99% (or
@@ -555,6 +577,8 @@ def prada_study(out: Path, seeds: tuple[int, ...] = (0, 1, 2),
             "per-n_min_w_at", "per-n_honest_min_w", "99%_at_query", "depth",
             "honest_max_depth", "honest_at_or_deeper",
             *[f"w{k}_{c}" for k in WINDOWS for c in ("min_w", "min_w_at", "honest_min_w")],
+            *[f"r{k}_{c}" for k in REPEATS
+              for c in ("min_share", "min_share_at", "honest_min_share")],
             "per-n_honest_flags", "paper_flag",
             "paper_fidelity_at_flag", "paper_min_w", "paper_honest_min_w",
             "paper_honest_flags", "ood_flag", "ood_fidelity_at_flag", "seconds"]
