@@ -22,10 +22,12 @@ from typing import Any
 import numpy as np
 
 from stealml.defences.prada import (
+    REPEATS,
     WINDOWS,
     calibrate_prada,
     distances,
     first_flag,
+    repeat_curve,
     w_curve,
     window_curve,
 )
@@ -47,12 +49,14 @@ def honest_flags(name: str, seed: int, streams: int, rows: int) -> dict[str, Any
     volume = min(rows, len(X))
     rng = np.random.default_rng([seed, 23])
     flagged, at, by = 0, [], set()
-    lowest = dict.fromkeys(["W", *(f"W{k}" for k in prada.windows)], 1.0)
+    lowest = dict.fromkeys(["W", *(f"W{k}" for k in prada.windows),
+                            *(f"R{k}" for k in prada.repeats)], 1.0)
     for _ in range(streams):
         order = rng.permutation(len(X))[:volume]
         D = distances(X[order], labels[order])
         for test, w in [("W", w_curve(D, MIN_SAMPLES)),
-                        *((f"W{k}", window_curve(D, k)) for k in prada.windows)]:
+                        *((f"W{k}", window_curve(D, k)) for k in prada.windows),
+                        *((f"R{k}", repeat_curve(D, k)) for k in prada.repeats)]:
             if len(w):
                 lowest[test] = min(lowest[test], float(w.min()))
         flag = first_flag(D, prada)
@@ -86,12 +90,14 @@ def main() -> None:
     notes = (f"Per-n PRADA detector (`calibrate_prada`, as the PRADA study: {PER_N_ORDERS} "
              f"orders of the owner's reference rows and {20 * PER_N_ORDERS} short ones; "
              f"W of all distances tested from distance {MIN_SAMPLES}, W of the last k "
-             f"distances for k in {WINDOWS}, each with its own per-n band) against "
+             f"distances for k in {WINDOWS} and the share of distinct values among the "
+             f"last k for k in {REPEATS}, each with its own per-n band) against "
              f"{args.streams} honest streams per target and seed, each a random order "
              f"of up to {args.rows} rows the calibration never saw (the test split and "
              f"the training half the owner does not hold). Flagged in all: {total} of "
              f"{streams} streams. 'lowest W': the lowest W of all distances (n >= "
-             f"{MIN_SAMPLES}), 'lowest Wk': of any window. The paper has no such "
+             f"{MIN_SAMPLES}), 'lowest Wk': of any window, 'lowest Rk': the lowest share of "
+             f"distinct values in any window of k (1: no repeats). The paper has no such "
              f"measurement (Juuti et al. 2019 chose delta per model on benign data). "
              f"Load average at start {load_start}, at end {load_average()}; seconds are "
              f"wall time on a shared 2-core machine.")
