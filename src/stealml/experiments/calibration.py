@@ -65,7 +65,7 @@ def calibrate_target(target: str, data: str | None = None, reference: str | None
     last = prada.min_samples + len(prada.thresholds)
     summary = {**calibration, "min_samples": prada.min_samples,
                "thresholds_to": last - 1, "delta": prada.delta,
-               "windows": list(prada.windows),
+               "windows": list(prada.windows), "repeats": list(prada.repeats),
                "threshold_at": {n: prada.threshold(n) for n in
                                 sorted({prada.min_samples, 20, 50, 100, 200, last - 1})
                                 if prada.min_samples <= n < last}}
