@@ -220,7 +220,8 @@ def test_calibrated_windows_flag_feature_discovery_before_99_percent() -> None:
     labels = target.model.predict(target.reference)
     prada = calibrate_prada(target.reference, labels, orders=10, short_orders=200)
     case = next(c for c in CASES if c.attack == "feature-discovery")
-    prada = dataclasses.replace(prada, repeats=(), repeat_thresholds=())  # W tests only
+    prada = dataclasses.replace(prada, repeats=(), repeat_thresholds=(), distinct_low=(),
+                                distinct_high=())  # W tests only
     whole = dataclasses.replace(prada, windows=(), window_thresholds=())
     missed, _ = _run(target, case, 0, [whole], "block")
     assert missed.flagged_at is None and missed.fidelity == 1.0
@@ -259,9 +260,10 @@ def test_repeat_test_flags_repeated_distances_that_every_w_test_misses() -> None
 def test_calibrated_repeat_test_flags_tree_attacks_the_w_tests_missed(seed) -> None:
     """German credit tree, attack seeds 6 and 7 (held out when the W windows were
     chosen): W of all distances and of the last 15 and 30 miss top-down (seed 6) and
-    path finding (seed 7) before 99% fidelity; the repeat tests flag both within 20
-    queries, and no order of the honest rows the owner never used (the PRADA study's
-    calibration: 50 orders of the owner's rows and 1,000 short ones)."""
+    path finding (seed 7) before 99% fidelity; the repeat tests (of all distances or of
+    the last 15) flag both within 20 queries, and no order of the honest rows the owner
+    never used (the PRADA study's calibration: 50 orders of the owner's rows and 1,000
+    short ones)."""
     import dataclasses
 
     from stealml.experiments.defence_targets import CASES
@@ -272,16 +274,75 @@ def test_calibrated_repeat_test_flags_tree_attacks_the_w_tests_missed(seed) -> N
     assert prada.repeats == (15, 30) and prada.repeat_threshold(0, 15) <= 0.8
     case = next(c for c in CASES if c.attack == ("top-down" if seed == 6 else "path-finding")
                 and c.target == "german-credit tree")
-    w_only = dataclasses.replace(prada, repeats=(), repeat_thresholds=())
+    w_only = dataclasses.replace(prada, repeats=(), repeat_thresholds=(), distinct_low=(),
+                                 distinct_high=())
     missed, _ = _run(target, case, seed, [w_only], "block")
     assert missed.fidelity is not None and missed.fidelity >= 0.99
     assert missed.flagged_at is None or missed.flagged_at > 100
     blocked, watch = _run(target, case, seed, [prada], "block")
     assert blocked.flagged_at is not None and blocked.flagged_at <= 20
-    assert watch._client("attacker")[0].flagged_by == "R15"
+    assert watch._client("attacker")[0].flagged_by in ("R", "R15")
     assert (blocked.fidelity or 0.0) < 0.99
     rng = np.random.default_rng(seed)
     honest = np.asarray(target.model.predict(target.honest))
     for _ in range(20):
         order = rng.permutation(len(target.honest))
         assert prada.new_state().update(target.honest[order], honest[order]) is None
+
+
+def test_distinct_share_of_all_distances_is_tested_on_both_sides() -> None:
+    """Too many repeats ('R') and too few ('U') among all distances, checked query by
+    query as first_flag replays the stream."""
+    from stealml.defences.prada import distinct_curve, first_flag
+
+    lattice = np.sqrt(np.arange(1.0, 41.0))  # natural rows on a grid: distances repeat
+    rng = np.random.default_rng(1)
+    honest = rng.choice(lattice, 60)
+    share = distinct_curve(honest, 10)
+    assert share[-1] == pytest.approx(len(np.unique(honest)) / 60)
+    n = np.arange(10, 70)
+    expected = 40 * (1 - (39 / 40) ** n) / n  # the share of n draws from 40 values
+    low, high = tuple(expected - 0.15), tuple(np.minimum(expected + 0.15, 1.0))
+    prada = Prada(delta=0.01, min_samples=10, distinct_low=low, distinct_high=high)
+    assert first_flag(honest, prada) is None
+    off_grid = np.r_[honest[:20], rng.uniform(1, 6, 40)]  # a line search between rows
+    same = np.r_[honest[:20], np.full(40, lattice[0])]  # one step, again and again
+    for stream, test, bound in ((off_grid, "U", high), (same, "R", low)):
+        at, flagged_by = first_flag(stream, prada)  # type: ignore[misc]
+        share = distinct_curve(stream, 10)
+        m = len(share)
+        outside = (share > np.array(high[:m])) | (share < np.array(low[:m]))
+        assert flagged_by == test and 20 < at < 60 and not outside[:at - 10].any()
+        assert (share[at - 10] > bound[at - 10]) if test == "U" else \
+            (share[at - 10] < bound[at - 10])
+    assert Prada.from_dict(prada.to_dict()) == prada
+    assert prada.distinct_bounds(9) == (0.0, np.inf) == prada.distinct_bounds(70)
+    with pytest.raises(ConfigurationError, match="distinct_high bounds must all be above 0"):
+        Prada(distinct_high=(0.0,))
+
+
+def test_too_few_repeats_flag_lowd_meek_on_integer_rows_before_99_percent() -> None:
+    """Breast cancer's rows are 1-10 scores, so two in three of an honest stream's
+    distances repeat an earlier one; Lowd-Meek's line searches almost never do. Seed 2
+    (missed by every W test and the window repeat tests: flagged by W30 at query 73,
+    after it reached 99%) is flagged by 'U' before 99%, and no honest order."""
+    import dataclasses
+
+    from stealml.experiments.defence_targets import CASES
+    from stealml.experiments.prada_study import _run
+
+    target = build_target("breast-cancer LR", 2)
+    prada = target.calibrated_prada()
+    assert prada.distinct_low and prada.distinct_high
+    case = next(c for c in CASES if c.attack == "lowd-meek")
+    without = dataclasses.replace(prada, distinct_low=(), distinct_high=())
+    late, _ = _run(target, case, 2, [without], "block")
+    assert late.flagged_at is None or (late.fidelity or 0.0) >= 0.99
+    blocked, watch = _run(target, case, 2, [prada], "block")
+    assert watch._client("attacker")[0].flagged_by == "U"
+    assert blocked.flagged_at is not None and (blocked.fidelity or 0.0) < 0.99
+    rng = np.random.default_rng(2)
+    labels = np.asarray(target.model.predict(target.honest))
+    for _ in range(20):
+        order = rng.permutation(len(target.honest))
+        assert prada.new_state().update(target.honest[order], labels[order]) is None

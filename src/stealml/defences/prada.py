@@ -27,7 +27,11 @@ tested against its own calibrated per-n band: distances of natural rows repeat o
 often as the owner's rows make them repeat, while queries that change one category or
 step a grid at a time from a few starting points give the same distance again and again
 (a normal sample has no ties; W alone, computed on the values, can stay high on such a
-lattice).
+lattice). The share of distinct values among *all* the client's distances is tested on
+both sides (``distinct_low``, ``distinct_high``): too many repeats, as above, or too few
+where the owner's natural rows are discrete (integer scores, categories) and repeat
+distances at a steady rate that queries off the lattice (line searches, random draws
+between rows) do not.
 
 References: Juuti, Szyller, Marchal, Asokan, "PRADA: Protecting against DNN Model
 Stealing Attacks", IEEE EuroS&P 2019, section IV (Algorithm 1).
@@ -35,6 +39,7 @@ Stealing Attacks", IEEE EuroS&P 2019, section IV (Algorithm 1).
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from collections.abc import Callable
@@ -49,7 +54,8 @@ from scipy.special import ndtri
 from stealml.exceptions import ConfigurationError
 from stealml.random import RandomState, as_generator
 
-__all__ = ["Prada", "PradaState", "calibrate_delta", "calibrate_prada", "distinct_share",
+__all__ = ["Prada", "PradaState", "calibrate_delta", "calibrate_prada", "distinct_curve",
+           "distinct_share",
            "first_flag", "honest_band", "honest_bands", "honest_streams", "honest_w_curves",
            "prada_from_bands", "prada_from_file", "repeat_curve", "shapiro_w", "w_band",
            "window_curve"]
@@ -84,6 +90,11 @@ class Prada:
     repeat_thresholds : tuple of tuple of float
         One per repeat test: flagged when the share < ``repeat_thresholds[i][n - k]``;
         not tested beyond the tuple's end.
+    distinct_low, distinct_high : tuple of float
+        Per-n bounds on the share of distinct values among all n distances (from
+        ``min_samples`` on): flagged when it is below ``distinct_low[n - min_samples]``
+        (too many repeats) or above ``distinct_high[n - min_samples]`` (too few); not
+        tested beyond each tuple's end (not in the paper).
 
     Examples
     --------
@@ -100,6 +111,8 @@ class Prada:
     window_thresholds: tuple[tuple[float, ...], ...] = ()
     repeats: tuple[int, ...] = ()
     repeat_thresholds: tuple[tuple[float, ...], ...] = ()
+    distinct_low: tuple[float, ...] = ()
+    distinct_high: tuple[float, ...] = ()
     name = "prada"
 
     def __post_init__(self) -> None:
@@ -129,6 +142,10 @@ class Prada:
                                      "per repeat test")
         if any(not (0 < t <= 1) for ts in self.repeat_thresholds for t in ts):
             raise ConfigurationError("PRADA's repeat thresholds must all be in (0, 1]")
+        if any(not (0 < t <= 1) for t in self.distinct_low):
+            raise ConfigurationError("PRADA's distinct_low bounds must all be in (0, 1]")
+        if any(not (t > 0) for t in self.distinct_high):
+            raise ConfigurationError("PRADA's distinct_high bounds must all be above 0")
 
     def threshold(self, n: int) -> float:
         """The threshold W is compared with once the client has ``n`` distances."""
@@ -151,6 +168,14 @@ class Prada:
         ts, j = self.repeat_thresholds[i], n - self.repeats[i]
         return ts[j] if 0 <= j < len(ts) else 0.0
 
+    def distinct_bounds(self, n: int) -> tuple[float, float]:
+        """The bounds (low, high) the share of distinct values among all ``n`` distances
+        must stay within; (0, inf) (no test) beyond the calibrated n."""
+        j = n - self.min_samples
+        low = self.distinct_low[j] if 0 <= j < len(self.distinct_low) else 0.0
+        high = self.distinct_high[j] if 0 <= j < len(self.distinct_high) else math.inf
+        return low, high
+
     def new_state(self) -> PradaState:
         return PradaState(self)
 
@@ -165,6 +190,10 @@ class Prada:
         if self.repeats:
             data["repeats"] = list(self.repeats)
             data["repeat_thresholds"] = [list(t) for t in self.repeat_thresholds]
+        if self.distinct_low:
+            data["distinct_low"] = list(self.distinct_low)
+        if self.distinct_high:
+            data["distinct_high"] = list(self.distinct_high)
         return data
 
     @classmethod
@@ -175,7 +204,7 @@ class Prada:
                                      "\"detector\": \"prada\" (see stealml calibrate-prada)")
         unknown = set(data) - {"detector", "delta", "min_samples", "thresholds", "windows",
                                "window_thresholds", "repeats", "repeat_thresholds",
-                               "calibration"}
+                               "distinct_low", "distinct_high", "calibration"}
         if unknown:
             raise ConfigurationError(f"a PRADA calibration has no field {sorted(unknown)[0]!r}")
         try:
@@ -189,7 +218,9 @@ class Prada:
                        thresholds=thresholds, windows=windows,
                        window_thresholds=window_thresholds,
                        repeats=tuple(data.get("repeats", ())),
-                       repeat_thresholds=repeat_thresholds)
+                       repeat_thresholds=repeat_thresholds,
+                       distinct_low=tuple(float(t) for t in data.get("distinct_low", ())),
+                       distinct_high=tuple(float(t) for t in data.get("distinct_high", ())))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"a bad PRADA calibration: {exc!r}") from exc
 
@@ -255,7 +286,8 @@ class PradaState:
         The query (1-based) after which the client was flagged.
     flagged_by : str or None
         The test that flagged it: ``"W"`` (all distances), ``"W<k>"`` (W of the last k)
-        or ``"R<k>"`` (repeats among the last k).
+        ``"R<k>"`` (repeats among the last k), ``"R"`` (too many repeats among all
+        distances) or ``"U"`` (too few).
     """
 
     def __init__(self, detector: Prada) -> None:
@@ -267,6 +299,8 @@ class PradaState:
         self.flagged_at: int | None = None
         self.flagged_by: str | None = None
         self._groups: dict[str, _Growing] = {}
+        self._sorted: list[float] = []  # the distances, sorted
+        self._distinct = 0  # distances not equal to an earlier one
 
     def update(self, X: np.ndarray, labels: Any) -> int | None:
         """Observe queries in order; returns the index of the row that raised the flag
@@ -291,6 +325,8 @@ class PradaState:
         diff = group.rows[:group.n] - x
         d = float(np.sqrt(np.min(np.einsum("ij,ij->i", diff, diff))))
         self.distances.append(d)
+        self._distinct += not _is_repeat(self._sorted, d)
+        bisect.insort(self._sorted, d)
         if d > group.threshold:
             group.add(x)
             group.grew(d)
@@ -313,6 +349,12 @@ class PradaState:
             if limit > 0 and distinct_share(self.distances[-k:]) < limit:
                 self.flagged_by = f"R{k}"
                 return True
+        if n >= self.detector.min_samples:
+            low, high = self.detector.distinct_bounds(n)
+            share = self._distinct / n
+            if share < low or share > high:
+                self.flagged_by = "R" if share < low else "U"
+                return True
         return False
 
     def summary(self) -> dict[str, Any]:
@@ -324,6 +366,13 @@ class PradaState:
 # distances within this relative spread of each other are equal: a line search's steps
 # differ by float rounding only (1e-16), which W would otherwise read as a sample
 EQUAL = 1e-9
+
+
+def _is_repeat(ordered: list[float], d: float) -> bool:
+    """Whether ``d`` is within a relative ``EQUAL`` of a value of the sorted list."""
+    tol = EQUAL * abs(d)
+    i = bisect.bisect_left(ordered, d - tol)
+    return i < len(ordered) and ordered[i] <= d + tol
 
 
 @lru_cache(maxsize=1024)
@@ -537,6 +586,30 @@ def repeat_curve(D: np.ndarray, k: int, stop: int | None = None,
                            for i in range(0, len(windows), chunk)])
 
 
+def distinct_curve(D: np.ndarray, start: int, stop: int | None = None) -> np.ndarray:
+    """The share of distinct values among the first n distances of ``D`` for n =
+    ``start``..``stop`` (index n - start): :class:`PradaState`'s tests ``"R"`` and
+    ``"U"`` for a whole stream at once (a distance within a relative 1e-9 of an earlier
+    one repeats it).
+
+    Examples
+    --------
+    >>> distinct_curve(np.array([1.0, 2.0, 2.0, 3.0, 1.0]), 3).tolist()
+    [0.6666666666666666, 0.75, 0.6]
+    """
+    D = np.asarray(D, dtype=float)
+    stop = len(D) if stop is None else min(stop, len(D))
+    if stop < start:
+        return np.array([])
+    ordered: list[float] = []
+    new = np.empty(stop, dtype=bool)
+    for i, d in enumerate(D[:stop].tolist()):
+        new[i] = not _is_repeat(ordered, d)
+        bisect.insort(ordered, d)
+    counts = np.cumsum(new)
+    return counts[start - 1:] / np.arange(start, stop + 1)
+
+
 def first_flag(D: np.ndarray, prada: Prada) -> tuple[int, str] | None:
     """After how many distances of the stream ``D`` ``prada`` flags the client, and by
     which test (``"W"``, ``"W<k>"`` or ``"R<k>"``, as :attr:`PradaState.flagged_by`);
@@ -560,6 +633,16 @@ def first_flag(D: np.ndarray, prada: Prada) -> tuple[int, str] | None:
                                              for n in range(k, k + len(r))]))
         if len(below):
             hits.append((k + int(below[0]), len(prada.windows) + i + 1, f"R{k}"))
+    if prada.distinct_low or prada.distinct_high:
+        share = distinct_curve(D, prada.min_samples)
+        bounds = np.array([prada.distinct_bounds(n) for n in
+                           range(prada.min_samples, prada.min_samples + len(share))])
+        order = len(prada.windows) + len(prada.repeats) + 1
+        for name, out in (("R", share < bounds[:, 0]), ("U", share > bounds[:, 1])) \
+                if len(share) else ():
+            hit = np.flatnonzero(out)
+            if len(hit):
+                hits.append((prada.min_samples + int(hit[0]), order + (name == "U"), name))
     if not hits:
         return None
     n, _, test = min(hits)
@@ -671,13 +754,17 @@ Band = tuple[np.ndarray, np.ndarray, float]  # w_band's (centre, spread, c)
 def honest_bands(X: np.ndarray, labels: Any, min_samples: int = 10,
                  windows: tuple[int, ...] = (), orders: int = 50, short_orders: int = 1000,
                  short: int = 200, max_rows: int = 2000, random_state: RandomState = 0,
-                 repeats: tuple[int, ...] = ()) -> tuple[Band, dict[str, Band]]:
+                 repeats: tuple[int, ...] = (),
+                 distinct: bool = False) -> tuple[Band, dict[str, Band]]:
     """:func:`w_band` of the rows ``X`` sent in ``orders`` random orders of at most
     ``max_rows`` rows and ``short_orders`` of ``short`` rows, none over half the rows
     (what :func:`calibrate_prada` thresholds): the band of W of all distances, and by
     test name the band of each window's W (``"W<k>"``) and of each repeat test's
     distinct share (``"R<k>"``; its spread is the tolerance, at least ``REPEAT_FLOOR``
-    repeats, and its c is 1). Tests longer than the orders' streams are left out."""
+    repeats, and its c is 1). With ``distinct``, also the bands of the share of distinct
+    values among all distances (``"R"``) and of minus that share (``"U"``: its upper
+    band), from the ``min_samples``-th distance on, tolerances as the repeat tests'.
+    Tests longer than the orders' streams are left out."""
     X = np.asarray(X, dtype=float)
     half = len(X) // 2
     if half <= min_samples + 1:
@@ -699,6 +786,12 @@ def honest_bands(X: np.ndarray, labels: Any, min_samples: int = 10,
         if k <= shortest:
             centre, spread, c = band(lambda D, k=k: repeat_curve(D, k), k)  # type: ignore[misc]
             bands[f"R{k}"] = (centre, np.maximum(c * spread, REPEAT_FLOOR / k), 1.0)
+    if distinct:
+        curves = [_curves(g, lambda D: distinct_curve(D, min_samples)) for g in groups]
+        for name, sign in (("R", 1.0), ("U", -1.0)):
+            centre, spread, c = w_band([sign * x for x in curves], min_samples)
+            n = np.arange(min_samples, min_samples + len(centre))
+            bands[name] = (centre, np.maximum(c * spread, REPEAT_FLOOR / n), 1.0)
     return whole, bands
 
 
@@ -728,7 +821,7 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
                     widen: float = WIDEN, short_orders: int = 1000, short: int = 200,
                     max_rows: int = 2000, windows: tuple[int, ...] = WINDOWS,
                     random_state: RandomState = 0,
-                    repeats: tuple[int, ...] = REPEATS) -> Prada:
+                    repeats: tuple[int, ...] = REPEATS, distinct: bool = True) -> Prada:
     """A PRADA detector with per-n thresholds calibrated on the owner's natural rows.
 
     The rows ``X`` (with the model's ``labels``) are sent in ``orders`` random orders of
@@ -757,6 +850,13 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
     held-out seeds escaped every W test while 12-14 of any 15 of their distances
     repeat; docs/defences.md.)
 
+    With ``distinct``, the share of distinct values among all distances gets a lower
+    and an upper per-n bound the same way (tolerance at least ``REPEAT_FLOOR / n``):
+    too many repeats, or too few where the owner's rows repeat distances at a steady
+    rate (added after seeing that Lowd-Meek's and adaptive retraining's queries on
+    breast cancer, whose natural rows are 1-10 scores, almost never repeat a distance
+    while natural streams repeat two in three; docs/defences.md).
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)
@@ -770,18 +870,23 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
     if widen < 1:
         raise ConfigurationError(f"widen must be at least 1, not {widen}")
     whole, bands = honest_bands(X, labels, min_samples, tuple(windows), orders, short_orders,
-                                short, max_rows, random_state, tuple(repeats))
+                                short, max_rows, random_state, tuple(repeats), distinct)
     return prada_from_bands(whole, bands, min_samples, widen)
 
 
 def prada_from_bands(whole: Band, bands: dict[str, Band], min_samples: int = 10,
                      widen: float = WIDEN) -> Prada:
     """The detector :func:`calibrate_prada` makes from :func:`honest_bands`' bands
-    (by test name: ``"W<k>"`` windows, ``"R<k>"`` repeat tests)."""
+    (by test name: ``"W<k>"`` windows, ``"R<k>"`` repeat tests, ``"R"`` and ``"U"``
+    the share of distinct values among all distances and minus it)."""
     thresholds = _thresholds(whole, widen)
     tail = float(thresholds[len(thresholds) // 2:].min())
     windows = {int(t[1:]): b for t, b in bands.items() if t.startswith("W")}
-    repeats = {int(t[1:]): b for t, b in bands.items() if t.startswith("R")}
+    repeats = {int(t[1:]): b for t, b in bands.items() if t.startswith("R") and t != "R"}
+    low = _thresholds(bands["R"], widen) if "R" in bands else ()
+    if "U" in bands:  # the band of minus the share: its threshold, negated, is an upper bound
+        centre, tol, c = bands["U"]
+        high = -(centre - widen * c * tol)
     return Prada(delta=tail, min_samples=min_samples,
                  thresholds=tuple(float(t) for t in thresholds),
                  windows=tuple(windows),
@@ -789,7 +894,9 @@ def prada_from_bands(whole: Band, bands: dict[str, Band], min_samples: int = 10,
                                          for b in windows.values()),
                  repeats=tuple(repeats),
                  repeat_thresholds=tuple(tuple(float(t) for t in _thresholds(b, widen))
-                                         for b in repeats.values()))
+                                         for b in repeats.values()),
+                 distinct_low=tuple(float(t) for t in low),
+                 distinct_high=tuple(float(t) for t in high) if "U" in bands else ())
 
 
 def prada_from_file(path: str | Path, n_columns: int,

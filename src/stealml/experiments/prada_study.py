@@ -49,6 +49,7 @@ from stealml.defences.prada import (
     Band,
     _shapiro_w,
     distances,
+    distinct_curve,
     honest_bands,
     prada_from_bands,
     repeat_curve,
@@ -188,19 +189,28 @@ def _first_below(ns: np.ndarray, ws: np.ndarray, prada: Prada) -> int | None:
     return int(ns[hit[0]]) if len(hit) else None
 
 
-def _windows(D: np.ndarray, prada: Prada) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each window test of ``prada`` by name (``"W<k>"``: W of the last k distances,
-    ``"R<k>"``: their share of distinct values): (its statistic at n = k..len(D), the
-    thresholds there)."""
+def _windows(D: np.ndarray,
+             prada: Prada) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:
+    """Each test of ``prada`` but W of all distances, by name (``"W<k>"``: W of the last
+    k distances, ``"R<k>"``: their share of distinct values, ``"R"``: the share among
+    all distances, ``"U"``: minus it): (its first n, its statistic at every n from
+    there, the thresholds there; flagged where the statistic is below)."""
     out = {}
     for i, k in enumerate(prada.windows):
         w = window_curve(D, k)
-        out[f"W{k}"] = w, np.array([prada.window_threshold(i, n)
-                                    for n in range(k, k + len(w))])
+        out[f"W{k}"] = k, w, np.array([prada.window_threshold(i, n)
+                                       for n in range(k, k + len(w))])
     for i, k in enumerate(prada.repeats):
         r = repeat_curve(D, k)
-        out[f"R{k}"] = r, np.array([prada.repeat_threshold(i, n)
-                                    for n in range(k, k + len(r))])
+        out[f"R{k}"] = k, r, np.array([prada.repeat_threshold(i, n)
+                                       for n in range(k, k + len(r))])
+    if prada.distinct_low or prada.distinct_high:
+        m = prada.min_samples
+        share = distinct_curve(D, m)
+        bounds = np.array([prada.distinct_bounds(n) for n in range(m, m + len(share))])
+        if len(share):
+            out["R"] = m, share, bounds[:, 0]
+            out["U"] = m, -share, -bounds[:, 1]
     return out
 
 
@@ -212,6 +222,9 @@ def _tests(D: np.ndarray, prada: Prada) -> dict[str, tuple[int, np.ndarray]]:
         out[f"W{k}"] = (k, window_curve(D, k, stop=EVERY_UNTIL))
     for k in prada.repeats:
         out[f"R{k}"] = (k, repeat_curve(D, k, stop=EVERY_UNTIL))
+    if prada.distinct_low or prada.distinct_high:
+        share = distinct_curve(D, prada.min_samples, stop=EVERY_UNTIL)
+        out["R"], out["U"] = (prada.min_samples, share), (prada.min_samples, -share)
     return out
 
 
@@ -230,14 +243,15 @@ def _reaches_99(target: Target, case: Case, seed: int, queries: int) -> int:
 
 
 def _first_flag(curve: tuple[np.ndarray, np.ndarray],
-                windows: dict[str, tuple[np.ndarray, np.ndarray]], prada: Prada) -> int | None:
+                windows: dict[str, tuple[int, np.ndarray, np.ndarray]],
+                prada: Prada) -> int | None:
     """The number of distances after which ``prada`` flags a stream (any test), from its
     :func:`_curve` (W of all distances every n up to EVERY_UNTIL, then on a 1% grid) and
     its :func:`_windows`."""
     hits = [_first_below(*curve, prada)]
-    for test, (w, t) in windows.items():
+    for start, w, t in windows.values():
         below = np.flatnonzero(w < t)
-        hits.append(int(test[1:]) + int(below[0]) if len(below) else None)
+        hits.append(start + int(below[0]) if len(below) else None)
     found = [h for h in hits if h is not None]
     return min(found) if found else None
 
@@ -264,9 +278,11 @@ def _honest(target: Target, volume: int, detectors: dict[str, Prada], bands: dic
             ws = curve[1]
             if len(ws):
                 lows[prada.min_samples] = min(lows.get(prada.min_samples, 1.0), ws.min())
-            for test, (w, _) in windows.items():
+            for test, (_, w, _) in windows.items():
                 if len(w):
-                    window_lows[test] = min(window_lows.get(test, 1.0), float(w.min()))
+                    low = float(w.min()) if test != "U" else -float(w.min())  # U: the highest
+                    window_lows[test] = min(window_lows.get(test, 1.0), low) if test != "U" \
+                        else max(window_lows.get(test, 0.0), low)
             flags[name] += _first_flag(curve, windows, prada) is not None
     out["min_w"] = {m: float(w) for m, w in lows.items()}
     out["window_min_w"] = window_lows
@@ -302,7 +318,8 @@ def _detectors(target: Target, seed: int,
     """The two detectors, and the per-n one's bands by test (as calibrate_prada)."""
     labels = target.model.predict(target.reference)
     whole, bands = honest_bands(target.reference, labels, MIN_SAMPLES, WINDOWS, orders,
-                                short_orders=20 * orders, random_state=seed, repeats=REPEATS)
+                                short_orders=20 * orders, random_state=seed, repeats=REPEATS,
+                                distinct=True)
     return ({"paper": Prada(delta=target.calibrated_delta(), min_samples=PRADA_MIN_SAMPLES),
              "per-n": prada_from_bands(whole, bands, MIN_SAMPLES)},
             {"W": whole, **bands})
@@ -361,11 +378,13 @@ def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
             row[f"{name}_min_w_at"] = int(ns[np.argmin(ws)]) if len(ws) else None
             row[f"{name}_honest_min_w"] = honest["min_w"].get(prada.min_samples)
             row[f"{name}_honest_flags"] = honest["flags"][name]
-            for test, (w, _) in windows.items():
-                key = test.lower() if test.startswith("R") else f"w{test[1:]}"
-                stat = "min_share" if test.startswith("R") else "min_w"
-                row[f"{key}_{stat}"] = float(w.min()) if len(w) else None
-                row[f"{key}_{stat}_at"] = int(test[1:]) + int(np.argmin(w)) if len(w) else None
+            for test, (first, w, _) in windows.items():
+                key = test.lower() if test.startswith(("R", "U")) else f"w{test[1:]}"
+                stat = "min_w" if test.startswith("W") else \
+                    "max_share" if test == "U" else "min_share"
+                value = (-w.min() if test == "U" else w.min()) if len(w) else None
+                row[f"{key}_{stat}"] = None if value is None else float(value)
+                row[f"{key}_{stat}_at"] = first + int(np.argmin(w)) if len(w) else None
                 row[f"{key}_honest_{stat}"] = honest["window_min_w"].get(test)
             row[f"{name}_flag"] = row[f"{name}_fidelity_at_flag"] = None
             flag_n = _first_flag((ns, ws), windows, prada)
@@ -476,6 +495,10 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             **{f"attack / honest min distinct share R{k}": _fmt_range(
                 [r.get(f"r{k}_min_share") for r in ok], 2) + " / " + _fmt_range(
                 [r.get(f"r{k}_honest_min_share") for r in ok], 2) for k in REPEATS},
+            "attack / honest distinct share of all distances, lowest (R)": _fmt_range(
+                [r.get("r_min_share") for r in ok], 2) + " / " + _fmt_range(
+                [r.get("r_honest_min_share") for r in ok], 2),
+
             "honest per-n flags": f"{sum(r['per-n_honest_flags'] for r in ok)}/"
                                   f"{sum(r['honest_orders'] for r in ok)}",
             "per-n verdict": _verdict(rs, "per-n"),
@@ -492,15 +515,18 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 NOTES = f"""Each attack runs undefended at its defence-matrix budget on {{seeds}} seeds (the
-target is retrained per seed). `per-n`: PRADA with five tests, each against its own
+target is retrained per seed). `per-n`: PRADA with seven tests, each against its own
 threshold per number of distances n: W of all distances (from the {MIN_SAMPLES}th
-distance on), W of the last k distances for k in {WINDOWS} (from the kth, 'Wk') and the
-share of distinct values among the last k distances for k in {REPEATS} ('Rk'), all
+distance on), W of the last k distances for k in {WINDOWS} (from the kth, 'Wk'), the
+share of distinct values among the last k distances for k in {REPEATS} ('Rk': too many
+repeats), and the share of distinct values among all distances, on both sides ('R': too
+many repeats, 'U': too few; from the {MIN_SAMPLES}th distance), all
 calibrated on the owner's reference rows only (half of the training split; 50 random
 orders and 1,000 more of 200 rows, none over half the rows; per test the band median -
 1.5 c spread of its statistic, c the largest deviation of any calibration order in units
 of the per-n lower-tail spread; for Rk, c spread at least {REPEAT_FLOOR}/k, so that at
-least {int(REPEAT_FLOOR * WIDEN) + 1} repeats more than the honest median flag), see
+least {int(REPEAT_FLOOR * WIDEN) + 1} repeats more than the honest median flag; for R and
+U at least {REPEAT_FLOOR}/n), see
 `stealml.defences.calibrate_prada` and `w_band`; 'flagged by' names the test that
 flagged it. `paper`: one delta (the lowest W of 5 reference
 orders from the 100th distance on, less 0.02), test from the 100th distance, as Juuti et
@@ -510,9 +536,10 @@ fidelity: blocked before it had a model to give). Honest traffic: {HONEST_ORDERS
 orders per seed of the target's test rows, then the training rows its owner never used,
 each of the attack's volume (capped by their number); 'honest flags' the honest streams
 each detector flags, 'honest min W' their lowest W (n >= {MIN_SAMPLES}; W15, W30: of any
-window; R15, R30: their lowest distinct share in any window). Depth (per-n): how far a
-stream goes below the detector's bands, the largest (median_n - statistic_n) /
-(c spread_n) of any of its five tests at any calibrated n, in units
+window; R15, R30: their lowest distinct share in any window; R, U: the lowest and highest
+distinct share of all distances). Depth (per-n): how far a stream goes beyond the
+detector's bands, the largest (median_n - statistic_n) / (c spread_n) of any of its
+seven tests at any calibrated n (for U, of minus the share), in units
 of the band's own c; the detector with widening `widen` (here 1.5) flags the stream iff
 its depth exceeds `widen`. Verdict 'unseeable' (per-n): on every seed, some honest stream
 of the attack's volume is at least as deep as the attack is before it reaches 99% (or
@@ -579,6 +606,8 @@ def prada_study(out: Path, seeds: tuple[int, ...] = (0, 1, 2),
             *[f"w{k}_{c}" for k in WINDOWS for c in ("min_w", "min_w_at", "honest_min_w")],
             *[f"r{k}_{c}" for k in REPEATS
               for c in ("min_share", "min_share_at", "honest_min_share")],
+            "r_min_share", "r_min_share_at", "r_honest_min_share",
+            "u_max_share", "u_max_share_at", "u_honest_max_share",
             "per-n_honest_flags", "paper_flag",
             "paper_fidelity_at_flag", "paper_min_w", "paper_honest_min_w",
             "paper_honest_flags", "ood_flag", "ood_fidelity_at_flag", "seconds"]
