@@ -847,8 +847,8 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
     ``c * spread`` is never below ``REPEAT_FLOOR / k``: the owner's rows may show no
     repeat at all, and one band as narrow as that would flag the first honest pair of
     equal distances. (Added after seeing that the tree attacks of the PRADA study's
-    held-out seeds escaped every W test while 12-14 of any 15 of their distances
-    repeat; docs/defences.md.)
+    held-out seeds escaped every W test while in their busiest windows 12-14 of 15
+    distances repeat; docs/defences.md.)
 
     With ``distinct``, the share of distinct values among all distances gets a lower
     and an upper per-n bound the same way (tolerance at least ``REPEAT_FLOOR / n``):
