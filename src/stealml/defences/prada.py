@@ -612,8 +612,8 @@ def distinct_curve(D: np.ndarray, start: int, stop: int | None = None) -> np.nda
 
 def first_flag(D: np.ndarray, prada: Prada) -> tuple[int, str] | None:
     """After how many distances of the stream ``D`` ``prada`` flags the client, and by
-    which test (``"W"``, ``"W<k>"`` or ``"R<k>"``, as :attr:`PradaState.flagged_by`);
-    None if never."""
+    which test (``"W"``, ``"W<k>"``, ``"R<k>"``, ``"R"`` or ``"U"``, as
+    :attr:`PradaState.flagged_by`); None if never."""
     hits = []
     w = w_curve(D, prada.min_samples)
     below = np.flatnonzero(w < np.array([prada.threshold(n) for n in
@@ -633,16 +633,17 @@ def first_flag(D: np.ndarray, prada: Prada) -> tuple[int, str] | None:
                                              for n in range(k, k + len(r))]))
         if len(below):
             hits.append((k + int(below[0]), len(prada.windows) + i + 1, f"R{k}"))
-    if prada.distinct_low or prada.distinct_high:
-        share = distinct_curve(D, prada.min_samples)
+    share = distinct_curve(D, prada.min_samples) \
+        if prada.distinct_low or prada.distinct_high else np.array([])
+    if len(share):
         bounds = np.array([prada.distinct_bounds(n) for n in
                            range(prada.min_samples, prada.min_samples + len(share))])
         order = len(prada.windows) + len(prada.repeats) + 1
-        for name, out in (("R", share < bounds[:, 0]), ("U", share > bounds[:, 1])) \
-                if len(share) else ():
+        for i, (name, out) in enumerate((("R", share < bounds[:, 0]),
+                                         ("U", share > bounds[:, 1]))):
             hit = np.flatnonzero(out)
             if len(hit):
-                hits.append((prada.min_samples + int(hit[0]), order + (name == "U"), name))
+                hits.append((prada.min_samples + int(hit[0]), order + i, name))
     if not hits:
         return None
     n, _, test = min(hits)
