@@ -8,8 +8,9 @@ each), and every stream the detector would flag is counted. The PRADA study's ow
 streams (10 per seed) are far fewer; this is the check behind the calibration's ``widen``.
 
 Run: OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/prada_honest.py \\
-     [--seeds 0 1 2 3 4] [--streams 200] [--rows 2000]
-Writes benchmarks/results/prada_honest.{json,md}.
+     [--seeds 0 1 2 3 4] [--streams 200] [--rows 2000] [--out NAME]
+Writes benchmarks/results/prada_honest.{json,md} (``--out prada_honest_5_9``: another name
+under benchmarks/results, e.g. for more seeds).
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--targets", nargs="+", default=list(TARGET_SPECS))
+    parser.add_argument("--out", default="prada_honest",
+                        help="results file name under benchmarks/results (no suffix)")
     args = parser.parse_args()
     load_start = load_average()
     rows = []
@@ -104,7 +107,7 @@ def main() -> None:
              f"Load average at start {load_start}, at end {load_average()}; seconds are "
              f"wall time on a shared 2-core machine.")
     out = Path(__file__).resolve().parent / "results"
-    for path in write_results(out / "prada_honest", "PRADA on unseen honest traffic", rows,
+    for path in write_results(out / args.out, "PRADA on unseen honest traffic", rows,
                               list(rows[0]), notes):
         print(path)
 
