@@ -124,22 +124,10 @@ class Prada:
                                      f"not {self.min_samples}")
         if any(not (0 < t < 1) for t in self.thresholds):
             raise ConfigurationError("PRADA's thresholds must all be between 0 and 1")
-        if any(isinstance(k, bool) or int(k) != k or k < 3 for k in self.windows):
-            raise ConfigurationError(f"PRADA's windows must be whole numbers >= 3, not "
-                                     f"{list(self.windows)}")
-        if len(self.window_thresholds) != len(self.windows) or \
-                any(not t for t in self.window_thresholds):
-            raise ConfigurationError("PRADA needs one non-empty tuple of window_thresholds "
-                                     "per window")
+        _check_sized("windows", self.windows, "window", self.window_thresholds)
         if any(not (0 < t < 1) for ts in self.window_thresholds for t in ts):
             raise ConfigurationError("PRADA's window thresholds must all be between 0 and 1")
-        if any(isinstance(k, bool) or int(k) != k or k < 3 for k in self.repeats):
-            raise ConfigurationError(f"PRADA's repeats must be whole numbers >= 3, not "
-                                     f"{list(self.repeats)}")
-        if len(self.repeat_thresholds) != len(self.repeats) or \
-                any(not t for t in self.repeat_thresholds):
-            raise ConfigurationError("PRADA needs one non-empty tuple of repeat_thresholds "
-                                     "per repeat test")
+        _check_sized("repeats", self.repeats, "repeat", self.repeat_thresholds)
         if any(not (0 < t <= 1) for ts in self.repeat_thresholds for t in ts):
             raise ConfigurationError("PRADA's repeat thresholds must all be in (0, 1]")
         if any(not (0 < t <= 1) for t in self.distinct_low):
@@ -240,6 +228,18 @@ class Prada:
             raise ConfigurationError(f"cannot read the PRADA calibration {path}: {exc}") \
                 from exc
         return cls.from_dict(data)
+
+
+def _check_sized(field: str, sizes: tuple[int, ...], test: str,
+                 thresholds: tuple[tuple[float, ...], ...]) -> None:
+    """The sizes k of a family of last-k tests are whole numbers >= 3, each with a
+    non-empty tuple of thresholds."""
+    if any(isinstance(k, bool) or int(k) != k or k < 3 for k in sizes):
+        raise ConfigurationError(f"PRADA's {field} must be whole numbers >= 3, not "
+                                 f"{list(sizes)}")
+    if len(thresholds) != len(sizes) or any(not t for t in thresholds):
+        raise ConfigurationError(f"PRADA needs one non-empty tuple of {test}_thresholds "
+                                 f"per {test} test")
 
 
 class _Growing:
