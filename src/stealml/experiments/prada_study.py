@@ -11,8 +11,9 @@ training split), never on the honest traffic that judges them:
 ``per-n``     :func:`~stealml.defences.calibrate_prada`: the test starts after
               ``MIN_SAMPLES`` distances, against a threshold per n (a simultaneous lower
               band of honest reference W_n over 1,050 orders, widened by 1.5), with W
-              of the last 15 and 30 distances and their share of distinct values
-              tested the same way.
+              of the last 15 and 30 distances, their share of distinct values, and
+              that share among all distances (too low or too high) tested the same
+              way.
 
 A flagged attack is run again with the detector blocking it (from its next request of
 10 queries), which gives the query and the fidelity at the flag. An attack the detector
@@ -279,10 +280,8 @@ def _honest(target: Target, volume: int, detectors: dict[str, Prada], bands: dic
             if len(ws):
                 lows[prada.min_samples] = min(lows.get(prada.min_samples, 1.0), ws.min())
             for test, (_, w, _) in windows.items():
-                if len(w):
-                    low = float(w.min()) if test != "U" else -float(w.min())  # U: the highest
-                    window_lows[test] = min(window_lows.get(test, 1.0), low) if test != "U" \
-                        else max(window_lows.get(test, 0.0), low)
+                if len(w):  # (for U, the lowest of minus the share)
+                    window_lows[test] = min(window_lows.get(test, np.inf), float(w.min()))
             flags[name] += _first_flag(curve, windows, prada) is not None
     out["min_w"] = {m: float(w) for m, w in lows.items()}
     out["window_min_w"] = window_lows
@@ -382,10 +381,11 @@ def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
                 key = test.lower() if test.startswith(("R", "U")) else f"w{test[1:]}"
                 stat = "min_w" if test.startswith("W") else \
                     "max_share" if test == "U" else "min_share"
-                value = (-w.min() if test == "U" else w.min()) if len(w) else None
-                row[f"{key}_{stat}"] = None if value is None else float(value)
+                sign = -1.0 if test == "U" else 1.0  # U's statistic is minus the share
+                honest_low = honest["window_min_w"].get(test)
+                row[f"{key}_{stat}"] = sign * float(w.min()) if len(w) else None
                 row[f"{key}_{stat}_at"] = first + int(np.argmin(w)) if len(w) else None
-                row[f"{key}_honest_{stat}"] = honest["window_min_w"].get(test)
+                row[f"{key}_honest_{stat}"] = None if honest_low is None else sign * honest_low
             row[f"{name}_flag"] = row[f"{name}_fidelity_at_flag"] = None
             flag_n = _first_flag((ns, ws), windows, prada)
             if flag_n is not None:
