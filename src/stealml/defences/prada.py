@@ -209,6 +209,8 @@ class Prada:
                        repeat_thresholds=repeat_thresholds,
                        distinct_low=tuple(float(t) for t in data.get("distinct_low", ())),
                        distinct_high=tuple(float(t) for t in data.get("distinct_high", ())))
+        except ConfigurationError as exc:  # a setting out of range: its own message
+            raise ConfigurationError(f"a bad PRADA calibration: {exc}") from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"a bad PRADA calibration: {exc!r}") from exc
 
