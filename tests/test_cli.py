@@ -148,6 +148,13 @@ def test_calibrated_prada_flags_top_down_early(tmp_path: Path) -> None:
     assert summary["rows"] == 700 and summary["min_samples"] == 10
     assert summary["threshold_at"]["10"] < summary["threshold_at"]["100"] < 1
     assert json.loads(calibration.read_text())["detector"] == "prada"
+    shares = summary["label_shares"]  # the tree's classes on the owner's 700 rows
+    assert set(shares) == {"bad", "good"} and sum(shares.values()) == pytest.approx(1)
+    off = tmp_path / "off.json"
+    assert not json.loads(stealml("calibrate-prada", str(tree), "--data", "german-credit",
+                                  "--orders", "2", "--no-label-test", "--out", str(off),
+                                  "--json").stdout)["label_shares"]
+    assert "label_high" not in json.loads(off.read_text())
     ext = ["extract", "--target", str(tree), "--attack", "top-down", "--monitor", "prada",
            "--data", "german-credit", "--batch-size", "10", "--json"]
     flagged = json.loads(stealml(*ext, "--prada-calibration", str(calibration)).stdout)

@@ -519,10 +519,14 @@ def serve(models: tuple[str, ...], config: str | None, host: str | None, port: i
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Where to write the calibration (.json) for serve/extract "
                    "--prada-calibration.")
+@click.option("--label-test/--no-label-test", default=True, show_default=True,
+              help="Also test each client's mix of predicted classes against the owner's "
+                   "rows' (off where honest clients' mix of cases differs from them).")
 @click.option("--trusted", is_flag=True, help="Load types outside scikit-learn and pickles.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def calibrate_prada(target: str, data: str | None, reference: str | None, orders: int,
-                    seed: int, out: str, trusted: bool, as_json: bool) -> None:
+                    seed: int, out: str, label_test: bool, trusted: bool,
+                    as_json: bool) -> None:
     """Calibrate TARGET's PRADA detector: a Shapiro-Wilk threshold per number of distances,
     from the owner's natural rows sent in many random orders (docs/defences.md)."""
     from stealml.experiments.calibration import calibrate_target
@@ -531,7 +535,8 @@ def calibrate_prada(target: str, data: str | None, reference: str | None, orders
         raise ConfigurationError(f"--out is a .json file, not {out}")
     with _spinner("calibrating PRADA", enabled=not as_json):
         _, summary = calibrate_target(target, data=data, reference=reference, out=out,
-                                      orders=orders, seed=seed, trusted=trusted)
+                                      orders=orders, seed=seed, trusted=trusted,
+                                      label_test=label_test)
     if as_json:
         click.echo(json.dumps({**summary, "out": out}))
         return
@@ -541,6 +546,10 @@ def calibrate_prada(target: str, data: str | None, reference: str | None, orders
         table.add_row(str(n), f"{t:.4f}")
     table.add_row(f"> {summary['thresholds_to']}", f"{summary['delta']:.4f}")
     out_console.print(table)
+    if summary["label_shares"]:
+        shares = ", ".join(f"{c} {p:.1%}" for c, p in summary["label_shares"].items())
+        out_console.print(f"label test: a client's class mix is compared with the owner's "
+                          f"({shares})")
 
 
 @contextmanager

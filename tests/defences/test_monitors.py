@@ -221,7 +221,8 @@ def test_calibrated_windows_flag_feature_discovery_before_99_percent() -> None:
     prada = calibrate_prada(target.reference, labels, orders=10, short_orders=200)
     case = next(c for c in CASES if c.attack == "feature-discovery")
     prada = dataclasses.replace(prada, repeats=(), repeat_thresholds=(), distinct_low=(),
-                                distinct_high=())  # W tests only
+                                distinct_high=(), label_shares=(),
+                                label_high=())  # W tests only
     whole = dataclasses.replace(prada, windows=(), window_thresholds=())
     missed, _ = _run(target, case, 0, [whole], "block")
     assert missed.flagged_at is None and missed.fidelity == 1.0
@@ -270,7 +271,7 @@ def test_calibrated_repeat_test_flags_tree_attacks_the_w_tests_missed(seed) -> N
     from stealml.experiments.prada_study import _run
 
     target = build_target("german-credit tree", seed)
-    prada = target.calibrated_prada()
+    prada = dataclasses.replace(target.calibrated_prada(), label_shares=(), label_high=())
     assert prada.repeats == (15, 30) and prada.repeat_threshold(0, 15) <= 0.8
     case = next(c for c in CASES if c.attack == ("top-down" if seed == 6 else "path-finding")
                 and c.target == "german-credit tree")
@@ -332,7 +333,7 @@ def test_too_few_repeats_flag_lowd_meek_on_integer_rows_before_99_percent() -> N
     from stealml.experiments.prada_study import _run
 
     target = build_target("breast-cancer LR", 2)
-    prada = target.calibrated_prada()
+    prada = dataclasses.replace(target.calibrated_prada(), label_shares=(), label_high=())
     assert prada.distinct_low and prada.distinct_high
     case = next(c for c in CASES if c.attack == "lowd-meek")
     without = dataclasses.replace(prada, distinct_low=(), distinct_high=())
@@ -342,6 +343,101 @@ def test_too_few_repeats_flag_lowd_meek_on_integer_rows_before_99_percent() -> N
     assert watch._client("attacker")[0].flagged_by == "U"
     assert blocked.flagged_at is not None and (blocked.fidelity or 0.0) < 0.99
     rng = np.random.default_rng(2)
+    labels = np.asarray(target.model.predict(target.honest))
+    for _ in range(20):
+        order = rng.permutation(len(target.honest))
+        assert prada.new_state().update(target.honest[order], labels[order]) is None
+
+
+def test_label_test_flags_a_one_sided_class_mix_as_first_flag_replays_it() -> None:
+    """The label test ('L'): the total variation distance between a client's class shares
+    and the owner's, against a per-n bound calibrated on the owner's labels alone. A
+    client whose queries fall nine in ten in one class is flagged; clients drawn from the
+    population (not the owner's rows) are not; PradaState and first_flag agree."""
+    from stealml.defences.prada import (
+        calibrate_prada,
+        distances,
+        first_flag,
+        label_band,
+        label_curve,
+        label_shares,
+    )
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(4000, 3))
+    y = np.where(X[:, 0] > 0.3, "b", "a")  # the population: about 62% a, 38% b
+    owner, rows = X[:300], X[300:]
+    prada = calibrate_prada(owner, y[:300], orders=10, short_orders=200)
+    assert dict(prada.label_shares) == dict(label_shares(y[:300]))
+    assert len(prada.label_high) == 2000 - 10 - 1  # calibrated up to 2,000 queries
+    assert prada.label_bound(9) == np.inf == prada.label_bound(5000)
+    # far out, the bound is the drift allowance over the sampling median
+    assert 1.5 * 0.1 < prada.label_bound(1500) < 1.5 * 0.1 + 0.05
+    # the statistic, by hand, for one stream
+    labels = np.array(["a", "b", "b", "a", "b", "b", "b", "b"])
+    tv = label_curve(labels, {"a": 0.6, "b": 0.4}, 1)
+    by_hand = [0.5 * (abs(np.mean(labels[:q] == "a") - 0.6) + abs(np.mean(labels[:q] == "b")
+                                                                   - 0.4))
+               for q in range(3, 9)]  # distances start at the third query (a, b seen)
+    assert tv == pytest.approx(by_hand)
+    # a client of the population: never flagged, over 30 orders of its rows
+    for _ in range(30):
+        order = rng.permutation(len(rows))[:600]
+        assert prada.new_state().update(rows[order], y[300:][order]) is None
+    # a client whose queries land 90% in class b (points beyond the boundary)
+    A = rng.normal(size=(300, 3)) + np.array([1.6, 0.0, 0.0])
+    la = np.where(A[:, 0] > 0.3, "b", "a")
+    assert np.mean(la == "b") > 0.85
+    D = distances(A, la)
+    at, test = first_flag(D, prada, la)  # type: ignore[misc]
+    state = prada.new_state()
+    assert state.update(A, la) is not None and state.flagged_by == test == "L"
+    assert len(state.distances) == at and at <= 40
+    assert first_flag(D, prada) is None or first_flag(D, prada)[1] != "L"  # needs labels
+    assert Prada.from_dict(prada.to_dict()) == prada
+    # the band holds the owner's sampling and the client's: clients of 2,000 queries
+    centre, tol, c = label_band(y[:300], 10, orders=5, short_orders=50)
+    assert c == 1.0 and (tol >= 0.1).all() and (tol[:5] >= 1 / np.arange(10, 15)).all()
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"label_shares": (("a", 0.5), ("b", 0.6))}, "sum to 1"),
+    ({"label_shares": (("a", 0.5), ("a", 0.5))}, "name a class twice"),
+    ({"label_shares": (("a", 1.0),), "label_high": (0.0,)}, "label_high bounds"),
+    ({"label_high": (0.3,)}, "needs the owner's label_shares"),
+])
+def test_bad_label_test_settings_fail_at_construction(data, message) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Prada(**data)
+    if "twice" not in message:  # (a JSON object cannot name a class twice)
+        with pytest.raises(ConfigurationError, match=message):
+            Prada.from_dict({"detector": "prada", "delta": 0.9,
+                             **{k: dict(v) if k == "label_shares" else list(v)
+                                for k, v in data.items()}})
+
+
+def test_label_test_flags_uniform_retraining_on_breast_cancer_before_99_percent() -> None:
+    """Uniform retraining on breast cancer draws its queries on the 1-10 grid, where the
+    target calls nine in ten malignant, while the owner's rows are about half benign.
+    Seed 5 (held out when the other tests were chosen; no test but L flags it before
+    99%: U flags it only after) is flagged by 'L' before 99%, and no honest order."""
+    import dataclasses
+
+    from stealml.experiments.defence_targets import CASES
+    from stealml.experiments.prada_study import _run
+
+    target = build_target("breast-cancer LR", 5)
+    prada = target.calibrated_prada()
+    assert prada.label_high and {c for c, _ in prada.label_shares} == {"benign", "malignant"}
+    case = next(c for c in CASES if c.attack == "retrain-uniform"
+                and c.target == "breast-cancer LR")
+    without = dataclasses.replace(prada, label_shares=(), label_high=())
+    late, _ = _run(target, case, 5, [without], "block")
+    assert late.flagged_at is None or (late.fidelity or 0.0) >= 0.99
+    blocked, watch = _run(target, case, 5, [prada], "block")
+    assert watch._client("attacker")[0].flagged_by == "L"
+    assert blocked.flagged_at is not None and (blocked.fidelity or 0.0) < 0.99
+    rng = np.random.default_rng(5)
     labels = np.asarray(target.model.predict(target.honest))
     for _ in range(20):
         order = rng.permutation(len(target.honest))

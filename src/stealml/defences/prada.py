@@ -31,7 +31,14 @@ lattice). The share of distinct values among *all* the client's distances is tes
 both sides (``distinct_low``, ``distinct_high``): too many repeats, as above, or too few
 where the owner's natural rows are discrete (integer scores, categories) and repeat
 distances at a steady rate that queries off the lattice (line searches, random draws
-between rows) do not.
+between rows) do not. Last, the client's mix of predicted classes is compared with the
+owner's (``label_shares``, ``label_high``): the total variation distance between the
+shares of the client's queries in each class and the shares of the owner's rows, against
+its own calibrated per-n upper bound. Queries drawn without the data's distribution
+(uniform draws, points along a boundary, a line search from one seed) land in one class
+far more often than natural rows do; an honest client's mix drifts from the owner's only
+by sampling (and by how the model's classes on new rows differ from those on its
+training rows, which the bound allows as a fixed ``LABEL_DRIFT``).
 
 References: Juuti, Szyller, Marchal, Asokan, "PRADA: Protecting against DNN Model
 Stealing Attacks", IEEE EuroS&P 2019, section IV (Algorithm 1).
@@ -57,6 +64,7 @@ from stealml.random import RandomState, as_generator
 __all__ = ["Prada", "PradaState", "calibrate_delta", "calibrate_prada", "distinct_curve",
            "distinct_share",
            "first_flag", "honest_band", "honest_bands", "honest_streams", "honest_w_curves",
+           "label_band", "label_curve", "label_shares",
            "prada_from_bands", "prada_from_file", "repeat_curve", "shapiro_w", "w_band",
            "window_curve"]
 
@@ -95,6 +103,14 @@ class Prada:
         ``min_samples`` on): flagged when it is below ``distinct_low[n - min_samples]``
         (too many repeats) or above ``distinct_high[n - min_samples]`` (too few); not
         tested beyond each tuple's end (not in the paper).
+    label_shares : tuple of (str, float)
+        The owner's share of rows in each predicted class (summing to 1), for the label
+        test (not in the paper).
+    label_high : tuple of float
+        Per-n upper bounds on the total variation distance between the client's class
+        shares (all its queries so far) and ``label_shares``, once the client has n
+        distances (from ``min_samples`` on): flagged when it is above
+        ``label_high[n - min_samples]``; not tested beyond the tuple's end.
 
     Examples
     --------
@@ -113,6 +129,8 @@ class Prada:
     repeat_thresholds: tuple[tuple[float, ...], ...] = ()
     distinct_low: tuple[float, ...] = ()
     distinct_high: tuple[float, ...] = ()
+    label_shares: tuple[tuple[str, float], ...] = ()
+    label_high: tuple[float, ...] = ()
     name = "prada"
 
     def __post_init__(self) -> None:
@@ -134,6 +152,16 @@ class Prada:
             raise ConfigurationError("PRADA's distinct_low bounds must all be in (0, 1]")
         if any(not (t > 0) for t in self.distinct_high):
             raise ConfigurationError("PRADA's distinct_high bounds must all be above 0")
+        if any(not (0 <= p <= 1) for _, p in self.label_shares) or (
+                self.label_shares and abs(sum(p for _, p in self.label_shares) - 1) > 1e-6):
+            raise ConfigurationError("PRADA's label shares must be between 0 and 1 and sum "
+                                     "to 1")
+        if len({c for c, _ in self.label_shares}) != len(self.label_shares):
+            raise ConfigurationError("PRADA's label shares name a class twice")
+        if any(not (t > 0) for t in self.label_high):
+            raise ConfigurationError("PRADA's label_high bounds must all be above 0")
+        if self.label_high and not self.label_shares:
+            raise ConfigurationError("PRADA's label test needs the owner's label_shares")
 
     def threshold(self, n: int) -> float:
         """The threshold W is compared with once the client has ``n`` distances."""
@@ -164,6 +192,12 @@ class Prada:
         high = self.distinct_high[j] if 0 <= j < len(self.distinct_high) else math.inf
         return low, high
 
+    def label_bound(self, n: int) -> float:
+        """The bound the client's class shares' distance from ``label_shares`` must stay
+        below once it has ``n`` distances; inf (no test) beyond the calibrated n."""
+        j = n - self.min_samples
+        return self.label_high[j] if 0 <= j < len(self.label_high) else math.inf
+
     def new_state(self) -> PradaState:
         return PradaState(self)
 
@@ -182,6 +216,10 @@ class Prada:
             data["distinct_low"] = list(self.distinct_low)
         if self.distinct_high:
             data["distinct_high"] = list(self.distinct_high)
+        if self.label_shares:
+            data["label_shares"] = dict(self.label_shares)
+        if self.label_high:
+            data["label_high"] = list(self.label_high)
         return data
 
     @classmethod
@@ -192,7 +230,8 @@ class Prada:
                                      "\"detector\": \"prada\" (see stealml calibrate-prada)")
         unknown = set(data) - {"detector", "delta", "min_samples", "thresholds", "windows",
                                "window_thresholds", "repeats", "repeat_thresholds",
-                               "distinct_low", "distinct_high", "calibration"}
+                               "distinct_low", "distinct_high", "label_shares",
+                               "label_high", "calibration"}
         if unknown:
             raise ConfigurationError(f"a PRADA calibration has no field {sorted(unknown)[0]!r}")
         try:
@@ -208,7 +247,10 @@ class Prada:
                        repeats=tuple(data.get("repeats", ())),
                        repeat_thresholds=repeat_thresholds,
                        distinct_low=tuple(float(t) for t in data.get("distinct_low", ())),
-                       distinct_high=tuple(float(t) for t in data.get("distinct_high", ())))
+                       distinct_high=tuple(float(t) for t in data.get("distinct_high", ())),
+                       label_shares=tuple((str(c), float(p))
+                                          for c, p in dict(data.get("label_shares", {})).items()),
+                       label_high=tuple(float(t) for t in data.get("label_high", ())))
         except ConfigurationError as exc:  # a setting out of range: its own message
             raise ConfigurationError(f"a bad PRADA calibration: {exc}") from exc
         except (KeyError, TypeError, ValueError) as exc:
@@ -289,7 +331,7 @@ class PradaState:
     flagged_by : str or None
         The test that flagged it: ``"W"`` (all distances), ``"W<k>"`` (W of the last k)
         ``"R<k>"`` (repeats among the last k), ``"R"`` (too many repeats among all
-        distances) or ``"U"`` (too few).
+        distances), ``"U"`` (too few) or ``"L"`` (a mix of classes unlike the owner's).
     """
 
     def __init__(self, detector: Prada) -> None:
@@ -303,6 +345,8 @@ class PradaState:
         self._groups: dict[str, _Growing] = {}
         self._sorted: list[float] = []  # the distances, sorted
         self._distinct = 0  # distances not equal to an earlier one
+        self._classes: dict[str, int] = {}  # queries per predicted class
+        self._shares = dict(detector.label_shares)
 
     def update(self, X: np.ndarray, labels: Any) -> int | None:
         """Observe queries in order; returns the index of the row that raised the flag
@@ -318,6 +362,7 @@ class PradaState:
         return None
 
     def _observe(self, x: np.ndarray, label: str) -> bool:
+        self._classes[label] = self._classes.get(label, 0) + 1
         group = self._groups.get(label)
         if group is None:
             group = self._groups[label] = _Growing(len(x))
@@ -356,6 +401,10 @@ class PradaState:
             share = self._distinct / n
             if share < low or share > high:
                 self.flagged_by = "R" if share < low else "U"
+                return True
+            if self.detector.label_high and _label_distance(
+                    self._classes, self.queries, self._shares) > self.detector.label_bound(n):
+                self.flagged_by = "L"
                 return True
         return False
 
@@ -612,10 +661,64 @@ def distinct_curve(D: np.ndarray, start: int, stop: int | None = None) -> np.nda
     return counts[start - 1:] / np.arange(start, stop + 1)
 
 
-def first_flag(D: np.ndarray, prada: Prada) -> tuple[int, str] | None:
+def _label_distance(counts: dict[str, int], total: int, shares: dict[str, float]) -> float:
+    """The total variation distance between the class shares ``counts / total`` and
+    ``shares`` (a class missing from either has share 0 there)."""
+    out = sum(abs(counts.get(c, 0) / total - p) for c, p in shares.items())
+    out += sum(k for c, k in counts.items() if c not in shares) / total
+    return 0.5 * out
+
+
+def label_shares(labels: Any) -> tuple[tuple[str, float], ...]:
+    """The share of ``labels`` in each class, as :attr:`Prada.label_shares`.
+
+    Examples
+    --------
+    >>> label_shares(["a", "b", "b", "b"])
+    (('a', 0.25), ('b', 0.75))
+    """
+    classes, counts = np.unique(np.asarray(labels).astype(str), return_counts=True)
+    return tuple((str(c), float(k / counts.sum())) for c, k in zip(classes, counts,
+                                                                   strict=True))
+
+
+def label_curve(labels: Any, shares: Any, start: int, stop: int | None = None) -> np.ndarray:
+    """The label test's statistic along a stream of queries with predicted ``labels``:
+    after the client's n-th distance, for n = ``start``..``stop`` (index n - start), the
+    total variation distance between the shares of the classes of all its queries so
+    far and ``shares`` (:attr:`Prada.label_shares` or a dict). A query of a class not
+    seen before gives no distance (PRADA's first query of each class).
+
+    Examples
+    --------
+    >>> label_curve(["a", "b", "a", "a", "a"], {"a": 0.5, "b": 0.5}, 1).round(3).tolist()
+    [0.167, 0.25, 0.3]
+    """
+    labels = np.asarray(labels).astype(str)
+    shares = dict(shares)
+    classes = sorted(set(labels.tolist()) | set(shares))
+    index = {c: i for i, c in enumerate(classes)}
+    codes = np.array([index[c] for c in labels.tolist()], dtype=int)
+    p = np.array([shares.get(c, 0.0) for c in classes])
+    first = np.zeros(len(codes), dtype=bool)
+    if len(codes):
+        first[np.unique(codes, return_index=True)[1]] = True
+    at = np.flatnonzero(~first)  # the queries that gave a distance
+    stop = len(at) if stop is None else min(stop, len(at))
+    if stop < start:
+        return np.array([])
+    at = at[start - 1:stop]
+    onehot = np.zeros((int(at[-1]) + 1, len(classes)))
+    onehot[np.arange(len(onehot)), codes[:len(onehot)]] = 1.0
+    counts = np.cumsum(onehot, axis=0)[at]
+    return 0.5 * np.abs(counts / (at + 1)[:, None] - p).sum(axis=1)
+
+
+def first_flag(D: np.ndarray, prada: Prada, labels: Any = None) -> tuple[int, str] | None:
     """After how many distances of the stream ``D`` ``prada`` flags the client, and by
-    which test (``"W"``, ``"W<k>"``, ``"R<k>"``, ``"R"`` or ``"U"``, as
-    :attr:`PradaState.flagged_by`); None if never."""
+    which test (``"W"``, ``"W<k>"``, ``"R<k>"``, ``"R"``, ``"U"`` or ``"L"``, as
+    :attr:`PradaState.flagged_by`); None if never. The label test needs the predicted
+    ``labels`` of the stream's queries (all of them, in order); without, it is left out."""
     hits = []
     w = w_curve(D, prada.min_samples)
     below = np.flatnonzero(w < np.array([prada.threshold(n) for n in
@@ -646,6 +749,14 @@ def first_flag(D: np.ndarray, prada: Prada) -> tuple[int, str] | None:
             hit = np.flatnonzero(out)
             if len(hit):
                 hits.append((prada.min_samples + int(hit[0]), order + i, name))
+    if labels is not None and prada.label_high:
+        tv = label_curve(labels, prada.label_shares, prada.min_samples)
+        bound = np.array([prada.label_bound(n) for n in
+                          range(prada.min_samples, prada.min_samples + len(tv))])
+        hit = np.flatnonzero(tv > bound)
+        if len(hit):
+            hits.append((prada.min_samples + int(hit[0]), len(prada.windows)
+                         + len(prada.repeats) + 3, "L"))
     if not hits:
         return None
     n, _, test = min(hits)
@@ -757,8 +868,8 @@ Band = tuple[np.ndarray, np.ndarray, float]  # w_band's (centre, spread, c)
 def honest_bands(X: np.ndarray, labels: Any, min_samples: int = 10,
                  windows: tuple[int, ...] = (), orders: int = 50, short_orders: int = 1000,
                  short: int = 200, max_rows: int = 2000, random_state: RandomState = 0,
-                 repeats: tuple[int, ...] = (),
-                 distinct: bool = False) -> tuple[Band, dict[str, Band]]:
+                 repeats: tuple[int, ...] = (), distinct: bool = False,
+                 label_test: bool = False) -> tuple[Band, dict[str, Band]]:
     """:func:`w_band` of the rows ``X`` sent in ``orders`` random orders of at most
     ``max_rows`` rows and ``short_orders`` of ``short`` rows, none over half the rows
     (what :func:`calibrate_prada` thresholds): the band of W of all distances, and by
@@ -767,7 +878,8 @@ def honest_bands(X: np.ndarray, labels: Any, min_samples: int = 10,
     repeats, and its c is 1). With ``distinct``, also the bands of the share of distinct
     values among all distances (``"R"``) and of minus that share (``"U"``: its upper
     band), from the ``min_samples``-th distance on, tolerances as the repeat tests'.
-    Tests longer than the orders' streams are left out."""
+    With ``label_test``, also the band of minus the label test's statistic (``"L"``,
+    :func:`label_band`). Tests longer than the orders' streams are left out."""
     X = np.asarray(X, dtype=float)
     half = len(X) // 2
     if half <= min_samples + 1:
@@ -795,7 +907,49 @@ def honest_bands(X: np.ndarray, labels: Any, min_samples: int = 10,
             centre, spread, c = w_band([sign * x for x in curves], min_samples)
             n = np.arange(min_samples, min_samples + len(centre))
             bands[name] = (centre, np.maximum(c * spread, REPEAT_FLOOR / n), 1.0)
+    if label_test:
+        bands["L"] = label_band(labels, min_samples, orders, short_orders, short, max_rows, rng)
     return whole, bands
+
+
+def label_band(labels: Any, min_samples: int = 10, orders: int = 50,
+               short_orders: int = 1000, short: int = 200, max_rows: int = 2000,
+               random_state: RandomState = 0, drift: float | None = None) -> Band:
+    """The band of minus the label test's statistic (:func:`label_curve`) for honest
+    clients of a model whose predicted classes on the owner's rows are ``labels``:
+    ``(centre, tolerance, 1)``, its threshold ``centre - widen * tolerance``.
+
+    An honest client's classes are modelled as draws from the population, which the
+    owner knows only through its rows: each calibration order draws its queries'
+    classes with replacement from ``labels`` and is compared with the shares of a
+    bootstrap resample of ``labels`` (``orders`` of ``max_rows`` queries,
+    ``short_orders`` of ``short``), so that the band holds the client's sampling and the
+    owner's together. The tolerance is :func:`w_band`'s ``c * spread``, but never under
+    one query's worth (1/n) nor under ``drift`` (default ``LABEL_DRIFT``): a model's
+    classes on new rows differ from those on its own training rows (a deep tree fits
+    its training labels), which no resample of those rows shows."""
+    labels = np.asarray(labels).astype(str)
+    if len(labels) == 0:
+        raise ConfigurationError("calibrating PRADA's label test needs the owner's labels")
+    drift = LABEL_DRIFT if drift is None else drift
+    shares = dict(label_shares(labels))
+    classes = sorted(shares)
+    p = np.array([shares[c] for c in classes])
+    rng = as_generator(random_state)
+    groups = []
+    for count, size in ((orders, max_rows), (short_orders, short)):
+        if not count or size <= min_samples + len(classes):
+            continue
+        curves = []
+        for _ in range(count):
+            boot = rng.multinomial(len(labels), p) / len(labels)
+            stream = np.asarray(classes)[rng.choice(len(classes), size=size, p=p)]
+            curves.append(label_curve(stream, dict(zip(classes, boot, strict=True)),
+                                      min_samples))
+        groups.append(-_curves([np.asarray(c) for c in curves], lambda x: x))
+    centre, spread, c = w_band(groups, min_samples)
+    n = np.arange(min_samples, min_samples + len(centre))
+    return centre, np.maximum(np.maximum(c * spread, 1.0 / n), drift), 1.0
 
 
 def honest_band(X: np.ndarray, labels: Any, min_samples: int = 10, orders: int = 50,
@@ -813,6 +967,9 @@ REPEATS = (15, 30)  # see calibrate_prada: the repeat tests
 # equal or equally spaced natural rows repeats a distance or two where the owner's rows
 # (often without any repeat) would say none is ever seen
 REPEAT_FLOOR = 2
+# the label test's tolerance is never under this total variation distance: the model's
+# classes on new rows may differ this much from those on the owner's (training) rows
+LABEL_DRIFT = 0.1
 
 
 def _thresholds(band: Band, widen: float) -> np.ndarray:
@@ -824,7 +981,8 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
                     widen: float = WIDEN, short_orders: int = 1000, short: int = 200,
                     max_rows: int = 2000, windows: tuple[int, ...] = WINDOWS,
                     random_state: RandomState = 0,
-                    repeats: tuple[int, ...] = REPEATS, distinct: bool = True) -> Prada:
+                    repeats: tuple[int, ...] = REPEATS, distinct: bool = True,
+                    label_test: bool = True) -> Prada:
     """A PRADA detector with per-n thresholds calibrated on the owner's natural rows.
 
     The rows ``X`` (with the model's ``labels``) are sent in ``orders`` random orders of
@@ -860,6 +1018,12 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
     breast cancer, whose natural rows are 1-10 scores, almost never repeat a distance
     while natural streams repeat two in three; docs/defences.md).
 
+    With ``label_test``, the client's mix of predicted classes is tested against the
+    owner's (:func:`label_band`; added after seeing that uniform, line-search and
+    adaptive retraining on breast cancer send nine queries in ten to one class while the
+    owner's rows are split about evenly; docs/defences.md). Turn it off where honest
+    clients' mix of cases is known to differ from the owner's rows (a specialist clinic).
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)
@@ -873,15 +1037,19 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
     if widen < 1:
         raise ConfigurationError(f"widen must be at least 1, not {widen}")
     whole, bands = honest_bands(X, labels, min_samples, tuple(windows), orders, short_orders,
-                                short, max_rows, random_state, tuple(repeats), distinct)
-    return prada_from_bands(whole, bands, min_samples, widen)
+                                short, max_rows, random_state, tuple(repeats), distinct,
+                                label_test)
+    return prada_from_bands(whole, bands, min_samples, widen,
+                            label_shares(labels) if label_test else ())
 
 
 def prada_from_bands(whole: Band, bands: dict[str, Band], min_samples: int = 10,
-                     widen: float = WIDEN) -> Prada:
+                     widen: float = WIDEN,
+                     shares: tuple[tuple[str, float], ...] = ()) -> Prada:
     """The detector :func:`calibrate_prada` makes from :func:`honest_bands`' bands
     (by test name: ``"W<k>"`` windows, ``"R<k>"`` repeat tests, ``"R"`` and ``"U"``
-    the share of distinct values among all distances and minus it)."""
+    the share of distinct values among all distances and minus it, ``"L"`` minus the
+    label test's statistic, which needs the owner's ``shares``)."""
     thresholds = _thresholds(whole, widen)
     tail = float(thresholds[len(thresholds) // 2:].min())
     windows = {int(t[1:]): b for t, b in bands.items() if t.startswith("W")}
@@ -890,6 +1058,12 @@ def prada_from_bands(whole: Band, bands: dict[str, Band], min_samples: int = 10,
     if "U" in bands:  # the band of minus the share: its threshold, negated, is an upper bound
         centre, tol, c = bands["U"]
         high = -(centre - widen * c * tol)
+    label_high: tuple[float, ...] = ()
+    if "L" in bands:
+        if not shares:
+            raise ConfigurationError("PRADA's label test needs the owner's label shares")
+        centre, tol, c = bands["L"]
+        label_high = tuple(float(t) for t in -(centre - widen * c * tol))
     return Prada(delta=tail, min_samples=min_samples,
                  thresholds=tuple(float(t) for t in thresholds),
                  windows=tuple(windows),
@@ -899,7 +1073,8 @@ def prada_from_bands(whole: Band, bands: dict[str, Band], min_samples: int = 10,
                  repeat_thresholds=tuple(tuple(float(t) for t in _thresholds(b, widen))
                                          for b in repeats.values()),
                  distinct_low=tuple(float(t) for t in low),
-                 distinct_high=tuple(float(t) for t in high) if "U" in bands else ())
+                 distinct_high=tuple(float(t) for t in high) if "U" in bands else (),
+                 label_shares=tuple(shares) if label_high else (), label_high=label_high)
 
 
 def prada_from_file(path: str | Path, n_columns: int,

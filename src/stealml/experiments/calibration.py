@@ -44,10 +44,12 @@ def reference_rows(data: str | None, reference: str | None, n_columns: int,
 
 def calibrate_target(target: str, data: str | None = None, reference: str | None = None,
                      out: str | Path | None = None, min_samples: int = 10, orders: int = 50,
-                     seed: int = 0, trusted: bool = False) -> tuple[Prada, dict[str, Any]]:
+                     seed: int = 0, trusted: bool = False,
+                     label_test: bool = True) -> tuple[Prada, dict[str, Any]]:
     """Per-n PRADA thresholds for the model file ``target``, calibrated on its owner's rows
-    grouped by the model's labels (:func:`~stealml.defences.calibrate_prada`); written to
-    ``out`` (JSON) when given. Returns the detector and a summary of it."""
+    grouped by the model's labels (:func:`~stealml.defences.calibrate_prada`, with its
+    label test unless ``label_test`` is False); written to ``out`` (JSON) when given.
+    Returns the detector and a summary of it."""
     from stealml.experiments.runner import target_space
 
     loaded = load_model(target, trusted=trusted)
@@ -57,7 +59,8 @@ def calibrate_target(target: str, data: str | None = None, reference: str | None
         raise ConfigurationError(f"orders must be a whole number >= 1, not {orders}")
     labels = np.asarray(loaded.model.predict(rows))
     prada = calibrate_prada(rows, labels, min_samples=min_samples, orders=orders,
-                            short_orders=20 * orders, random_state=seed)
+                            short_orders=20 * orders, random_state=seed,
+                            label_test=label_test)
     calibration = {"target": str(target), "rows": len(rows), "source": source,
                    "orders": orders, "short_orders": 20 * orders, "seed": seed}
     if out is not None:
@@ -66,6 +69,7 @@ def calibrate_target(target: str, data: str | None = None, reference: str | None
     summary = {**calibration, "min_samples": prada.min_samples,
                "thresholds_to": last - 1, "delta": prada.delta,
                "windows": list(prada.windows), "repeats": list(prada.repeats),
+               "label_shares": dict(prada.label_shares),
                "threshold_at": {n: prada.threshold(n) for n in
                                 sorted({prada.min_samples, 20, 50, 100, 200, last - 1})
                                 if prada.min_samples <= n < last}}

@@ -43,6 +43,7 @@ import numpy as np
 
 from stealml.defences import Monitor, OutOfDistribution, Prada
 from stealml.defences.prada import (
+    LABEL_DRIFT,
     REPEAT_FLOOR,
     REPEATS,
     WIDEN,
@@ -52,6 +53,8 @@ from stealml.defences.prada import (
     distances,
     distinct_curve,
     honest_bands,
+    label_curve,
+    label_shares,
     prada_from_bands,
     repeat_curve,
     w_curve,
@@ -190,12 +193,13 @@ def _first_below(ns: np.ndarray, ws: np.ndarray, prada: Prada) -> int | None:
     return int(ns[hit[0]]) if len(hit) else None
 
 
-def _windows(D: np.ndarray,
-             prada: Prada) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:
+def _windows(D: np.ndarray, prada: Prada,
+             labels: np.ndarray) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:
     """Each test of ``prada`` but W of all distances, by name (``"W<k>"``: W of the last
     k distances, ``"R<k>"``: their share of distinct values, ``"R"``: the share among
-    all distances, ``"U"``: minus it): (its first n, its statistic at every n from
-    there, the thresholds there; flagged where the statistic is below)."""
+    all distances, ``"U"``: minus it, ``"L"``: minus the label test's statistic, from the
+    queries' predicted ``labels``): (its first n, its statistic at every n from there,
+    the thresholds there; flagged where the statistic is below)."""
     out = {}
     for i, k in enumerate(prada.windows):
         w = window_curve(D, k)
@@ -212,12 +216,18 @@ def _windows(D: np.ndarray,
         if len(share):
             out["R"] = m, share, bounds[:, 0]
             out["U"] = m, -share, -bounds[:, 1]
+    if prada.label_high:
+        m = prada.min_samples
+        tv = label_curve(labels, prada.label_shares, m)
+        if len(tv):
+            out["L"] = m, -tv, -np.array([prada.label_bound(n) for n in range(m, m + len(tv))])
     return out
 
 
-def _tests(D: np.ndarray, prada: Prada) -> dict[str, tuple[int, np.ndarray]]:
-    """Each of ``prada``'s tests along ``D``: name -> (first n, its statistic at every n
-    from there, up to EVERY_UNTIL distances)."""
+def _tests(D: np.ndarray, prada: Prada,
+           labels: np.ndarray) -> dict[str, tuple[int, np.ndarray]]:
+    """Each of ``prada``'s tests along ``D`` (its queries' predicted ``labels``): name ->
+    (first n, its statistic at every n from there, up to EVERY_UNTIL distances)."""
     out = {"W": (prada.min_samples, w_curve(D, prada.min_samples, stop=EVERY_UNTIL))}
     for k in prada.windows:
         out[f"W{k}"] = (k, window_curve(D, k, stop=EVERY_UNTIL))
@@ -226,6 +236,9 @@ def _tests(D: np.ndarray, prada: Prada) -> dict[str, tuple[int, np.ndarray]]:
     if prada.distinct_low or prada.distinct_high:
         share = distinct_curve(D, prada.min_samples, stop=EVERY_UNTIL)
         out["R"], out["U"] = (prada.min_samples, share), (prada.min_samples, -share)
+    if prada.label_high:
+        out["L"] = (prada.min_samples, -label_curve(labels, prada.label_shares,
+                                                     prada.min_samples, stop=EVERY_UNTIL))
     return out
 
 
@@ -273,9 +286,9 @@ def _honest(target: Target, volume: int, detectors: dict[str, Prada], bands: dic
     for _ in range(orders):
         order = rng.permutation(len(rows))[:volume]
         D = distances(rows[order], labels[order])
-        depths.append(_depth(D, detectors["per-n"], bands, len(D)))
+        depths.append(_depth(D, labels[order], detectors["per-n"], bands, len(D)))
         for name, prada in detectors.items():
-            curve, windows = _curve(D, prada.min_samples), _windows(D, prada)
+            curve, windows = _curve(D, prada.min_samples), _windows(D, prada, labels[order])
             ws = curve[1]
             if len(ws):
                 lows[prada.min_samples] = min(lows.get(prada.min_samples, 1.0), ws.min())
@@ -298,7 +311,7 @@ def _judge(row: dict[str, Any], D: np.ndarray, labels: np.ndarray, prada: Prada,
     not caught before 99% and reaches 99%, its depth before it reaches 99%
     (``reaches_99()``: the query, measured only then)."""
     stop = len(D) if stop is None else stop
-    row["depth"] = _depth(D, prada, bands, stop)
+    row["depth"] = _depth(D, labels, prada, bands, stop)
     row["99%_at_query"] = None
     if row["depth"] > honest.max() and not caught and (row["fidelity"] or 0.0) >= 0.99:
         q99 = row["99%_at_query"] = reaches_99()
@@ -307,7 +320,7 @@ def _judge(row: dict[str, Any], D: np.ndarray, labels: np.ndarray, prada: Prada,
         for label in labels[:q99]:
             n99 += label in seen
             seen.add(label)
-        row["depth"] = _depth(D, prada, bands, min(stop, n99))
+        row["depth"] = _depth(D, labels, prada, bands, min(stop, n99))
     row["honest_max_depth"] = float(honest.max())
     row["honest_at_or_deeper"] = int((honest >= row["depth"]).sum())
 
@@ -318,20 +331,22 @@ def _detectors(target: Target, seed: int,
     labels = target.model.predict(target.reference)
     whole, bands = honest_bands(target.reference, labels, MIN_SAMPLES, WINDOWS, orders,
                                 short_orders=20 * orders, random_state=seed, repeats=REPEATS,
-                                distinct=True)
+                                distinct=True, label_test=True)
     return ({"paper": Prada(delta=target.calibrated_delta(), min_samples=PRADA_MIN_SAMPLES),
-             "per-n": prada_from_bands(whole, bands, MIN_SAMPLES)},
+             "per-n": prada_from_bands(whole, bands, MIN_SAMPLES,
+                                       shares=label_shares(labels))},
             {"W": whole, **bands})
 
 
-def _depth(D: np.ndarray, prada: Prada, bands: dict[str, Band], stop: int) -> float:
-    """How deep the stream ``D`` goes below the per-n detector's bands before ``stop``
-    distances: the largest (centre_n - W_n) / (c spread_n) of any test at any calibrated
-    n. The detector (band centre - widen c spread) flags the stream iff this exceeds
-    ``widen``, so a stream at least as deep as an attack is flagged by every widening
-    that flags the attack."""
+def _depth(D: np.ndarray, labels: np.ndarray, prada: Prada, bands: dict[str, Band],
+           stop: int) -> float:
+    """How deep the stream ``D`` (its queries' predicted ``labels``) goes below the per-n
+    detector's bands before ``stop`` distances: the largest (centre_n - W_n) / (c
+    spread_n) of any test at any calibrated n. The detector (band centre - widen c
+    spread) flags the stream iff this exceeds ``widen``, so a stream at least as deep as
+    an attack is flagged by every widening that flags the attack."""
     deepest = -np.inf
-    for test, (start, w) in _tests(D, prada).items():
+    for test, (start, w) in _tests(D, prada, labels).items():
         if test not in bands:
             continue
         centre, spread, c = bands[test]
@@ -372,16 +387,16 @@ def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
         row["honest_orders"] = honest["orders"]
         for name, prada in detectors.items():
             ns, ws = _curve(D, prada.min_samples)
-            windows = _windows(D, prada)
+            windows = _windows(D, prada, labels)
             row[f"{name}_min_w"] = float(ws.min()) if len(ws) else None
             row[f"{name}_min_w_at"] = int(ns[np.argmin(ws)]) if len(ws) else None
             row[f"{name}_honest_min_w"] = honest["min_w"].get(prada.min_samples)
             row[f"{name}_honest_flags"] = honest["flags"][name]
             for test, (first, w, _) in windows.items():
-                key = test.lower() if test.startswith(("R", "U")) else f"w{test[1:]}"
-                stat = "min_w" if test.startswith("W") else \
-                    "max_share" if test == "U" else "min_share"
-                sign = -1.0 if test == "U" else 1.0  # U's statistic is minus the share
+                key = test.lower() if test.startswith(("R", "U", "L")) else f"w{test[1:]}"
+                stat = "min_w" if test.startswith("W") else "max_share" if test == "U" \
+                    else "max_tv" if test == "L" else "min_share"
+                sign = -1.0 if test in ("U", "L") else 1.0  # minus the share, minus TV
                 honest_low = honest["window_min_w"].get(test)
                 row[f"{key}_{stat}"] = sign * float(w.min()) if len(w) else None
                 row[f"{key}_{stat}_at"] = first + int(np.argmin(w)) if len(w) else None
@@ -498,7 +513,9 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "attack / honest distinct share of all distances, lowest (R)": _fmt_range(
                 [r.get("r_min_share") for r in ok], 2) + " / " + _fmt_range(
                 [r.get("r_honest_min_share") for r in ok], 2),
-
+            "attack / honest largest class-mix distance (L)": _fmt_range(
+                [r.get("l_max_tv") for r in ok], 2) + " / " + _fmt_range(
+                [r.get("l_honest_max_tv") for r in ok], 2),
             "honest per-n flags": f"{sum(r['per-n_honest_flags'] for r in ok)}/"
                                   f"{sum(r['honest_orders'] for r in ok)}",
             "per-n verdict": _verdict(rs, "per-n"),
@@ -515,14 +532,18 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 NOTES = f"""Each attack runs undefended at its defence-matrix budget on {{seeds}} seeds (the
-target is retrained per seed). `per-n`: PRADA with seven tests, each against its own
+target is retrained per seed). `per-n`: PRADA with eight tests, each against its own
 threshold per number of distances n: W of all distances (from the {MIN_SAMPLES}th
 distance on), W of the last k distances for k in {WINDOWS} (from the kth, 'Wk'), the
 share of distinct values among the last k distances for k in {REPEATS} ('Rk': too many
 repeats), and the share of distinct values among all distances, on both sides ('R': too
-many repeats, 'U': too few; from the {MIN_SAMPLES}th distance), all
-calibrated on the owner's reference rows only (half of the training split; 50 random
-orders and 1,000 more of 200 rows, none over half the rows; per test the band median -
+many repeats, 'U': too few; from the {MIN_SAMPLES}th distance), and the total variation
+distance between the client's mix of predicted classes and the owner's ('L': a mix
+unlike natural traffic's), all calibrated on the owner's reference rows only (half of
+the training split; 50 random orders and 1,000 more of 200 rows, none over half the
+rows; for L, classes drawn with replacement from the owner's and compared with a
+bootstrap of the owner's shares, tolerance at least 1/n and at least
+{LABEL_DRIFT}; per test the band median -
 1.5 c spread of its statistic, c the largest deviation of any calibration order in units
 of the per-n lower-tail spread; for Rk, c spread at least {REPEAT_FLOOR}/k, so that at
 least {int(REPEAT_FLOOR * WIDEN) + 1} repeats more than the honest median flag; for R and
@@ -537,9 +558,10 @@ orders per seed of the target's test rows, then the training rows its owner neve
 each of the attack's volume (capped by their number); 'honest flags' the honest streams
 each detector flags, 'honest min W' their lowest W (n >= {MIN_SAMPLES}; W15, W30: of any
 window; R15, R30: their lowest distinct share in any window; R, U: the lowest and highest
-distinct share of all distances). Depth (per-n): how far a stream goes beyond the
-detector's bands, the largest (median_n - statistic_n) / (c spread_n) of any of its
-seven tests at any calibrated n (for U, of minus the share), in units
+distinct share of all distances; L: the largest class-mix distance). Depth (per-n): how
+far a stream goes beyond the detector's bands, the largest (median_n - statistic_n) /
+(c spread_n) of any of its eight tests at any calibrated n (for U and L, of minus the
+statistic), in units
 of the band's own c; the detector with widening `widen` (here 1.5) flags the stream iff
 its depth exceeds `widen`. Verdict 'unseeable' (per-n): on every seed, some honest stream
 of the attack's volume is at least as deep as the attack is before it reaches 99% (or
@@ -608,6 +630,7 @@ def prada_study(out: Path, seeds: tuple[int, ...] = (0, 1, 2),
               for c in ("min_share", "min_share_at", "honest_min_share")],
             "r_min_share", "r_min_share_at", "r_honest_min_share",
             "u_max_share", "u_max_share_at", "u_honest_max_share",
+            "l_max_tv", "l_max_tv_at", "l_honest_max_tv",
             "per-n_honest_flags", "paper_flag",
             "paper_fidelity_at_flag", "paper_min_w", "paper_honest_min_w",
             "paper_honest_flags", "ood_flag", "ood_fidelity_at_flag", "seconds"]
