@@ -28,6 +28,7 @@ from stealml.defences.prada import (
     calibrate_prada,
     distances,
     first_flag,
+    label_curve,
     repeat_curve,
     w_curve,
     window_curve,
@@ -50,6 +51,7 @@ def honest_flags(name: str, seed: int, streams: int, rows: int) -> dict[str, Any
     volume = min(rows, len(X))
     rng = np.random.default_rng([seed, 23])
     flagged, at, by = 0, [], set()
+    highest_tv = 0.0
     lowest = dict.fromkeys(["W", *(f"W{k}" for k in prada.windows),
                             *(f"R{k}" for k in prada.repeats)], 1.0)
     for _ in range(streams):
@@ -60,7 +62,10 @@ def honest_flags(name: str, seed: int, streams: int, rows: int) -> dict[str, Any
                         *((f"R{k}", repeat_curve(D, k)) for k in prada.repeats)]:
             if len(w):
                 lowest[test] = min(lowest[test], float(w.min()))
-        flag = first_flag(D, prada)
+        if prada.label_high:
+            tv = label_curve(labels[order], prada.label_shares, MIN_SAMPLES)
+            highest_tv = max(highest_tv, float(tv.max()) if len(tv) else 0.0)
+        flag = first_flag(D, prada, labels[order])
         if flag is not None:
             flagged += 1
             at.append(flag[0])
@@ -70,6 +75,7 @@ def honest_flags(name: str, seed: int, streams: int, rows: int) -> dict[str, Any
             "first flag at n": "-" if not at else f"{min(at)}-{max(at)}",
             "flagged by": ", ".join(sorted(by)) or "-",
             **{f"lowest {test}": round(w, 4) for test, w in lowest.items()},
+            "highest class-mix distance (L)": round(highest_tv, 3),
             "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -95,7 +101,9 @@ def main() -> None:
              f"W of all distances tested from distance {MIN_SAMPLES}, W of the last k "
              f"distances for k in {WINDOWS} and the share of distinct values among the "
              f"last k for k in {REPEATS}, the share of distinct values among all distances "
-             f"on both sides (too many repeats, too few), each with its own per-n band) "
+             f"on both sides (too many repeats, too few), and the total variation distance "
+             f"between the client's mix of predicted classes and the owner's (L), each with "
+             f"its own per-n band) "
              f"against "
              f"{args.streams} honest streams per target and seed, each a random order "
              f"of up to {args.rows} rows the calibration never saw (the test split and "
