@@ -877,7 +877,8 @@ def honest_bands(X: np.ndarray, labels: Any, min_samples: int = 10,
     distinct share (``"R<k>"``; its spread is the tolerance, at least ``REPEAT_FLOOR``
     repeats, and its c is 1). With ``distinct``, also the bands of the share of distinct
     values among all distances (``"R"``) and of minus that share (``"U"``: its upper
-    band), from the ``min_samples``-th distance on, tolerances as the repeat tests'.
+    band), from the ``min_samples``-th distance on, tolerances as the repeat tests', up to
+    the number of distances every order reaches (the short orders').
     With ``label_test``, also the band of minus the label test's statistic (``"L"``,
     :func:`label_band`). Tests longer than the orders' streams are left out."""
     X = np.asarray(X, dtype=float)
@@ -903,8 +904,12 @@ def honest_bands(X: np.ndarray, labels: Any, min_samples: int = 10,
             bands[f"R{k}"] = (centre, np.maximum(c * spread, REPEAT_FLOOR / k), 1.0)
     if distinct:
         curves = [_curves(g, lambda D: distinct_curve(D, min_samples)) for g in groups]
+        # tested only as far as every calibration order reaches: beyond, the band would
+        # rest on the few long orders (a contraceptive stream was flagged by U there)
+        reach = min(x.shape[1] for x in curves)
         for name, sign in (("R", 1.0), ("U", -1.0)):
             centre, spread, c = w_band([sign * x for x in curves], min_samples)
+            centre, spread = centre[:reach], spread[:reach]
             n = np.arange(min_samples, min_samples + len(centre))
             bands[name] = (centre, np.maximum(c * spread, REPEAT_FLOOR / n), 1.0)
     if label_test:
@@ -922,12 +927,14 @@ def label_band(labels: Any, min_samples: int = 10, orders: int = 50,
     An honest client's classes are modelled as draws from the population, which the
     owner knows only through its rows: each calibration order draws its queries'
     classes with replacement from ``labels`` and is compared with the shares of a
-    bootstrap resample of ``labels`` (``orders`` of ``max_rows`` queries,
-    ``short_orders`` of ``short``), so that the band holds the client's sampling and the
-    owner's together. The tolerance is :func:`w_band`'s ``c * spread``, but never under
-    one query's worth (1/n) nor under ``drift`` (default ``LABEL_DRIFT``): a model's
-    classes on new rows differ from those on its own training rows (a deep tree fits
-    its training labels), which no resample of those rows shows."""
+    bootstrap resample of ``labels`` (the larger of ``orders`` and ``short_orders`` of
+    ``max_rows`` queries, ``short_orders`` of ``short``: they are cheap, and the band
+    beyond ``short`` rests on the long ones alone), so that the band holds the client's
+    sampling and the owner's together. The tolerance is :func:`w_band`'s ``c *
+    spread``, but never under one query's worth (1/n) nor under ``drift`` (default
+    ``LABEL_DRIFT``): a model's classes on new rows differ from those on its own training
+    rows (a deep tree fits its training labels), which no resample of those rows
+    shows."""
     labels = np.asarray(labels).astype(str)
     if len(labels) == 0:
         raise ConfigurationError("calibrating PRADA's label test needs the owner's labels")
@@ -937,7 +944,7 @@ def label_band(labels: Any, min_samples: int = 10, orders: int = 50,
     p = np.array([shares[c] for c in classes])
     rng = as_generator(random_state)
     groups = []
-    for count, size in ((orders, max_rows), (short_orders, short)):
+    for count, size in ((max(orders, short_orders), max_rows), (short_orders, short)):
         if not count or size <= min_samples + len(classes):
             continue
         curves = []
