@@ -397,7 +397,8 @@ def test_label_test_flags_a_one_sided_class_mix_as_first_flag_replays_it() -> No
     assert Prada.from_dict(prada.to_dict()) == prada
     # the band holds the owner's sampling and the client's: clients of 2,000 queries
     centre, tol, c = label_band(y[:300], 10, orders=5, short_orders=50)
-    assert c == 1.0 and (tol >= 0.1).all() and (tol[:5] >= 1 / np.arange(10, 15)).all()
+    assert len(centre) == len(tol) == 2000 - 2 - 10 + 1 and c == 1.0
+    assert (tol >= 0.1).all() and (tol[:5] >= 1 / np.arange(10, 15)).all()
 
 
 @pytest.mark.parametrize(("data", "message"), [
@@ -442,3 +443,22 @@ def test_label_test_flags_uniform_retraining_on_breast_cancer_before_99_percent(
     for _ in range(20):
         order = rng.permutation(len(target.honest))
         assert prada.new_state().update(target.honest[order], labels[order]) is None
+
+
+def test_distinct_tests_stop_where_the_short_calibration_orders_stop() -> None:
+    """R and U are tested only as far as every calibration order reaches: 1,000 rows give
+    long orders of 500 rows but short ones of 200, so their bounds end at the short
+    orders' distances (beyond, the band would rest on the few long orders), while the W
+    test and the label test go on."""
+    from stealml.defences.prada import calibrate_prada, distances
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(1000, 3))
+    y = (X[:, 1] > 0).astype(int)
+    prada = calibrate_prada(X, y, orders=4, short_orders=40)
+    short = len(distances(X[:200], y[:200]))  # 198: the first query of each class gives none
+    assert len(prada.distinct_low) == len(prada.distinct_high) == short - 10 + 1
+    assert len(prada.thresholds) == len(distances(X[:500], y[:500])) - 10 + 1
+    assert prada.distinct_bounds(short) != (0.0, np.inf)
+    assert prada.distinct_bounds(short + 1) == (0.0, np.inf)
+    assert prada.label_bound(1500) < np.inf
