@@ -330,19 +330,28 @@ def test_too_few_repeats_flag_lowd_meek_on_integer_rows_before_99_percent() -> N
     import dataclasses
 
     from stealml.experiments.defence_targets import CASES
-    from stealml.experiments.prada_study import _run
 
     target = build_target("breast-cancer LR", 2)
     prada = dataclasses.replace(target.calibrated_prada(), label_shares=(), label_high=())
     assert prada.distinct_low and prada.distinct_high
     case = next(c for c in CASES if c.attack == "lowd-meek")
     without = dataclasses.replace(prada, distinct_low=(), distinct_high=())
-    late, _ = _run(target, case, 2, [without], "block")
+    _caught_in_time_only_with(target, case, 2, prada, without, "U")
+
+
+def _caught_in_time_only_with(target, case, seed: int, prada: Prada, without: Prada,
+                              test: str) -> None:
+    """Blocked at its flag, the attack keeps under 99% fidelity with ``prada`` (flagged by
+    ``test``), and is never flagged or only at 99% with ``without``; ``prada`` flags none
+    of 20 honest orders of the rows the owner never used."""
+    from stealml.experiments.prada_study import _run
+
+    late, _ = _run(target, case, seed, [without], "block")
     assert late.flagged_at is None or (late.fidelity or 0.0) >= 0.99
-    blocked, watch = _run(target, case, 2, [prada], "block")
-    assert watch._client("attacker")[0].flagged_by == "U"
+    blocked, watch = _run(target, case, seed, [prada], "block")
+    assert watch._client("attacker")[0].flagged_by == test
     assert blocked.flagged_at is not None and (blocked.fidelity or 0.0) < 0.99
-    rng = np.random.default_rng(2)
+    rng = np.random.default_rng(seed)
     labels = np.asarray(target.model.predict(target.honest))
     for _ in range(20):
         order = rng.permutation(len(target.honest))
@@ -425,7 +434,6 @@ def test_label_test_flags_uniform_retraining_on_breast_cancer_before_99_percent(
     import dataclasses
 
     from stealml.experiments.defence_targets import CASES
-    from stealml.experiments.prada_study import _run
 
     target = build_target("breast-cancer LR", 5)
     prada = target.calibrated_prada()
@@ -433,16 +441,7 @@ def test_label_test_flags_uniform_retraining_on_breast_cancer_before_99_percent(
     case = next(c for c in CASES if c.attack == "retrain-uniform"
                 and c.target == "breast-cancer LR")
     without = dataclasses.replace(prada, label_shares=(), label_high=())
-    late, _ = _run(target, case, 5, [without], "block")
-    assert late.flagged_at is None or (late.fidelity or 0.0) >= 0.99
-    blocked, watch = _run(target, case, 5, [prada], "block")
-    assert watch._client("attacker")[0].flagged_by == "L"
-    assert blocked.flagged_at is not None and (blocked.fidelity or 0.0) < 0.99
-    rng = np.random.default_rng(5)
-    labels = np.asarray(target.model.predict(target.honest))
-    for _ in range(20):
-        order = rng.permutation(len(target.honest))
-        assert prada.new_state().update(target.honest[order], labels[order]) is None
+    _caught_in_time_only_with(target, case, 5, prada, without, "L")
 
 
 def test_distinct_tests_stop_where_the_short_calibration_orders_stop() -> None:
