@@ -284,11 +284,16 @@ def test_calibrated_repeat_test_flags_tree_attacks_the_w_tests_missed(seed) -> N
     assert blocked.flagged_at is not None and blocked.flagged_at <= 20
     assert watch._client("attacker")[0].flagged_by in ("R", "R15")
     assert (blocked.fidelity or 0.0) < 0.99
+    _no_honest_order_flagged(target, prada, seed)
+
+
+def _no_honest_order_flagged(target, prada: Prada, seed: int) -> None:
+    """``prada`` flags none of 20 random orders of the rows the owner never used."""
     rng = np.random.default_rng(seed)
-    honest = np.asarray(target.model.predict(target.honest))
+    labels = np.asarray(target.model.predict(target.honest))
     for _ in range(20):
         order = rng.permutation(len(target.honest))
-        assert prada.new_state().update(target.honest[order], honest[order]) is None
+        assert prada.new_state().update(target.honest[order], labels[order]) is None
 
 
 def test_distinct_share_of_all_distances_is_tested_on_both_sides() -> None:
@@ -351,11 +356,7 @@ def _caught_in_time_only_with(target, case, seed: int, prada: Prada, without: Pr
     blocked, watch = _run(target, case, seed, [prada], "block")
     assert watch._client("attacker")[0].flagged_by == test
     assert blocked.flagged_at is not None and (blocked.fidelity or 0.0) < 0.99
-    rng = np.random.default_rng(seed)
-    labels = np.asarray(target.model.predict(target.honest))
-    for _ in range(20):
-        order = rng.permutation(len(target.honest))
-        assert prada.new_state().update(target.honest[order], labels[order]) is None
+    _no_honest_order_flagged(target, prada, seed)
 
 
 def test_label_test_flags_a_one_sided_class_mix_as_first_flag_replays_it() -> None:
