@@ -527,8 +527,10 @@ def serve(models: tuple[str, ...], config: str | None, host: str | None, port: i
 def calibrate_prada(target: str, data: str | None, reference: str | None, orders: int,
                     seed: int, out: str, label_test: bool, trusted: bool,
                     as_json: bool) -> None:
-    """Calibrate TARGET's PRADA detector: a Shapiro-Wilk threshold per number of distances,
-    from the owner's natural rows sent in many random orders (docs/defences.md)."""
+    """Calibrate TARGET's PRADA detector: a threshold per number of distances for each of
+    its tests (Shapiro-Wilk W of all and of recent distances, repeated distances, the
+    class mix), from the owner's natural rows sent in many random orders
+    (docs/defences.md)."""
     from stealml.experiments.calibration import calibrate_target
 
     if not out.endswith(".json"):
