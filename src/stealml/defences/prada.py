@@ -953,7 +953,8 @@ def label_band(labels: Any, min_samples: int = 10, orders: int = 50,
             stream = np.asarray(classes)[rng.choice(len(classes), size=size, p=p)]
             curves.append(label_curve(stream, dict(zip(classes, boot, strict=True)),
                                       min_samples))
-        groups.append(-_curves([np.asarray(c) for c in curves], lambda x: x))
+        width = min(len(c) for c in curves)  # a class drawn late gives fewer distances
+        groups.append(-np.array([c[:width] for c in curves]))
     centre, spread, c = w_band(groups, min_samples)
     n = np.arange(min_samples, min_samples + len(centre))
     return centre, np.maximum(np.maximum(c * spread, 1.0 / n), drift), 1.0
