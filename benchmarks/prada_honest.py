@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from stealml.defences import OutOfDistribution
 from stealml.defences.prada import (
     REPEATS,
     WINDOWS,
@@ -50,7 +51,10 @@ def honest_flags(name: str, seed: int, streams: int, rows: int) -> dict[str, Any
     labels = np.asarray(target.model.predict(X)).astype(str)
     volume = min(rows, len(X))
     rng = np.random.default_rng([seed, 23])
+    ood = OutOfDistribution(target.reference, random_state=seed)  # as the study's
+    far = ood.far(X)
     flagged, at, by = 0, [], set()
+    ood_flagged, either = 0, 0
     highest_tv = 0.0
     lowest = dict.fromkeys(["W", *(f"W{k}" for k in prada.windows),
                             *(f"R{k}" for k in prada.repeats)], 1.0)
@@ -66,6 +70,9 @@ def honest_flags(name: str, seed: int, streams: int, rows: int) -> dict[str, Any
             tv = label_curve(labels[order], prada.label_shares, MIN_SAMPLES)
             highest_tv = max(highest_tv, float(tv.max()) if len(tv) else 0.0)
         flag = first_flag(D, prada, labels[order])
+        out_flag = ood.first_flag(far[order])
+        ood_flagged += out_flag is not None
+        either += flag is not None or out_flag is not None
         if flag is not None:
             flagged += 1
             at.append(flag[0])
@@ -74,6 +81,7 @@ def honest_flags(name: str, seed: int, streams: int, rows: int) -> dict[str, Any
             "streams": streams, "flagged": flagged,
             "first flag at n": "-" if not at else f"{min(at)}-{max(at)}",
             "flagged by": ", ".join(sorted(by)) or "-",
+            "OOD flagged": ood_flagged, "PRADA + OOD flagged": either,
             **{f"lowest {test}": round(w, 4) for test, w in lowest.items()},
             "highest class-mix distance (L)": round(highest_tv, 3),
             "seconds": round(time.perf_counter() - start, 1)}
@@ -95,6 +103,8 @@ def main() -> None:
             rows.append(honest_flags(name, seed, args.streams, args.rows))
             print(rows[-1], flush=True)
     total = sum(r["flagged"] for r in rows)
+    total_ood = sum(r["OOD flagged"] for r in rows)
+    total_either = sum(r["PRADA + OOD flagged"] for r in rows)
     streams = sum(r["streams"] for r in rows)
     notes = (f"Per-n PRADA detector (`calibrate_prada`, as the PRADA study: {PER_N_ORDERS} "
              f"orders of the owner's reference rows and {20 * PER_N_ORDERS} short ones; "
@@ -108,7 +118,10 @@ def main() -> None:
              f"{args.streams} honest streams per target and seed, each a random order "
              f"of up to {args.rows} rows the calibration never saw (the test split and "
              f"the training half the owner does not hold). Flagged in all: {total} of "
-             f"{streams} streams. 'lowest W': the lowest W of all distances (n >= "
+             f"{streams} streams by PRADA; by the out-of-distribution monitor (quantile "
+             f"0.99, alpha 1e-6, on the same reference rows) {total_ood}; by the two "
+             f"together (the service's `--monitor prada --monitor ood`) {total_either}. "
+             f"'lowest W': the lowest W of all distances (n >= "
              f"{MIN_SAMPLES}), 'lowest Wk': of any window, 'lowest Rk': the lowest share of "
              f"distinct values in any window of k (1: no repeats). The paper has no such "
              f"measurement (Juuti et al. 2019 chose delta per model on benign data). "

@@ -25,11 +25,18 @@ def test_study_flags_top_down_and_explains_the_short_attack(tmp_path) -> None:
     # before the flag it goes deeper below the calibrated bands than any honest stream
     assert tree["depth"] > 1.5 > tree["honest_max_depth"] and tree["honest_at_or_deeper"] == 0
     assert tree["per-n_honest_flags"] == 0 and tree["paper_honest_flags"] == 0
+    # the service's monitor with PRADA and the out-of-distribution detector: the first flag
+    # of either, and the honest streams either flags
+    flags = [tree[k] for k in ("per-n_flag", "ood_flag") if tree[k] is not None]
+    assert tree["monitor_flag"] == min(flags) and tree["monitor_fidelity_at_flag"] < 0.99
+    assert tree["ood_honest_flags"] == tree["monitor_honest_flags"] == 0
     short = runs["equation-solving (logreg) on breast-cancer LR"]
     assert short["distances"] < MIN_SAMPLES and short["per-n_flag"] is None
     rows = {r["attack"]: r for r in
             json.loads((tmp_path / "prada_detection.json").read_text())["rows"]}
     assert rows["top-down on german-credit tree"]["per-n verdict"].startswith(
         "flagged before 99% on 1/1")
+    assert rows["top-down on german-credit tree"]["PRADA + OOD: flagged before 99%"] == "1/1"
+    assert rows["top-down on german-credit tree"]["honest PRADA + OOD flags"] == "0/3"
     assert rows["equation-solving (logreg) on breast-cancer LR"]["per-n verdict"].startswith(
         "unseeable: ends before 10 distances")

@@ -97,6 +97,29 @@ class OutOfDistribution:
         """Distance beyond which a query is out of distribution."""
         return self._fitted()[1]
 
+    def far(self, X: Any) -> np.ndarray:
+        """Whether each row of ``X`` is out of distribution (farther than :attr:`radius`
+        from every reference row)."""
+        nn, radius = self._fitted()
+        X = np.nan_to_num(np.asarray(X, dtype=float), nan=0.0)
+        return nn.kneighbors(X, 1, return_distance=True)[0][:, 0] > radius
+
+    def tails(self, n: Any, k: Any) -> np.ndarray:
+        """The binomial tail P[K >= k] of ``k`` rows out among ``n`` queries (1 where k is
+        0), the statistic compared with :attr:`alpha`."""
+        n, k = np.asarray(n), np.asarray(k)
+        return np.where(k > 0, binom.sf(k - 1, n, 1.0 - self.quantile), 1.0)
+
+    def first_flag(self, far: Any) -> int | None:
+        """The 1-based query at which a client whose queries are out of distribution
+        where ``far`` is True (in order) is flagged; None if never. The same as feeding
+        them to a new state, without the nearest-neighbour search per client."""
+        far = np.asarray(far, dtype=bool)
+        n = np.arange(1, len(far) + 1)
+        hits = np.flatnonzero((n >= self.min_queries)
+                              & (self.tails(n, np.cumsum(far)) < self.alpha))
+        return int(hits[0]) + 1 if len(hits) else None
+
     def new_state(self) -> OutOfDistributionState:
         self._fitted()
         return OutOfDistributionState(self)
@@ -119,12 +142,10 @@ class OutOfDistributionState:
         (rows after it are not observed), or None."""
         if self.flagged_at is not None or len(X) == 0:
             return None
-        nn, radius = self.detector._fitted()
-        X = np.nan_to_num(np.asarray(X, dtype=float), nan=0.0)
-        far = nn.kneighbors(X, 1, return_distance=True)[0][:, 0] > radius
+        far = self.detector.far(X)
         n = self.queries + np.arange(1, len(X) + 1)
         k = self.out + np.cumsum(far)
-        tails = np.where(k > 0, binom.sf(k - 1, n, 1.0 - self.detector.quantile), 1.0)
+        tails = self.detector.tails(n, k)
         hits = np.flatnonzero((n >= self.detector.min_queries) & (tails < self.detector.alpha))
         last = int(hits[0]) if len(hits) else len(X) - 1  # rows after a flag are not seen
         self.queries, self.out = int(n[last]), int(k[last])

@@ -869,7 +869,8 @@ def honest_bands(X: np.ndarray, labels: Any, min_samples: int = 10,
                  windows: tuple[int, ...] = (), orders: int = 50, short_orders: int = 1000,
                  short: int = 200, max_rows: int = 2000, random_state: RandomState = 0,
                  repeats: tuple[int, ...] = (), distinct: bool = False,
-                 label_test: bool = False) -> tuple[Band, dict[str, Band]]:
+                 label_test: bool = False, label_level: float | None = None,
+                 widen: float | None = None) -> tuple[Band, dict[str, Band]]:
     """:func:`w_band` of the rows ``X`` sent in ``orders`` random orders of at most
     ``max_rows`` rows and ``short_orders`` of ``short`` rows, none over half the rows
     (what :func:`calibrate_prada` thresholds): the band of W of all distances, and by
@@ -880,7 +881,8 @@ def honest_bands(X: np.ndarray, labels: Any, min_samples: int = 10,
     band), from the ``min_samples``-th distance on, tolerances as the repeat tests', up to
     the number of distances every order reaches (the short orders').
     With ``label_test``, also the band of minus the label test's statistic (``"L"``,
-    :func:`label_band`). Tests longer than the orders' streams are left out."""
+    :func:`label_band` at ``label_level``, for a detector widened by ``widen``). Tests
+    longer than the orders' streams are left out."""
     X = np.asarray(X, dtype=float)
     half = len(X) // 2
     if half <= min_samples + 1:
@@ -913,32 +915,48 @@ def honest_bands(X: np.ndarray, labels: Any, min_samples: int = 10,
             n = np.arange(min_samples, min_samples + len(centre))
             bands[name] = (centre, np.maximum(c * spread, REPEAT_FLOOR / n), 1.0)
     if label_test:
-        bands["L"] = label_band(labels, min_samples, orders, short_orders, short, max_rows, rng)
+        bands["L"] = label_band(labels, min_samples, orders, short_orders, short, max_rows, rng,
+                                level=label_level, widen=widen)
     return whole, bands
 
 
 def label_band(labels: Any, min_samples: int = 10, orders: int = 50,
                short_orders: int = 1000, short: int = 200, max_rows: int = 2000,
-               random_state: RandomState = 0, drift: float | None = None) -> Band:
+               random_state: RandomState = 0, drift: float | None = None,
+               level: float | None = None, level_orders: int | None = None,
+               widen: float | None = None) -> Band:
     """The band of minus the label test's statistic (:func:`label_curve`) for honest
     clients of a model whose predicted classes on the owner's rows are ``labels``:
-    ``(centre, tolerance, 1)``, its threshold ``centre - widen * tolerance``.
+    ``(centre, tolerance, 1 / widen)``, its threshold ``centre - tolerance`` (the
+    detector's widening, ``widen`` x c, leaves it there).
 
     An honest client's classes are modelled as draws from the population, which the
     owner knows only through its rows: each calibration order draws its queries'
     classes with replacement from ``labels`` and is compared with the shares of a
     bootstrap resample of ``labels`` (the larger of ``orders`` and ``short_orders`` of
-    ``max_rows`` queries, ``short_orders`` of ``short``: they are cheap, and the band
-    beyond ``short`` rests on the long ones alone), so that the band holds the client's
-    sampling and the owner's together. The tolerance is :func:`w_band`'s ``c *
-    spread``, but never under one query's worth (1/n) nor under ``drift`` (default
-    ``LABEL_DRIFT``): a model's classes on new rows differ from those on its own training
-    rows (a deep tree fits its training labels), which no resample of those rows
-    shows."""
+    ``max_rows`` queries, ``short_orders`` of ``short``), so that the band holds the
+    client's sampling and the owner's together. Their median and upper-tail spread per
+    n give the band's shape (:func:`w_band`).
+
+    Since the model is explicit, the band is set at a stated false-positive rate rather
+    than at the worst calibration order widened: ``level_orders`` more orders of
+    ``short`` queries (default ten over ``level``) are simulated the same way, and the
+    multiple c of the spread is the ``1 - level`` quantile of each order's largest
+    deviation in spreads over its first ``short`` queries (``level``, default
+    ``LABEL_LEVEL`` = 1e-5: one honest stream in 100,000 flagged by the sampling alone;
+    beyond ``short`` queries the same c). The tolerance is ``c * spread``, but never
+    under one query's worth (1/n) nor under ``drift`` (default ``LABEL_DRIFT``): a
+    model's classes on new rows differ from those on its own training rows (a deep
+    tree fits its training labels), which no resample of those rows shows."""
     labels = np.asarray(labels).astype(str)
     if len(labels) == 0:
         raise ConfigurationError("calibrating PRADA's label test needs the owner's labels")
     drift = LABEL_DRIFT if drift is None else drift
+    level = LABEL_LEVEL if level is None else level
+    widen = WIDEN if widen is None else widen
+    if not 0 < level < 1:
+        raise ConfigurationError(f"the label test's level must be between 0 and 1, not {level}")
+    level_orders = math.ceil(10 / level) if level_orders is None else level_orders
     shares = dict(label_shares(labels))
     classes = sorted(shares)
     p = np.array([shares[c] for c in classes])
@@ -956,8 +974,62 @@ def label_band(labels: Any, min_samples: int = 10, orders: int = 50,
         width = min(len(c) for c in curves)  # a class drawn late gives fewer distances
         groups.append(-np.array([c[:width] for c in curves]))
     centre, spread, c = w_band(groups, min_samples)
+    reach = min(len(centre), short - min_samples + 1)
+    if len(classes) > 1 and level_orders > 0 and reach > 0:
+        worst = _label_deviations(p, len(labels), -centre[:reach], spread[:reach],
+                                  min_samples, level_orders, rng)
+        c = float(np.quantile(worst, 1 - level))
     n = np.arange(min_samples, min_samples + len(centre))
-    return centre, np.maximum(np.maximum(c * spread, 1.0 / n), drift), 1.0
+    return centre, np.maximum(np.maximum(c * spread, 1.0 / n), drift), 1.0 / widen
+
+
+def _label_deviations(p: np.ndarray, owner: int, median: np.ndarray, spread: np.ndarray,
+                      min_samples: int, orders: int, rng: np.random.Generator,
+                      chunk: int = 25_000) -> np.ndarray:
+    """For ``orders`` simulated honest orders (classes drawn with shares ``p``, compared
+    with the shares of a bootstrap of ``owner`` rows), the largest ``(TV_n - median_n) /
+    spread_n`` over the distances n = ``min_samples``.. that ``median`` covers, where
+    TV_n is :func:`label_curve`'s statistic (the first query of each class gives no
+    distance). Vectorised over orders, one chunk at a time."""
+    k, width = len(p), len(median)
+    length = width + min_samples - 1 + k  # queries holding the last distance, at most
+    bounds = np.cumsum(p)[:-1].astype(np.float32)
+    before = np.arange(min_samples - 1, min_samples - 1 + width, dtype=np.int32)  # n - 1
+    t = np.arange(1, length + 1, dtype=np.float32)
+    median, spread = median.astype(np.float32), spread.astype(np.float32)
+    out = []
+    for start in range(0, orders, chunk):
+        size = min(chunk, orders - start)
+        boot = (rng.multinomial(owner, p, size=size) / owner).astype(np.float32)
+        u = rng.random((size, length), dtype=np.float32)
+        tv = np.zeros((size, length), np.float32)
+        firsts = np.empty((size, k), np.int32)
+        rest = np.broadcast_to(t, (size, length)).copy()  # queries of the classes not counted
+        for j in range(k):
+            if j < k - 1:
+                hit = u < bounds[j] if j == 0 else (u < bounds[j]) & (u >= bounds[j - 1])
+                count = np.cumsum(hit, axis=1, dtype=np.int32).astype(np.float32)
+                rest -= count
+            else:
+                hit, count = u >= bounds[-1], rest
+            share = count / t
+            share -= boot[:, j:j + 1]
+            tv += np.abs(share)
+            first = hit.argmax(axis=1).astype(np.int32)
+            first[~hit[np.arange(size), first]] = length + width  # never drawn
+            firsts[:, j] = first
+        firsts.sort(axis=1)
+        # the n-th distance comes with query (n - 1) + #{l : firsts_l - l <= n - 1} (0-based)
+        gap = firsts - np.arange(k, dtype=np.int32)
+        at = np.broadcast_to(before, (size, width)).copy()
+        for j in range(k):
+            at += gap[:, j:j + 1] <= before
+        dev = np.take_along_axis(tv, np.minimum(at, length - 1), axis=1)
+        dev *= 0.5
+        dev -= median
+        dev /= spread
+        out.append(dev.max(axis=1))
+    return np.concatenate(out) if out else np.array([])
 
 
 def honest_band(X: np.ndarray, labels: Any, min_samples: int = 10, orders: int = 50,
@@ -978,6 +1050,8 @@ REPEAT_FLOOR = 2
 # the label test's tolerance is never under this total variation distance: the model's
 # classes on new rows may differ this much from those on the owner's (training) rows
 LABEL_DRIFT = 0.1
+# the label test's per-stream false-positive rate from sampling alone (see label_band)
+LABEL_LEVEL = 1e-5
 
 
 def _thresholds(band: Band, widen: float) -> np.ndarray:
@@ -990,7 +1064,7 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
                     max_rows: int = 2000, windows: tuple[int, ...] = WINDOWS,
                     random_state: RandomState = 0,
                     repeats: tuple[int, ...] = REPEATS, distinct: bool = True,
-                    label_test: bool = True) -> Prada:
+                    label_test: bool = True, label_level: float = LABEL_LEVEL) -> Prada:
     """A PRADA detector with per-n thresholds calibrated on the owner's natural rows.
 
     The rows ``X`` (with the model's ``labels``) are sent in ``orders`` random orders of
@@ -1029,8 +1103,10 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
     With ``label_test``, the client's mix of predicted classes is tested against the
     owner's (:func:`label_band`; added after seeing that uniform, line-search and
     adaptive retraining on breast cancer send nine queries in ten to one class while the
-    owner's rows are split about evenly; docs/defences.md). Turn it off where honest
-    clients' mix of cases is known to differ from the owner's rows (a specialist clinic).
+    owner's rows are split about evenly; docs/defences.md). Its bound is set at the
+    per-stream false-positive rate ``label_level`` of its sampling model, not widened.
+    Turn it off where honest clients' mix of cases is known to differ from the owner's
+    rows (a specialist clinic).
 
     Examples
     --------
@@ -1046,7 +1122,7 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
         raise ConfigurationError(f"widen must be at least 1, not {widen}")
     whole, bands = honest_bands(X, labels, min_samples, tuple(windows), orders, short_orders,
                                 short, max_rows, random_state, tuple(repeats), distinct,
-                                label_test)
+                                label_test, label_level, widen)
     return prada_from_bands(whole, bands, min_samples, widen,
                             label_shares(labels) if label_test else ())
 

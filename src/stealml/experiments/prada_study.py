@@ -271,17 +271,19 @@ def _first_flag(curve: tuple[np.ndarray, np.ndarray],
 
 
 def _honest(target: Target, volume: int, detectors: dict[str, Prada], bands: dict[str, Band],
-            seed: int, orders: int) -> dict[str, Any]:
+            seed: int, orders: int, ood: OutOfDistribution) -> dict[str, Any]:
     """Honest streams of ``volume`` queries (test rows first, in random orders): the
     lowest W per test, each stream's depth below the per-n bands (:func:`_depth`) and
-    each detector's false positives."""
+    each detector's false positives (also the out-of-distribution monitor's, ``"ood"``,
+    and those of the per-n detector and it together, ``"monitor"``)."""
     rows = target.honest
     labels = np.asarray(target.model.predict(rows)).astype(str)
     rng = np.random.default_rng([seed, 11])
     out: dict[str, Any] = {"honest_queries": min(volume, len(rows)), "orders": orders}
     lows: dict[int, float] = {}
     window_lows: dict[str, float] = {}
-    flags = dict.fromkeys(detectors, 0)
+    flags = dict.fromkeys([*detectors, "ood", "monitor"], 0)
+    far = ood.far(rows)
     depths = []
     for _ in range(orders):
         order = rng.permutation(len(rows))[:volume]
@@ -295,7 +297,12 @@ def _honest(target: Target, volume: int, detectors: dict[str, Prada], bands: dic
             for test, (_, w, _) in windows.items():
                 if len(w):  # (for U, the lowest of minus the share)
                     window_lows[test] = min(window_lows.get(test, np.inf), float(w.min()))
-            flags[name] += _first_flag(curve, windows, prada) is not None
+            flagged = _first_flag(curve, windows, prada) is not None
+            flags[name] += flagged
+            if name == "per-n":
+                out_flag = ood.first_flag(far[order]) is not None
+                flags["ood"] += out_flag
+                flags["monitor"] += flagged or out_flag
     out["min_w"] = {m: float(w) for m, w in lows.items()}
     out["window_min_w"] = window_lows
     out["depths"] = np.array(depths)
@@ -382,7 +389,7 @@ def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
         X, labels = np.vstack(record.rows), np.concatenate(record.labels)
         D = distances(X, labels)
         row["distances"] = len(D)
-        honest = _honest(target, free.queries, detectors, bands, seed, honest_orders)
+        honest = _honest(target, free.queries, detectors, bands, seed, honest_orders, ood)
         row["honest_queries"] = honest["honest_queries"]
         row["honest_orders"] = honest["orders"]
         for name, prada in detectors.items():
@@ -419,6 +426,13 @@ def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
         if ood_state.flagged_at is not None:
             blocked, _ = _run(target, case, seed, [ood], "block")
             row["ood_flag"], row["ood_fidelity_at_flag"] = blocked.flagged_at, blocked.fidelity
+        row["ood_honest_flags"] = honest["flags"]["ood"]
+        # the service's monitor with both detectors: the first flag of either
+        earliest = min(((row[f"{d}_flag"], row[f"{d}_fidelity_at_flag"])
+                        for d in ("per-n", "ood") if row[f"{d}_flag"] is not None),
+                       key=lambda flag: flag[0], default=(None, None))
+        row["monitor_flag"], row["monitor_fidelity_at_flag"] = earliest
+        row["monitor_honest_flags"] = honest["flags"]["monitor"]
         row["seconds"] = time.perf_counter() - start
         rows.append(row)
         if log is not None:
@@ -426,6 +440,23 @@ def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
         print(f"seed {seed}: {case.name}: {row['seconds']:.0f} s", file=sys.stderr,
               flush=True)
     return rows
+
+
+def _honest_flags(ok: list[dict[str, Any]], name: str) -> str:
+    """The honest streams the ``name`` detector flags, of all (runs before it: '-')."""
+    if any(f"{name}_honest_flags" not in r for r in ok):
+        return "-"
+    return f"{sum(r[f'{name}_honest_flags'] for r in ok)}/{sum(r['honest_orders'] for r in ok)}"
+
+
+def _before_99(ok: list[dict[str, Any]], name: str) -> str:
+    """On how many seeds the ``name`` detector flags the attack before it has 99%
+    fidelity (the rerun blocked at the flag has less; runs before it: '-')."""
+    if any(f"{name}_flag" not in r for r in ok):
+        return "-"
+    caught = [r for r in ok if r[f"{name}_flag"] is not None
+              and (r[f"{name}_fidelity_at_flag"] or 0.0) < 0.99]
+    return f"{len(caught)}/{len(ok)}"
 
 
 def _verdict(runs: list[dict[str, Any]], name: str) -> str:
@@ -527,6 +558,10 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "OOD flags": flags("ood"),
             "OOD flag at query": _fmt_range([r["ood_flag"] for r in ok]),
             "fidelity at OOD flag": _fmt_range([r["ood_fidelity_at_flag"] for r in ok], 4),
+            "honest OOD flags": _honest_flags(ok, "ood"),
+            "PRADA + OOD: flagged before 99%": _before_99(ok, "monitor"),
+            "PRADA + OOD flag at query": _fmt_range([r.get("monitor_flag") for r in ok]),
+            "honest PRADA + OOD flags": _honest_flags(ok, "monitor"),
         })
     return out
 
@@ -572,7 +607,9 @@ than every honest stream and the attack reaches 99%, only over the distances bef
 reaches 99%: the first multiple of {BATCH} queries after which, blocked there, it has
 99% fidelity ('99%_at_query' in the runs file, by bisection). The runs file gives each
 seed's 'depth', 'honest_max_depth' and 'honest_at_or_deeper' (of the {HONEST_ORDERS}).
-OOD: the out-of-distribution rate monitor (quantile 0.99, alpha 1e-6) on the same runs.
+OOD: the out-of-distribution rate monitor (quantile 0.99, alpha 1e-6) on the same runs
+and honest streams. 'PRADA + OOD': the service's monitor with both detectors (a key is
+flagged by the first of either; `stealml serve --monitor prada --monitor ood`).
 Ranges are over seeds. Goal (issue 7): PRADA flags every attack before 99% fidelity,
 except those it provably cannot see, with no flag on honest traffic of the same
 volume."""
@@ -633,6 +670,7 @@ def prada_study(out: Path, seeds: tuple[int, ...] = (0, 1, 2),
             "l_max_tv", "l_max_tv_at", "l_honest_max_tv",
             "per-n_honest_flags", "paper_flag",
             "paper_fidelity_at_flag", "paper_min_w", "paper_honest_min_w",
-            "paper_honest_flags", "ood_flag", "ood_fidelity_at_flag", "seconds"]
+            "paper_honest_flags", "ood_flag", "ood_fidelity_at_flag", "ood_honest_flags",
+            "monitor_flag", "monitor_fidelity_at_flag", "monitor_honest_flags", "seconds"]
     paths += write_results(out / "prada_detection-runs", "PRADA study: every run", runs, cols)
     return paths
