@@ -119,6 +119,26 @@ def test_ood_first_flag_replays_what_a_client_state_sees(tree_target) -> None:
     assert ood.tails([10], [0]).tolist() == [1.0]
 
 
+def test_ood_rate_allows_for_a_small_reference_set() -> None:
+    """The out-of-distribution rate an honest client is allowed is the conformal upper
+    bound, not 1 - quantile: breast cancer at seed 1 has 166 reference rows, and 5.4% of
+    the rows its owner never used are out (1% asked). Before, every honest stream of those
+    rows was flagged (at about query 244); now none of 20 orders is. A large reference
+    set keeps the rate near 1%."""
+    from stealml.experiments.defence_targets import build_target
+
+    target = build_target("breast-cancer LR", 1)
+    ood = OutOfDistribution(target.reference, random_state=1)
+    far = ood.far(target.honest)
+    assert far.mean() > 0.05 and ood.rate > far.mean()
+    rng = np.random.default_rng(0)
+    assert all(ood.first_flag(far[rng.permutation(len(far))]) is None for _ in range(20))
+    big = OutOfDistribution(np.random.default_rng(1).normal(size=(2000, 3)))
+    assert 0.01 < big.rate < 0.02
+    with pytest.raises(ConfigurationError, match="confidence"):
+        OutOfDistribution(target.reference, confidence=1.0)
+
+
 def test_prada_thresholds_are_checked_and_used_per_number_of_distances() -> None:
     with pytest.raises(ConfigurationError, match="thresholds must all be between 0 and 1"):
         Prada(thresholds=(0.5, 1.2))
@@ -439,7 +459,7 @@ def test_label_band_holds_its_stated_false_positive_rate() -> None:
 
     rng = np.random.default_rng(5)
     labels = rng.choice(["a", "b", "c"], size=400, p=[0.55, 0.3, 0.15])
-    centre, tol, c = label_band(labels, 10, orders=20, short_orders=400, drift=0.0,
+    centre, tol, _ = label_band(labels, 10, orders=20, short_orders=400, drift=0.0,
                                 level=0.05, level_orders=20_000, random_state=1)
     shares = dict(label_shares(labels))
     classes = sorted(shares)

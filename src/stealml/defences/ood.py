@@ -4,8 +4,14 @@ The model owner knows its training data. A query is *out of distribution* when i
 distance to the nearest training row exceeds the ``quantile`` (0.99 by default) of the
 training rows' own nearest-neighbour distances (leave-one-out), so an honest client's
 queries, drawn from the same distribution, are out with probability about
-1 - quantile. A client is flagged once the number k of its n queries that are out is
-improbable under that rate: the binomial tail P[K >= k | n, 1 - quantile] < ``alpha``.
+1 - quantile. About: that quantile is estimated from the owner's rows, and where they
+are few the rate for new rows varies from owner to owner (breast cancer, 166 reference
+rows: 5.4% of new rows out at one split, against 1% asked). By the conformal argument,
+with m of the n reference rows beyond the radius, the rate for a new row is distributed
+as Beta(m + 1, n - m); the monitor takes its ``1 - confidence`` quantile as the honest
+rate (:attr:`OutOfDistribution.rate`). A client is flagged once the number k of its n
+queries that are out is improbable under that rate: the binomial tail
+P[K >= k | n, rate] < ``alpha``.
 With alpha = 1e-6 a client whose first queries all fall outside the data (equation
 solving's random points in a wide feature space) is flagged within a handful of
 queries; an honest client is flagged with probability below alpha per query.
@@ -21,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import binom
+from scipy.stats import beta, binom
 from sklearn.neighbors import NearestNeighbors
 
 from stealml.exceptions import ConfigurationError
@@ -43,6 +49,9 @@ class OutOfDistribution:
         nearest-neighbour distances (0.5 <= quantile < 1).
     alpha : float
         Flag when the binomial tail of the client's out count is below this (0 < alpha < 1).
+    confidence : float
+        Chance that the honest rate is above the rate the test assumes (the upper
+        ``1 - confidence`` quantile of its conformal distribution; 0 < confidence < 1).
     min_queries : int
         Queries observed before a client can be flagged.
     max_reference : int
@@ -61,6 +70,7 @@ class OutOfDistribution:
     reference: Any
     quantile: float = 0.99
     alpha: float = 1e-6
+    confidence: float = 1e-3
     min_queries: int = 3
     max_reference: int = 2000
     random_state: RandomState = 0
@@ -76,6 +86,9 @@ class OutOfDistribution:
             raise ConfigurationError(f"quantile must be in [0.5, 1), not {self.quantile}")
         if not 0 < self.alpha < 1:
             raise ConfigurationError(f"alpha must be between 0 and 1, not {self.alpha}")
+        if not 0 < self.confidence < 1:
+            raise ConfigurationError(f"confidence must be between 0 and 1, not "
+                                     f"{self.confidence}")
         if int(self.min_queries) != self.min_queries or self.min_queries < 1:
             raise ConfigurationError(f"min_queries must be >= 1, not {self.min_queries}")
         if int(self.max_reference) != self.max_reference or self.max_reference < 10:
@@ -89,13 +102,24 @@ class OutOfDistribution:
                 ref = ref[rng.choice(len(ref), self.max_reference, replace=False)]
             nn = NearestNeighbors(n_neighbors=2).fit(ref)
             own = nn.kneighbors(ref, 2, return_distance=True)[0][:, 1]
-            self._index.extend([nn, float(np.quantile(own, self.quantile))])
+            radius = float(np.quantile(own, self.quantile))
+            beyond = int((own > radius).sum())
+            rate = float(beta.ppf(1 - self.confidence, beyond + 1, len(own) - beyond))
+            self._index.extend([nn, radius, rate])
         return self._index[0], self._index[1]
 
     @property
     def radius(self) -> float:
         """Distance beyond which a query is out of distribution."""
         return self._fitted()[1]
+
+    @property
+    def rate(self) -> float:
+        """The rate of out-of-distribution rows the test allows an honest client: the
+        upper ``1 - confidence`` quantile of the conformal Beta(m + 1, n - m) (m of the n
+        reference rows beyond :attr:`radius`)."""
+        self._fitted()
+        return float(self._index[2])
 
     def far(self, X: Any) -> np.ndarray:
         """Whether each row of ``X`` is out of distribution (farther than :attr:`radius`
@@ -108,7 +132,7 @@ class OutOfDistribution:
         """The binomial tail P[K >= k] of ``k`` rows out among ``n`` queries (1 where k is
         0), the statistic compared with :attr:`alpha`."""
         n, k = np.asarray(n), np.asarray(k)
-        return np.where(k > 0, binom.sf(k - 1, n, 1.0 - self.quantile), 1.0)
+        return np.where(k > 0, binom.sf(k - 1, n, self.rate), 1.0)
 
     def first_flag(self, far: Any) -> int | None:
         """The 1-based query at which a client whose queries are out of distribution
