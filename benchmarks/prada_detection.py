@@ -12,7 +12,10 @@ were chosen after looking at attack streams of seeds 0-4, and its repeat tests a
 looking at seeds 5-9 (``--first-seed 5 --out benchmarks/results/prada_heldout``);
 ``--first-seed 10 --out benchmarks/results/prada_heldout_10_14`` measured it on seeds no
 choice was made on. The label test was added after looking at seeds 0-14; ``--first-seed
-15 --out benchmarks/results/prada_heldout_15_19`` measures the whole detector on seeds no
+15 --out benchmarks/results/prada_heldout_15_19`` measured the whole detector on seeds no
+choice was made on. The label test's bound at a stated false-positive rate and the
+out-of-distribution monitor's conformal rate were then set after looking at seeds 0-19;
+``--first-seed 20 --out benchmarks/results/prada_heldout_20_24`` measures them on seeds no
 choice was made on.
 """
 
