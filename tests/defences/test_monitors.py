@@ -510,6 +510,23 @@ def test_label_test_flags_uniform_retraining_on_breast_cancer_before_99_percent(
     _caught_in_time_only_with(target, case, 5, prada, without, "L")
 
 
+def test_label_test_at_its_stated_level_flags_lowd_meek_within_30_queries() -> None:
+    """Lowd-Meek on breast cancer, seed 7, has 99% fidelity after 30 queries. The label
+    bound set at its stated false-positive rate (1e-5 per stream) flags it by 'L' before
+    that; without the label test it is flagged only at 99% or later, as it was with the
+    earlier bound (the worst calibration order widened by 1.5: flagged at query 40 in
+    that PRADA study)."""
+    import dataclasses
+
+    from stealml.experiments.defence_targets import CASES
+
+    target = build_target("breast-cancer LR", 7)
+    prada = target.calibrated_prada()
+    case = next(c for c in CASES if c.attack == "lowd-meek" and c.target == "breast-cancer LR")
+    without = dataclasses.replace(prada, label_shares=(), label_high=())
+    _caught_in_time_only_with(target, case, 7, prada, without, "L")
+
+
 def test_distinct_tests_stop_where_the_short_calibration_orders_stop() -> None:
     """R and U are tested only as far as every calibration order reaches: 1,000 rows give
     long orders of 500 rows but short ones of 200, so their bounds end at the short
