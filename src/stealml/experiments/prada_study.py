@@ -454,9 +454,14 @@ def _before_99(ok: list[dict[str, Any]], name: str) -> str:
     fidelity (the rerun blocked at the flag has less; runs before it: '-')."""
     if any(f"{name}_flag" not in r for r in ok):
         return "-"
-    caught = [r for r in ok if r[f"{name}_flag"] is not None
-              and (r[f"{name}_fidelity_at_flag"] or 0.0) < 0.99]
-    return f"{len(caught)}/{len(ok)}"
+    return f"{len(_caught(ok, name))}/{len(ok)}"
+
+
+def _caught(ok: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The runs the ``name`` detector flags before 99% fidelity (the rerun blocked at the
+    flag has less, or nothing to give)."""
+    return [r for r in ok if r[f"{name}_flag"] is not None
+            and (r[f"{name}_fidelity_at_flag"] or 0.0) < 0.99]
 
 
 def _verdict(runs: list[dict[str, Any]], name: str) -> str:
@@ -464,8 +469,7 @@ def _verdict(runs: list[dict[str, Any]], name: str) -> str:
     ok = [r for r in runs if r["status"] == "ok"]
     if not ok:
         return "did not run"
-    caught = [r for r in ok if r[f"{name}_flag"] is not None
-              and (r[f"{name}_fidelity_at_flag"] or 0.0) < 0.99]
+    caught = _caught(ok, name)
     late = [r for r in ok if r[f"{name}_flag"] is not None and r not in caught]
     if len(caught) == len(ok):
         return f"flagged before 99% on {len(ok)}/{len(ok)} seeds"
