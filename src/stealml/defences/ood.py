@@ -4,7 +4,7 @@ The model owner knows its training data. A query is *out of distribution* when i
 distance to the nearest training row exceeds the ``quantile`` (0.99 by default) of the
 training rows' own nearest-neighbour distances (leave-one-out), so an honest client's
 queries, drawn from the same distribution, are out with probability about
-1 - quantile. About: that quantile is estimated from the owner's rows, and where they
+1 - quantile, but only roughly: that quantile is estimated from the owner's rows, and where they
 are few the rate for new rows varies from owner to owner (breast cancer, 166 reference
 rows: 5.4% of new rows out at one split, against 1% asked). By the conformal argument,
 with m of the n reference rows beyond the radius, the rate for a new row is distributed
