@@ -155,6 +155,13 @@ def test_calibrated_prada_flags_top_down_early(tmp_path: Path) -> None:
                                   "--orders", "2", "--no-label-test", "--out", str(off),
                                   "--json").stdout)["label_shares"]
     assert "label_high" not in json.loads(off.read_text())
+    assert summary["label_level"] == 1e-5  # the default; a looser level is cheaper
+    loose = json.loads(stealml("calibrate-prada", str(tree), "--data", "german-credit",
+                               "--orders", "2", "--label-level", "0.01", "--out", str(off),
+                               "--json").stdout)
+    assert loose["label_level"] == 0.01 and loose["label_shares"] == shares
+    _one_line_error(stealml("calibrate-prada", str(tree), "--data", "german-credit",
+                            "--label-level", "0", "--out", str(off)), "level must be between")
     ext = ["extract", "--target", str(tree), "--attack", "top-down", "--monitor", "prada",
            "--data", "german-credit", "--batch-size", "10", "--json"]
     flagged = json.loads(stealml(*ext, "--prada-calibration", str(calibration)).stdout)

@@ -16,6 +16,7 @@ from rich.table import Table
 from stealml import __version__
 from stealml.attacks import ATTACKS, get_attack
 from stealml.attacks.params import check_attack_params, parse_param_items
+from stealml.defences.prada import LABEL_LEVEL
 from stealml.exceptions import ConfigurationError, StealmlError
 from stealml.ledger import Ledger
 from stealml.targets import MODEL_KINDS
@@ -522,10 +523,13 @@ def serve(models: tuple[str, ...], config: str | None, host: str | None, port: i
 @click.option("--label-test/--no-label-test", default=True, show_default=True,
               help="Also test each client's mix of predicted classes against the owner's "
                    "rows' (off where honest clients' mix of cases differs from them).")
+@click.option("--label-level", type=float, default=LABEL_LEVEL, show_default=True,
+              help="The label test's false-positive rate per honest client, from its "
+                   "sampling model (10/level simulated orders: lower costs more time).")
 @click.option("--trusted", is_flag=True, help="Load types outside scikit-learn and pickles.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def calibrate_prada(target: str, data: str | None, reference: str | None, orders: int,
-                    seed: int, out: str, label_test: bool, trusted: bool,
+                    seed: int, out: str, label_test: bool, label_level: float, trusted: bool,
                     as_json: bool) -> None:
     """Calibrate TARGET's PRADA detector: a threshold per number of distances for each of
     its tests (Shapiro-Wilk W of all and of recent distances, repeated distances, the
@@ -538,7 +542,7 @@ def calibrate_prada(target: str, data: str | None, reference: str | None, orders
     with _spinner("calibrating PRADA", enabled=not as_json):
         _, summary = calibrate_target(target, data=data, reference=reference, out=out,
                                       orders=orders, seed=seed, trusted=trusted,
-                                      label_test=label_test)
+                                      label_test=label_test, label_level=label_level)
     if as_json:
         click.echo(json.dumps({**summary, "out": out}))
         return

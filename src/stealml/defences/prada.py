@@ -1120,6 +1120,9 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
     """
     if widen < 1:
         raise ConfigurationError(f"widen must be at least 1, not {widen}")
+    if label_test and not 0 < label_level < 1:  # checked before the bands are built
+        raise ConfigurationError(f"the label test's level must be between 0 and 1, not "
+                                 f"{label_level}")
     whole, bands = honest_bands(X, labels, min_samples, tuple(windows), orders, short_orders,
                                 short, max_rows, random_state, tuple(repeats), distinct,
                                 label_test, label_level, widen)

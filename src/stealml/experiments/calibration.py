@@ -14,6 +14,7 @@ import numpy as np
 
 from stealml.datasets import load as load_dataset
 from stealml.defences import Prada, calibrate_prada
+from stealml.defences.prada import LABEL_LEVEL
 from stealml.exceptions import ConfigurationError, FeatureCountError
 from stealml.modelio import load_model
 
@@ -44,12 +45,12 @@ def reference_rows(data: str | None, reference: str | None, n_columns: int,
 
 def calibrate_target(target: str, data: str | None = None, reference: str | None = None,
                      out: str | Path | None = None, min_samples: int = 10, orders: int = 50,
-                     seed: int = 0, trusted: bool = False,
-                     label_test: bool = True) -> tuple[Prada, dict[str, Any]]:
+                     seed: int = 0, trusted: bool = False, label_test: bool = True,
+                     label_level: float = LABEL_LEVEL) -> tuple[Prada, dict[str, Any]]:
     """Per-n PRADA thresholds for the model file ``target``, calibrated on its owner's rows
     grouped by the model's labels (:func:`~stealml.defences.calibrate_prada`, with its
-    label test unless ``label_test`` is False); written to ``out`` (JSON) when given.
-    Returns the detector and a summary of it."""
+    label test at ``label_level`` unless ``label_test`` is False); written to ``out``
+    (JSON) when given. Returns the detector and a summary of it."""
     from stealml.experiments.runner import target_space
 
     loaded = load_model(target, trusted=trusted)
@@ -60,7 +61,7 @@ def calibrate_target(target: str, data: str | None = None, reference: str | None
     labels = np.asarray(loaded.model.predict(rows))
     prada = calibrate_prada(rows, labels, min_samples=min_samples, orders=orders,
                             short_orders=20 * orders, random_state=seed,
-                            label_test=label_test)
+                            label_test=label_test, label_level=label_level)
     calibration = {"target": str(target), "rows": len(rows), "source": source,
                    "orders": orders, "short_orders": 20 * orders, "seed": seed}
     if out is not None:
@@ -70,6 +71,7 @@ def calibrate_target(target: str, data: str | None = None, reference: str | None
                "thresholds_to": last - 1, "delta": prada.delta,
                "windows": list(prada.windows), "repeats": list(prada.repeats),
                "label_shares": dict(prada.label_shares),
+               "label_level": label_level if prada.label_high else None,
                "threshold_at": {n: prada.threshold(n) for n in
                                 sorted({prada.min_samples, 20, 50, 100, 200, last - 1})
                                 if prada.min_samples <= n < last}}
