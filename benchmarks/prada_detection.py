@@ -16,7 +16,8 @@ choice was made on. The label test was added after looking at seeds 0-14; ``--fi
 choice was made on. The label test's bound at a stated false-positive rate and the
 out-of-distribution monitor's conformal rate were then set after looking at seeds 0-19;
 ``--first-seed 20 --out benchmarks/results/prada_heldout_20_24`` measures them on seeds no
-choice was made on.
+choice was made on. The scale test (the mean distance, 'S') was added after looking at the
+attack and honest streams of seeds 0-9 only: seeds 10-24 are held out for it.
 """
 
 from __future__ import annotations

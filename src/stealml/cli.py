@@ -526,14 +526,17 @@ def serve(models: tuple[str, ...], config: str | None, host: str | None, port: i
 @click.option("--label-level", type=float, default=LABEL_LEVEL, show_default=True,
               help="The label test's false-positive rate per honest client, from its "
                    "sampling model (10/level simulated orders: lower costs more time).")
+@click.option("--scale-test/--no-scale-test", default=True, show_default=True,
+              help="Also test the mean of each client's distances against honest clients' "
+                   "(off where honest clients' rows spread wider than the owner's).")
 @click.option("--trusted", is_flag=True, help="Load types outside scikit-learn and pickles.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def calibrate_prada(target: str, data: str | None, reference: str | None, orders: int,
-                    seed: int, out: str, label_test: bool, label_level: float, trusted: bool,
-                    as_json: bool) -> None:
+                    seed: int, out: str, label_test: bool, label_level: float,
+                    scale_test: bool, trusted: bool, as_json: bool) -> None:
     """Calibrate TARGET's PRADA detector: a threshold per number of distances for each of
     its tests (Shapiro-Wilk W of all and of recent distances, repeated distances, the
-    class mix), from the owner's natural rows sent in many random orders
+    class mix, the mean distance), from the owner's natural rows sent in many random orders
     (docs/defences.md)."""
     from stealml.experiments.calibration import calibrate_target
 
@@ -542,7 +545,8 @@ def calibrate_prada(target: str, data: str | None, reference: str | None, orders
     with _spinner("calibrating PRADA", enabled=not as_json):
         _, summary = calibrate_target(target, data=data, reference=reference, out=out,
                                       orders=orders, seed=seed, trusted=trusted,
-                                      label_test=label_test, label_level=label_level)
+                                      label_test=label_test, label_level=label_level,
+                                      scale_test=scale_test)
     if as_json:
         click.echo(json.dumps({**summary, "out": out}))
         return
@@ -556,6 +560,9 @@ def calibrate_prada(target: str, data: str | None, reference: str | None, orders
         shares = ", ".join(f"{c} {p:.1%}" for c, p in summary["label_shares"].items())
         out_console.print(f"label test: a client's class mix is compared with the owner's "
                           f"({shares})")
+    if summary["mean_distance_at"]:
+        bounds = ", ".join(f"{v:.3g} at n = {n}" for n, v in summary["mean_distance_at"].items())
+        out_console.print(f"scale test: flag when the mean distance is above {bounds}")
 
 
 @contextmanager

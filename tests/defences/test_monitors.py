@@ -309,7 +309,8 @@ def test_calibrated_repeat_test_flags_tree_attacks_the_w_tests_missed(seed) -> N
     from stealml.experiments.prada_study import _run
 
     target = build_target("german-credit tree", seed)
-    prada = dataclasses.replace(target.calibrated_prada(), label_shares=(), label_high=())
+    prada = dataclasses.replace(target.calibrated_prada(), label_shares=(), label_high=(),
+                                scale_high=())
     assert prada.repeats == (15, 30) and prada.repeat_threshold(0, 15) <= 0.8
     case = next(c for c in CASES if c.attack == ("top-down" if seed == 6 else "path-finding")
                 and c.target == "german-credit tree")
@@ -375,7 +376,8 @@ def test_too_few_repeats_flag_lowd_meek_on_integer_rows_before_99_percent() -> N
     from stealml.experiments.defence_targets import CASES
 
     target = build_target("breast-cancer LR", 2)
-    prada = dataclasses.replace(target.calibrated_prada(), label_shares=(), label_high=())
+    prada = dataclasses.replace(target.calibrated_prada(), label_shares=(), label_high=(),
+                                scale_high=())
     assert prada.distinct_low and prada.distinct_high
     case = next(c for c in CASES if c.attack == "lowd-meek")
     without = dataclasses.replace(prada, distinct_low=(), distinct_high=())
@@ -496,13 +498,14 @@ def test_label_test_flags_uniform_retraining_on_breast_cancer_before_99_percent(
     """Uniform retraining on breast cancer draws its queries on the 1-10 grid, where the
     target calls nine in ten malignant, while the owner's rows are about half benign.
     Seed 5 (held out when the other tests were chosen; no test but L flags it before
-    99%: U flags it only after) is flagged by 'L' before 99%, and no honest order."""
+    99%: U flags it only after) is flagged by 'L' before 99%, and no honest order. (The
+    scale test, added later, also flags it: left out here.)"""
     import dataclasses
 
     from stealml.experiments.defence_targets import CASES
 
     target = build_target("breast-cancer LR", 5)
-    prada = target.calibrated_prada()
+    prada = dataclasses.replace(target.calibrated_prada(), scale_high=())
     assert prada.label_high and {c for c, _ in prada.label_shares} == {"benign", "malignant"}
     case = next(c for c in CASES if c.attack == "retrain-uniform"
                 and c.target == "breast-cancer LR")
@@ -515,13 +518,13 @@ def test_label_test_at_its_stated_level_flags_lowd_meek_within_30_queries() -> N
     bound set at its stated false-positive rate (1e-5 per stream) flags it by 'L' before
     that; without the label test it is flagged only at 99% or later, as it was with the
     earlier bound (the worst calibration order widened by 1.5: flagged at query 40 in
-    that PRADA study)."""
+    that PRADA study). The scale test, added later, is left out."""
     import dataclasses
 
     from stealml.experiments.defence_targets import CASES
 
     target = build_target("breast-cancer LR", 7)
-    prada = target.calibrated_prada()
+    prada = dataclasses.replace(target.calibrated_prada(), scale_high=())
     case = next(c for c in CASES if c.attack == "lowd-meek" and c.target == "breast-cancer LR")
     without = dataclasses.replace(prada, label_shares=(), label_high=())
     _caught_in_time_only_with(target, case, 7, prada, without, "L")
@@ -544,3 +547,59 @@ def test_distinct_tests_stop_where_the_short_calibration_orders_stop() -> None:
     assert prada.distinct_bounds(short) != (0.0, np.inf)
     assert prada.distinct_bounds(short + 1) == (0.0, np.inf)
     assert prada.label_bound(1500) < np.inf
+
+
+def test_scale_test_flags_queries_spread_wider_than_natural_rows() -> None:
+    """The scale test ('S'): the mean of a client's distances against a per-n upper
+    bound calibrated on the owner's rows alone, tested as far as every calibration order
+    reaches. Uniform draws from the cube around clustered rows are flagged (the label
+    test left out); clients drawn from
+    the population (not the owner's rows) are not; PradaState and first_flag agree."""
+    from stealml.defences.prada import calibrate_prada, distances, first_flag, scale_curve
+
+    rng = np.random.default_rng(5)
+    centres = rng.uniform(-1, 1, size=(6, 4))
+    X = centres[rng.integers(0, 6, 4000)] + 0.15 * rng.normal(size=(4000, 4))
+    y = np.where(X[:, 0] > 0, "b", "a")
+    owner, rows = X[:600], X[600:]
+    prada = calibrate_prada(owner, y[:600], orders=10, short_orders=200, label_test=False)
+    # the short orders (200 rows, two classes) give 198 distances: S is tested up to there
+    assert len(prada.scale_high) == len(distances(owner[:200], y[:200])) - 10 + 1
+    assert prada.scale_bound(9) == np.inf == prada.scale_bound(10 + len(prada.scale_high))
+    for _ in range(20):
+        order = rng.permutation(len(rows))[:400]
+        assert prada.new_state().update(rows[order], y[600:][order]) is None
+    cube = rng.uniform(-1.2, 1.2, size=(200, 4))
+    labels = np.where(cube[:, 0] > 0, "b", "a")
+    state = prada.new_state()
+    hit = state.update(cube, labels)
+    D = distances(cube, labels)
+    at, test = first_flag(D, prada, labels)  # type: ignore[misc]
+    assert state.flagged_by == test == "S" and hit is not None and at <= 40
+    mean = scale_curve(D, 10)
+    assert mean[at - 10] > prada.scale_bound(at) and all(
+        mean[n - 10] <= prada.scale_bound(n) for n in range(10, at))
+    assert Prada.from_dict(prada.to_dict()) == prada
+    without = calibrate_prada(owner, y[:600], orders=10, short_orders=200, label_test=False,
+                              scale_test=False)
+    assert without.scale_high == () and first_flag(D, without, labels) is None
+    with pytest.raises(ConfigurationError, match="scale_high bounds must all be finite"):
+        Prada(scale_high=(0.0,))
+
+
+def test_scale_test_flags_equation_solving_on_the_diabetes_mlp_before_99_percent() -> None:
+    """Equation solving on the diabetes MLP sends uniform random points: their distances
+    look more normal than natural rows' and their classes are mixed, so at seed 5 no
+    other test flags it before it has 99% fidelity (after 30 queries). Their mean
+    distance is two to three times an honest client's: 'S' flags it before 99%, and no
+    honest order."""
+    import dataclasses
+
+    from stealml.experiments.defence_targets import CASES
+
+    target = build_target("diabetes MLP", 5)
+    prada = target.calibrated_prada()
+    assert prada.scale_high
+    case = next(c for c in CASES if c.target == "diabetes MLP")
+    without = dataclasses.replace(prada, scale_high=())
+    _caught_in_time_only_with(target, case, 5, prada, without, "S")

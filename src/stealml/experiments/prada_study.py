@@ -13,7 +13,8 @@ training split), never on the honest traffic that judges them:
               band of honest reference W_n over 1,050 orders, widened by 1.5), with W
               of the last 15 and 30 distances, their share of distinct values, and
               that share among all distances (too low or too high) tested the same
-              way.
+              way; the client's mix of classes against the owner's, and the mean of
+              its distances against honest clients' (an upper band).
 
 A flagged attack is run again with the detector blocking it (from its next request of
 10 queries), which gives the query and the fidelity at the flag. An attack the detector
@@ -57,6 +58,7 @@ from stealml.defences.prada import (
     label_shares,
     prada_from_bands,
     repeat_curve,
+    scale_curve,
     w_curve,
     window_curve,
 )
@@ -198,8 +200,9 @@ def _windows(D: np.ndarray, prada: Prada,
     """Each test of ``prada`` but W of all distances, by name (``"W<k>"``: W of the last
     k distances, ``"R<k>"``: their share of distinct values, ``"R"``: the share among
     all distances, ``"U"``: minus it, ``"L"``: minus the label test's statistic, from the
-    queries' predicted ``labels``): (its first n, its statistic at every n from there,
-    the thresholds there; flagged where the statistic is below)."""
+    queries' predicted ``labels``, ``"S"``: minus the mean of the distances): (its first
+    n, its statistic at every n from there, the thresholds there; flagged where the
+    statistic is below)."""
     out = {}
     for i, k in enumerate(prada.windows):
         w = window_curve(D, k)
@@ -221,6 +224,12 @@ def _windows(D: np.ndarray, prada: Prada,
         tv = label_curve(labels, prada.label_shares, m)
         if len(tv):
             out["L"] = m, -tv, -np.array([prada.label_bound(n) for n in range(m, m + len(tv))])
+    if prada.scale_high:
+        m = prada.min_samples
+        mean = scale_curve(D, m)
+        if len(mean):
+            out["S"] = m, -mean, -np.array([prada.scale_bound(n)
+                                           for n in range(m, m + len(mean))])
     return out
 
 
@@ -239,6 +248,8 @@ def _tests(D: np.ndarray, prada: Prada,
     if prada.label_high:
         out["L"] = (prada.min_samples, -label_curve(labels, prada.label_shares,
                                                      prada.min_samples, stop=EVERY_UNTIL))
+    if prada.scale_high:
+        out["S"] = (prada.min_samples, -scale_curve(D, prada.min_samples, stop=EVERY_UNTIL))
     return out
 
 
@@ -338,7 +349,7 @@ def _detectors(target: Target, seed: int,
     labels = target.model.predict(target.reference)
     whole, bands = honest_bands(target.reference, labels, MIN_SAMPLES, WINDOWS, orders,
                                 short_orders=20 * orders, random_state=seed, repeats=REPEATS,
-                                distinct=True, label_test=True)
+                                distinct=True, label_test=True, scale=True)
     return ({"paper": Prada(delta=target.calibrated_delta(), min_samples=PRADA_MIN_SAMPLES),
              "per-n": prada_from_bands(whole, bands, MIN_SAMPLES,
                                        shares=label_shares(labels))},
@@ -400,10 +411,13 @@ def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
             row[f"{name}_honest_min_w"] = honest["min_w"].get(prada.min_samples)
             row[f"{name}_honest_flags"] = honest["flags"][name]
             for test, (first, w, _) in windows.items():
-                key = test.lower() if test.startswith(("R", "U", "L")) else f"w{test[1:]}"
+                key = test.lower() if test.startswith(("R", "U", "L", "S")) \
+                    else f"w{test[1:]}"
                 stat = "min_w" if test.startswith("W") else "max_share" if test == "U" \
-                    else "max_tv" if test == "L" else "min_share"
-                sign = -1.0 if test in ("U", "L") else 1.0  # minus the share, minus TV
+                    else "max_tv" if test == "L" else "max_mean" if test == "S" \
+                    else "min_share"
+                # minus the share, minus TV, minus the mean
+                sign = -1.0 if test in ("U", "L", "S") else 1.0
                 honest_low = honest["window_min_w"].get(test)
                 row[f"{key}_{stat}"] = sign * float(w.min()) if len(w) else None
                 row[f"{key}_{stat}_at"] = first + int(np.argmin(w)) if len(w) else None
@@ -551,6 +565,9 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "attack / honest largest class-mix distance (L)": _fmt_range(
                 [r.get("l_max_tv") for r in ok], 2) + " / " + _fmt_range(
                 [r.get("l_honest_max_tv") for r in ok], 2),
+            "attack / honest largest mean distance (S)": _fmt_range(
+                [r.get("s_max_mean") for r in ok], 2) + " / " + _fmt_range(
+                [r.get("s_honest_max_mean") for r in ok], 2),
             "honest per-n flags": f"{sum(r['per-n_honest_flags'] for r in ok)}/"
                                   f"{sum(r['honest_orders'] for r in ok)}",
             "per-n verdict": _verdict(rs, "per-n"),
@@ -571,14 +588,16 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 NOTES = f"""Each attack runs undefended at its defence-matrix budget on {{seeds}} seeds (the
-target is retrained per seed). `per-n`: PRADA with eight tests, each against its own
+target is retrained per seed). `per-n`: PRADA with nine tests, each against its own
 threshold per number of distances n: W of all distances (from the {MIN_SAMPLES}th
 distance on), W of the last k distances for k in {WINDOWS} (from the kth, 'Wk'), the
 share of distinct values among the last k distances for k in {REPEATS} ('Rk': too many
 repeats), and the share of distinct values among all distances, on both sides ('R': too
 many repeats, 'U': too few; from the {MIN_SAMPLES}th distance), and the total variation
 distance between the client's mix of predicted classes and the owner's ('L': a mix
-unlike natural traffic's), all calibrated on the owner's reference rows only (half of
+unlike natural traffic's), and the mean of all the client's distances ('S': queries
+spread wider than natural traffic's; tested as far as every calibration order reaches),
+all calibrated on the owner's reference rows only (half of
 the training split; 50 random orders and 1,000 more of 200 rows, none over half the
 rows; for L, classes drawn with replacement from the owner's and compared with a
 bootstrap of the owner's shares, tolerance at least 1/n and at least
@@ -597,9 +616,10 @@ orders per seed of the target's test rows, then the training rows its owner neve
 each of the attack's volume (capped by their number); 'honest flags' the honest streams
 each detector flags, 'honest min W' their lowest W (n >= {MIN_SAMPLES}; W15, W30: of any
 window; R15, R30: their lowest distinct share in any window; R, U: the lowest and highest
-distinct share of all distances; L: the largest class-mix distance). Depth (per-n): how
+distinct share of all distances; L: the largest class-mix distance; S: the largest mean
+distance). Depth (per-n): how
 far a stream goes beyond the detector's bands, the largest (median_n - statistic_n) /
-(c spread_n) of any of its eight tests at any calibrated n (for U and L, of minus the
+(c spread_n) of any of its nine tests at any calibrated n (for U, L and S, of minus the
 statistic), in units
 of the band's own c; the detector with widening `widen` (here 1.5) flags the stream iff
 its depth exceeds `widen`. Verdict 'unseeable' (per-n): on every seed, some honest stream
@@ -672,6 +692,7 @@ def prada_study(out: Path, seeds: tuple[int, ...] = (0, 1, 2),
             "r_min_share", "r_min_share_at", "r_honest_min_share",
             "u_max_share", "u_max_share_at", "u_honest_max_share",
             "l_max_tv", "l_max_tv_at", "l_honest_max_tv",
+            "s_max_mean", "s_max_mean_at", "s_honest_max_mean",
             "per-n_honest_flags", "paper_flag",
             "paper_fidelity_at_flag", "paper_min_w", "paper_honest_min_w",
             "paper_honest_flags", "ood_flag", "ood_fidelity_at_flag", "ood_honest_flags",
