@@ -155,6 +155,13 @@ def test_calibrated_prada_flags_top_down_early(tmp_path: Path) -> None:
                                   "--orders", "2", "--no-label-test", "--out", str(off),
                                   "--json").stdout)["label_shares"]
     assert "label_high" not in json.loads(off.read_text())
+    bounds = summary["mean_distance_at"]  # the scale test's upper bounds on the mean distance
+    assert set(bounds) >= {"10", "20", "50"} and all(v > 0 for v in bounds.values())
+    assert len(json.loads(calibration.read_text())["scale_high"]) > 40
+    assert not json.loads(stealml("calibrate-prada", str(tree), "--data", "german-credit",
+                                  "--orders", "2", "--no-scale-test", "--out", str(off),
+                                  "--json").stdout)["mean_distance_at"]
+    assert "scale_high" not in json.loads(off.read_text())
     assert summary["label_level"] == 1e-5  # the default; a looser level is cheaper
     loose = json.loads(stealml("calibrate-prada", str(tree), "--data", "german-credit",
                                "--orders", "2", "--label-level", "0.01", "--out", str(off),
