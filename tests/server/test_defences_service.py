@@ -88,26 +88,31 @@ def test_flagged_key_gets_the_configured_response(model_files, tmp_path, mixed_s
         "noise": 0.1})
     line = _line(mixed_space, 120)
     with running(settings) as url:
-        first = _probe(url, line[:40], MALLORY)  # the flag is raised within this request
-        assert first.status_code == 200
+        before = _probe(url, line[:10], MALLORY)  # fewer distances than the test needs
+        first = _probe(url, line[10:40], MALLORY)  # the flag is raised within this request
         after = _probe(url, line[40:50], MALLORY)
         honest = _probe(url, line[:3], ALICE)
     assert honest.status_code == 200 and honest.json()["predictions"][0]["probabilities"]
+    assert before.status_code == 200 and before.json()["predictions"][0]["probabilities"]
     if response == "block":
-        assert after.status_code == 403
-        error = after.json()["error"]
-        assert error["code"] == "extraction_suspected"
-        assert "prada monitor flagged it" in error["message"]
+        for refused in (first, after):  # the flagging request is refused as a whole
+            assert refused.status_code == 403
+            error = refused.json()["error"]
+            assert error["code"] == "extraction_suspected"
+            assert "prada monitor flagged it" in error["message"]
+        assert "of this request of 30" in first.json()["error"]["message"]
         return
-    assert after.status_code == 200
-    preds = after.json()["predictions"]
-    if response == "labels":
-        assert all(p.get("probabilities") is None for p in preds)
-    else:
-        p = np.array([[d["probabilities"][str(c)] for c in range(3)] for d in preds])
-        assert np.allclose(p.sum(axis=1), 1.0)
-        clean = _probe_clean(model_files, line[40:50], mixed_space)
-        assert np.mean(np.abs(p - clean)) > 0.01
+    for got, rows in ((first, line[10:40]), (after, line[40:50])):
+        # answered as a flagged client's from the flagging request's first row on
+        assert got.status_code == 200
+        preds = got.json()["predictions"]
+        if response == "labels":
+            assert all(p.get("probabilities") is None for p in preds)
+        else:
+            p = np.array([[d["probabilities"][str(c)] for c in range(3)] for d in preds])
+            assert np.allclose(p.sum(axis=1), 1.0)
+            clean = _probe_clean(model_files, rows, mixed_space)
+            assert np.mean(np.abs(p - clean)) > 0.01
 
 
 def _probe_clean(model_files: dict[str, Path], rows: list[dict[str, Any]],
@@ -123,8 +128,34 @@ def test_a_flag_survives_a_restart(model_files, tmp_path, mixed_space) -> None:
         "detectors": ["prada"], "prada_min_samples": 20, "response": "block"})
     line = _line(mixed_space, 60)
     with running(settings) as url:
-        assert _probe(url, line[:45], MALLORY).status_code == 200
+        assert _probe(url, line[:20], MALLORY).status_code == 200
+        # the flag is raised within this request, which is refused: its rows are not
+        # logged, but the flag is
+        assert _probe(url, line[20:45], MALLORY).status_code == 403
         assert _probe(url, line[45:], MALLORY).status_code == 403
     with running(settings) as url:  # a fresh process state, the same log
         assert _probe(url, line[45:], MALLORY).status_code == 403
         assert _probe(url, line[:2], ALICE).status_code == 200
+    from stealml.server.store import PredictionLog
+
+    log = PredictionLog(tmp_path / "log.sqlite")
+    try:
+        assert len(log.predictions("mallory")) == 20  # the refused rows were not answered
+        (flag,) = log.flags()
+        assert flag["key"] == "mallory" and flag["detector"] == "prada"
+        assert 20 < flag["at_query"] <= 45
+    finally:
+        log.close()
+
+
+def test_one_large_request_cannot_outrun_the_monitor(model_files, tmp_path,
+                                                     mixed_space) -> None:
+    """The monitor sees a request's rows before they are answered: a whole line search
+    sent as one request of 50 is refused, not answered in full before the flag."""
+    settings = _settings(model_files, tmp_path / "log.sqlite", monitor={
+        "detectors": ["prada"], "prada_min_samples": 20, "response": "block"})
+    with running(settings) as url:
+        whole = _probe(url, _line(mixed_space, 50), MALLORY)
+        honest = _probe(url, _line(mixed_space, 50)[:3], ALICE)
+    assert whole.status_code == 403 and whole.json()["error"]["code"] == "extraction_suspected"
+    assert honest.status_code == 200

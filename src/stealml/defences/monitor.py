@@ -122,6 +122,21 @@ class Monitor:
         at, name, state = min(flagged, key=lambda t: t[0])
         return {"detector": name, "at_query": at, "statistic": state.statistic}
 
+    def restore(self, key: str, detector: str, at_query: int,
+                statistic: float | None = None) -> None:
+        """Mark ``key`` as flagged by ``detector`` after ``at_query`` queries (a flag
+        read back from a log), unless it already is."""
+        with self._lock:
+            states = self._client(key)
+            if any(s.flagged_at is not None for s in states):
+                return
+            for d, s in zip(self.detectors, states, strict=True):
+                if d.name == detector:
+                    s.flagged_at, s.statistic = int(at_query), statistic
+                    return
+            raise ConfigurationError(f"the monitor has no detector {detector!r} "
+                                     f"(it has {', '.join(x.name for x in self.detectors)})")
+
     def flagged(self, key: str) -> bool:
         return self.flag(key) is not None
 

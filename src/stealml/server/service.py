@@ -71,9 +71,17 @@ class Service:
                body: Any, inputs: list[Any], run: Callable[[ApiPolicy], Outcome],
                respond: Callable[[Outcome], dict[str, Any]]) -> dict[str, Any]:
         """Answer a batch once: replay a retried request, check the quota and the
-        extraction monitor, run the model under the client's policy, log every
-        prediction, show it to the monitor, and return the response (the stored one for
-        a retry)."""
+        extraction monitor, run the model under the client's policy, show the rows to
+        the monitor in order, log every prediction, and return the response (the stored
+        one for a retry).
+
+        The monitor sees a request's rows before they are answered, one by one: a client
+        flagged by one of them (not the last) is not answered as an unflagged client for
+        the rest. With ``block`` the request is refused (403; the rows before the flag
+        are not answered either), with ``labels`` or ``noise`` the whole request is
+        answered as a flagged client's. Otherwise one request of a thousand uniform rows
+        would be answered in full before any flag. Each flag is logged before the answer,
+        so that it survives a restart even when its request was refused."""
         digest = body_digest(route, body)
         stored = self.log.replay(who.name, request_id, digest)
         if stored is not None:
@@ -90,16 +98,30 @@ class Service:
                                f"{flag.get('at_query')} queries")
             policy = monitor.policy_for(who.name, policy)
         outcome = run(policy)
+        if monitor is not None and not monitor.flagged(who.name):
+            hit = monitor.observe(who.name, served.encoded(inputs), outcome.labels)
+            if hit is not None:
+                flag = monitor.flag(who.name) or {}
+                stat = flag.get("statistic")
+                self.log.record_flag(who.name, served.name, str(flag.get("detector")),
+                                     int(flag.get("at_query", 0)),
+                                     None if stat is None else float(stat))
+                if hit + 1 < len(inputs) and monitor.response == "block":
+                    raise ApiError(403, "extraction_suspected",
+                                   f"this key is blocked: the {flag.get('detector')} monitor "
+                                   f"flagged it as extracting model {served.name!r} after "
+                                   f"{flag.get('at_query')} queries (row {hit + 1} of this "
+                                   f"request of {len(inputs)}); this request is refused")
+                if hit + 1 < len(inputs) and monitor.response != "log":
+                    outcome = run(monitor.flagged_policy(served.policy))
         response = respond(outcome)
         records = outcome.records(served.classes)
-        out = self.log.commit(who.name, who.quota, served.name, request_id, digest,
-                              inputs, records, served.policy.price, response)
-        if monitor is not None and out is response:
-            monitor.observe(who.name, served.encoded(inputs), outcome.labels)
-        return out
+        return self.log.commit(who.name, who.quota, served.name, request_id, digest,
+                               inputs, records, served.policy.price, response)
 
     def _replay_monitors(self) -> None:
-        """Rebuild each monitor's records from the log: flags survive a restart."""
+        """Rebuild each monitor's records from the log, then its logged flags (those of
+        refused requests are not in the predictions): flags survive a restart."""
         monitored = {n: m for n, m in self.models.items() if m.monitor is not None}
         if not monitored:
             return
@@ -108,6 +130,12 @@ class Service:
             if served is not None and served.monitor is not None:
                 served.monitor.observe(p["key"], served.encoded([p["input"]]),
                                        [p["output"].get("label")])
+        for f in self.log.flags():
+            served = monitored.get(f["model"])
+            if served is not None and served.monitor is not None and any(
+                    d.name == f["detector"] for d in served.monitor.detectors):
+                served.monitor.restore(f["key"], f["detector"], f["at_query"],
+                                       f["statistic"])
 
 
 async def get_service(request: Request) -> Service:

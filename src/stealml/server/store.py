@@ -45,6 +45,14 @@ CREATE TABLE IF NOT EXISTS requests (
     response TEXT NOT NULL,
     PRIMARY KEY (key, request_id)
 );
+CREATE TABLE IF NOT EXISTS flags (
+    key TEXT NOT NULL,
+    model TEXT NOT NULL,
+    detector TEXT NOT NULL,
+    at_query INTEGER NOT NULL,
+    statistic REAL,
+    time REAL NOT NULL
+);
 """
 
 
@@ -233,6 +241,25 @@ class PredictionLog:
                      for b in group if b.request_id is not None])
         finally:
             self._lock.acquire()
+
+    def record_flag(self, key: str, model: str, detector: str, at_query: int,
+                    statistic: float | None) -> None:
+        """Log that an extraction monitor flagged ``key`` on ``model`` (durable before
+        the flagged request is answered: a refused request's rows are not in the log, and
+        the flag must survive a restart without them)."""
+        with self._flushed:
+            while self._flushing:
+                self._flushed.wait()
+            self._conn.execute("INSERT INTO flags VALUES (?, ?, ?, ?, ?, ?)",
+                               (key, model, detector, int(at_query), statistic, time.time()))
+
+    def flags(self) -> list[dict[str, Any]]:
+        """Every logged flag, in order."""
+        with self._flushed:
+            rows = self._read("SELECT key, model, detector, at_query, statistic FROM flags "
+                              "ORDER BY rowid")
+        return [{"key": r[0], "model": r[1], "detector": r[2], "at_query": r[3],
+                 "statistic": r[4]} for r in rows]
 
     def predictions(self, key: str | None = None) -> list[dict[str, Any]]:
         """Logged predictions (of one key, or all), in order."""
