@@ -552,9 +552,9 @@ def test_distinct_tests_stop_where_the_short_calibration_orders_stop() -> None:
 def test_scale_test_flags_queries_spread_wider_than_natural_rows() -> None:
     """The scale test ('S'): the mean of a client's distances against a per-n upper
     bound calibrated on the owner's rows alone, tested as far as every calibration order
-    reaches. Uniform draws from the cube around clustered rows are flagged (the label
-    test left out); clients drawn from
-    the population (not the owner's rows) are not; PradaState and first_flag agree."""
+    reaches and at most a quarter of the owner's rows. Uniform draws from the cube
+    around clustered rows are flagged (the label test left out); clients drawn from the
+    population (not the owner's rows) are not; PradaState and first_flag agree."""
     from stealml.defences.prada import calibrate_prada, distances, first_flag, scale_curve
 
     rng = np.random.default_rng(5)
@@ -563,8 +563,10 @@ def test_scale_test_flags_queries_spread_wider_than_natural_rows() -> None:
     y = np.where(X[:, 0] > 0, "b", "a")
     owner, rows = X[:600], X[600:]
     prada = calibrate_prada(owner, y[:600], orders=10, short_orders=200, label_test=False)
-    # the short orders (200 rows, two classes) give 198 distances: S is tested up to there
-    assert len(prada.scale_high) == len(distances(owner[:200], y[:200])) - 10 + 1
+    # tested up to a quarter of the owner's rows (150 distances), inside the short
+    # orders' reach (200 rows, two classes: 198 distances)
+    assert len(prada.scale_high) == 600 // 4 - 10 + 1 < len(distances(owner[:200],
+                                                                       y[:200])) - 10 + 1
     assert prada.scale_bound(9) == np.inf == prada.scale_bound(10 + len(prada.scale_high))
     for _ in range(20):
         order = rng.permutation(len(rows))[:400]

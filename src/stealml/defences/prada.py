@@ -937,7 +937,8 @@ def honest_bands(X: np.ndarray, labels: Any, min_samples: int = 10,
     With ``label_test``, also the band of minus the label test's statistic (``"L"``,
     :func:`label_band` at ``label_level``, for a detector widened by ``widen``). With
     ``scale``, also the band of minus the mean of the distances (``"S"``: its upper band,
-    :func:`scale_curve`), up to the number of distances every order reaches. Tests
+    :func:`scale_curve`), up to the number of distances every order reaches and at most
+    a quarter of the rows. Tests
     longer than the orders' streams are left out."""
     X = np.asarray(X, dtype=float)
     half = len(X) // 2
@@ -971,12 +972,14 @@ def honest_bands(X: np.ndarray, labels: Any, min_samples: int = 10,
             n = np.arange(min_samples, min_samples + len(centre))
             bands[name] = (centre, np.maximum(c * spread, REPEAT_FLOOR / n), 1.0)
     if scale:
-        # as far as every calibration order reaches: an order that takes half the rows
-        # draws its late rows from what the first ones left, so orders agree more there
-        # than two clients sampling the same population do (Digits' honest clients went
-        # above a band set up to 300 distances of 314-row orders)
+        # as far as every calibration order reaches, and no further than a quarter of the
+        # rows: an order that takes half the rows draws its late rows from what its first
+        # ones left, so orders agree more there than two clients sampling the population
+        # do (honest Digits clients went above a band set up to 300 distances of 314-row
+        # orders, and one honest breast-cancer client of the PRADA study, seed 4, above
+        # one set up to 88 distances of 90-row orders, at 74)
         curves = [-_curves(g, lambda D: scale_curve(D, min_samples)) for g in groups]
-        reach = min(x.shape[1] for x in curves)
+        reach = max(0, min(min(x.shape[1] for x in curves), len(X) // 4 - min_samples + 1))
         centre, spread, c = w_band(curves, min_samples)
         bands["S"] = (centre[:reach], spread[:reach], c)
     if label_test:
@@ -1176,10 +1179,11 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
 
     With ``scale_test``, the mean of the client's distances gets a per-n upper bound the
     same way as W's lower one (:func:`scale_curve`), up to the number of distances every
-    calibration order reaches (added after seeing that equation solving on the diabetes
-    MLP and on the one-vs-rest contraceptive model, whose uniform random queries give
-    distances more normal than natural rows', escaped every shape test while their mean
-    distance is two to three times an honest client's; docs/defences.md). Its premise is
+    calibration order reaches and at most a quarter of the rows (added after seeing that
+    equation solving on the diabetes MLP and on the one-vs-rest contraceptive model, whose
+    uniform random queries give distances more normal than natural rows', escaped every
+    shape test while their mean distance is two to three times an honest client's;
+    docs/defences.md). Its premise is
     that honest clients' rows spread as the owner's do; turn it off where they are known
     to spread wider.
 
