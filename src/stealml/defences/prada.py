@@ -794,22 +794,18 @@ def first_flag(D: np.ndarray, prada: Prada, labels: Any = None) -> tuple[int, st
             hit = np.flatnonzero(out)
             if len(hit):
                 hits.append((prada.min_samples + int(hit[0]), order + i, name))
+    uppers = []  # (statistic from the min_samples-th distance, its upper bound per n, name)
     if labels is not None and prada.label_high:
-        tv = label_curve(labels, prada.label_shares, prada.min_samples)
-        bound = np.array([prada.label_bound(n) for n in
-                          range(prada.min_samples, prada.min_samples + len(tv))])
-        hit = np.flatnonzero(tv > bound)
-        if len(hit):
-            hits.append((prada.min_samples + int(hit[0]), len(prada.windows)
-                         + len(prada.repeats) + 3, "L"))
+        uppers.append((label_curve(labels, prada.label_shares, prada.min_samples),
+                       prada.label_bound, "L"))
     if prada.scale_high:
-        mean = scale_curve(D, prada.min_samples)
-        bound = np.array([prada.scale_bound(n) for n in
-                          range(prada.min_samples, prada.min_samples + len(mean))])
-        hit = np.flatnonzero(mean > bound)
+        uppers.append((scale_curve(D, prada.min_samples), prada.scale_bound, "S"))
+    for value, limit, name in uppers:
+        m = prada.min_samples
+        hit = np.flatnonzero(value > np.array([limit(n) for n in range(m, m + len(value))]))
         if len(hit):
-            hits.append((prada.min_samples + int(hit[0]), len(prada.windows)
-                         + len(prada.repeats) + 4, "S"))
+            order = len(prada.windows) + len(prada.repeats) + (3 if name == "L" else 4)
+            hits.append((m + int(hit[0]), order, name))
     if not hits:
         return None
     n, _, test = min(hits)
