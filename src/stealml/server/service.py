@@ -91,11 +91,7 @@ class Service:
         policy = served.policy
         if monitor is not None:
             if monitor.blocks(who.name):
-                flag = monitor.flag(who.name) or {}
-                raise ApiError(403, "extraction_suspected",
-                               f"this key is blocked: the {flag.get('detector')} monitor "
-                               f"flagged it as extracting model {served.name!r} after "
-                               f"{flag.get('at_query')} queries")
+                raise _blocked(monitor.flag(who.name) or {}, served.name)
             policy = monitor.policy_for(who.name, policy)
         outcome = run(policy)
         if monitor is not None and not monitor.flagged(who.name):
@@ -107,11 +103,8 @@ class Service:
                                      int(flag.get("at_query", 0)),
                                      None if stat is None else float(stat))
                 if hit + 1 < len(inputs) and monitor.response == "block":
-                    raise ApiError(403, "extraction_suspected",
-                                   f"this key is blocked: the {flag.get('detector')} monitor "
-                                   f"flagged it as extracting model {served.name!r} after "
-                                   f"{flag.get('at_query')} queries (row {hit + 1} of this "
-                                   f"request of {len(inputs)}); this request is refused")
+                    raise _blocked(flag, served.name, f" (row {hit + 1} of this request of "
+                                                      f"{len(inputs)}); this request is refused")
                 if hit + 1 < len(inputs) and monitor.response != "log":
                     outcome = run(monitor.flagged_policy(served.policy))
         response = respond(outcome)
@@ -136,6 +129,13 @@ class Service:
                     d.name == f["detector"] for d in served.monitor.detectors):
                 served.monitor.restore(f["key"], f["detector"], f["at_query"],
                                        f["statistic"])
+
+
+def _blocked(flag: dict[str, Any], model: str, detail: str = "") -> ApiError:
+    """The 403 a blocked key gets."""
+    return ApiError(403, "extraction_suspected",
+                    f"this key is blocked: the {flag.get('detector')} monitor flagged it as "
+                    f"extracting model {model!r} after {flag.get('at_query')} queries{detail}")
 
 
 async def get_service(request: Request) -> Service:
