@@ -51,8 +51,8 @@ def calibrate_target(target: str, data: str | None = None, reference: str | None
     """Per-n PRADA thresholds for the model file ``target``, calibrated on its owner's rows
     grouped by the model's labels (:func:`~stealml.defences.calibrate_prada`, with its
     label test at ``label_level`` unless ``label_test`` is False, and its scale test
-    unless ``scale_test`` is False); written to ``out``
-    (JSON) when given. Returns the detector and a summary of it."""
+    unless ``scale_test`` is False); written to ``out`` (JSON) when given. Returns the
+    detector and a summary of it."""
     from stealml.experiments.runner import target_space
 
     loaded = load_model(target, trusted=trusted)

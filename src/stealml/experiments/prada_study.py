@@ -596,7 +596,8 @@ repeats), and the share of distinct values among all distances, on both sides ('
 many repeats, 'U': too few; from the {MIN_SAMPLES}th distance), and the total variation
 distance between the client's mix of predicted classes and the owner's ('L': a mix
 unlike natural traffic's), and the mean of all the client's distances ('S': queries
-spread wider than natural traffic's; tested as far as every calibration order reaches),
+spread wider than natural traffic's; tested as far as every calibration order reaches
+and at most to a quarter of the owner's rows),
 all calibrated on the owner's reference rows only (half of
 the training split; 50 random orders and 1,000 more of 200 rows, none over half the
 rows; for L, classes drawn with replacement from the owner's and compared with a
