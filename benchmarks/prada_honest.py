@@ -69,7 +69,7 @@ def honest_flags(name: str, seed: int, streams: int, rows: int) -> dict[str, Any
         if prada.label_high:
             tv = label_curve(labels[order], prada.label_shares, MIN_SAMPLES)
             highest_tv = max(highest_tv, float(tv.max()) if len(tv) else 0.0)
-        flag = first_flag(D, prada, labels[order])
+        flag = first_flag(D, prada, labels[order], X[order])
         out_flag = ood.first_flag(far[order])
         ood_flagged += out_flag is not None
         either += flag is not None or out_flag is not None

@@ -162,6 +162,14 @@ def test_calibrated_prada_flags_top_down_early(tmp_path: Path) -> None:
                                   "--orders", "2", "--no-scale-test", "--out", str(off),
                                   "--json").stdout)["mean_distance_at"]
     assert "scale_high" not in json.loads(off.read_text())
+    pairs = summary["pair_distance_at"]  # the spread test's bounds on the pairs' mean
+    assert set(pairs) >= {"10", "20", "50"} and all(v > 0 for v in pairs.values())
+    assert len(json.loads(calibration.read_text())["spread_high"]) == len(
+        json.loads(calibration.read_text())["scale_high"])
+    assert not json.loads(stealml("calibrate-prada", str(tree), "--data", "german-credit",
+                                  "--orders", "2", "--no-spread-test", "--out", str(off),
+                                  "--json").stdout)["pair_distance_at"]
+    assert "spread_high" not in json.loads(off.read_text())
     assert summary["label_level"] == 1e-5  # the default; a looser level is cheaper
     loose = json.loads(stealml("calibrate-prada", str(tree), "--data", "german-credit",
                                "--orders", "2", "--label-level", "0.01", "--out", str(off),

@@ -529,15 +529,19 @@ def serve(models: tuple[str, ...], config: str | None, host: str | None, port: i
 @click.option("--scale-test/--no-scale-test", default=True, show_default=True,
               help="Also test the mean of each client's distances against honest clients' "
                    "(off where honest clients' rows spread wider than the owner's).")
+@click.option("--spread-test/--no-spread-test", default=True, show_default=True,
+              help="Also test the mean distance between every pair of each client's queries "
+                   "against honest clients' (off where they spread wider than the owner's).")
 @click.option("--trusted", is_flag=True, help="Load types outside scikit-learn and pickles.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def calibrate_prada(target: str, data: str | None, reference: str | None, orders: int,
                     seed: int, out: str, label_test: bool, label_level: float,
-                    scale_test: bool, trusted: bool, as_json: bool) -> None:
+                    scale_test: bool, spread_test: bool, trusted: bool,
+                    as_json: bool) -> None:
     """Calibrate TARGET's PRADA detector: a threshold per number of distances for each of
     its tests (Shapiro-Wilk W of all and of recent distances, repeated distances, the
-    class mix, the mean distance), from the owner's natural rows sent in many random orders
-    (docs/defences.md)."""
+    class mix, the mean distance, the mean distance between queries), from the owner's
+    natural rows sent in many random orders (docs/defences.md)."""
     from stealml.experiments.calibration import calibrate_target
 
     if not out.endswith(".json"):
@@ -546,7 +550,7 @@ def calibrate_prada(target: str, data: str | None, reference: str | None, orders
         _, summary = calibrate_target(target, data=data, reference=reference, out=out,
                                       orders=orders, seed=seed, trusted=trusted,
                                       label_test=label_test, label_level=label_level,
-                                      scale_test=scale_test)
+                                      scale_test=scale_test, spread_test=spread_test)
     if as_json:
         click.echo(json.dumps({**summary, "out": out}))
         return
@@ -563,6 +567,10 @@ def calibrate_prada(target: str, data: str | None, reference: str | None, orders
     if summary["mean_distance_at"]:
         bounds = ", ".join(f"{v:.3g} at n = {n}" for n, v in summary["mean_distance_at"].items())
         out_console.print(f"scale test: flag when the mean distance is above {bounds}")
+    if summary["pair_distance_at"]:
+        bounds = ", ".join(f"{v:.3g} at n = {n}" for n, v in summary["pair_distance_at"].items())
+        out_console.print(f"spread test: flag when the mean distance between queries is above "
+                          f"{bounds}")
 
 
 @contextmanager

@@ -310,7 +310,7 @@ def test_calibrated_repeat_test_flags_tree_attacks_the_w_tests_missed(seed) -> N
 
     target = build_target("german-credit tree", seed)
     prada = dataclasses.replace(target.calibrated_prada(), label_shares=(), label_high=(),
-                                scale_high=())
+                                scale_high=(), spread_high=())
     assert prada.repeats == (15, 30) and prada.repeat_threshold(0, 15) <= 0.8
     case = next(c for c in CASES if c.attack == ("top-down" if seed == 6 else "path-finding")
                 and c.target == "german-credit tree")
@@ -377,7 +377,7 @@ def test_too_few_repeats_flag_lowd_meek_on_integer_rows_before_99_percent() -> N
 
     target = build_target("breast-cancer LR", 2)
     prada = dataclasses.replace(target.calibrated_prada(), label_shares=(), label_high=(),
-                                scale_high=())
+                                scale_high=(), spread_high=())
     assert prada.distinct_low and prada.distinct_high
     case = next(c for c in CASES if c.attack == "lowd-meek")
     without = dataclasses.replace(prada, distinct_low=(), distinct_high=())
@@ -505,7 +505,7 @@ def test_label_test_flags_uniform_retraining_on_breast_cancer_before_99_percent(
     from stealml.experiments.defence_targets import CASES
 
     target = build_target("breast-cancer LR", 5)
-    prada = dataclasses.replace(target.calibrated_prada(), scale_high=())
+    prada = dataclasses.replace(target.calibrated_prada(), scale_high=(), spread_high=())
     assert prada.label_high and {c for c, _ in prada.label_shares} == {"benign", "malignant"}
     case = next(c for c in CASES if c.attack == "retrain-uniform"
                 and c.target == "breast-cancer LR")
@@ -524,7 +524,7 @@ def test_label_test_at_its_stated_level_flags_lowd_meek_within_30_queries() -> N
     from stealml.experiments.defence_targets import CASES
 
     target = build_target("breast-cancer LR", 7)
-    prada = dataclasses.replace(target.calibrated_prada(), scale_high=())
+    prada = dataclasses.replace(target.calibrated_prada(), scale_high=(), spread_high=())
     case = next(c for c in CASES if c.attack == "lowd-meek" and c.target == "breast-cancer LR")
     without = dataclasses.replace(prada, label_shares=(), label_high=())
     _caught_in_time_only_with(target, case, 7, prada, without, "L")
@@ -562,7 +562,8 @@ def test_scale_test_flags_queries_spread_wider_than_natural_rows() -> None:
     X = centres[rng.integers(0, 6, 4000)] + 0.15 * rng.normal(size=(4000, 4))
     y = np.where(X[:, 0] > 0, "b", "a")
     owner, rows = X[:600], X[600:]
-    prada = calibrate_prada(owner, y[:600], orders=10, short_orders=200, label_test=False)
+    prada = calibrate_prada(owner, y[:600], orders=10, short_orders=200, label_test=False,
+                            spread_test=False)
     # tested up to a quarter of the owner's rows (150 distances), inside the short
     # orders' reach (200 rows, two classes: 198 distances)
     assert len(prada.scale_high) == 600 // 4 - 10 + 1 < len(distances(owner[:200],
@@ -583,7 +584,7 @@ def test_scale_test_flags_queries_spread_wider_than_natural_rows() -> None:
         mean[n - 10] <= prada.scale_bound(n) for n in range(10, at))
     assert Prada.from_dict(prada.to_dict()) == prada
     without = calibrate_prada(owner, y[:600], orders=10, short_orders=200, label_test=False,
-                              scale_test=False)
+                              scale_test=False, spread_test=False)
     assert without.scale_high == () and first_flag(D, without, labels) is None
     with pytest.raises(ConfigurationError, match="scale_high bounds must all be finite"):
         Prada(scale_high=(0.0,))
@@ -600,8 +601,68 @@ def test_scale_test_flags_equation_solving_on_the_diabetes_mlp_before_99_percent
     from stealml.experiments.defence_targets import CASES
 
     target = build_target("diabetes MLP", 5)
-    prada = target.calibrated_prada()
+    prada = dataclasses.replace(target.calibrated_prada(), spread_high=())  # S alone
     assert prada.scale_high
     case = next(c for c in CASES if c.target == "diabetes MLP")
     without = dataclasses.replace(prada, scale_high=())
     _caught_in_time_only_with(target, case, 5, prada, without, "S")
+
+
+def test_spread_test_flags_queries_farther_apart_than_natural_rows() -> None:
+    """The spread test ('P'): the mean distance between every pair of a client's queries
+    (any class) against a per-n upper bound calibrated on the owner's rows alone, as far
+    as the scale test. Uniform draws from the cube around clustered rows are flagged by
+    it (the label and scale tests left out); clients drawn from the population (not the
+    owner's rows) are not; PradaState, first_flag and spread_curve agree, and the
+    statistic is the plain mean over pairs."""
+    from scipy.spatial.distance import pdist
+
+    from stealml.defences.prada import calibrate_prada, distances, first_flag, spread_curve
+
+    rng = np.random.default_rng(5)
+    centres = rng.uniform(-1, 1, size=(6, 4))
+    X = centres[rng.integers(0, 6, 4000)] + 0.15 * rng.normal(size=(4000, 4))
+    y = np.where(X[:, 0] > 0, "b", "a")
+    owner, rows = X[:600], X[600:]
+    prada = calibrate_prada(owner, y[:600], orders=10, short_orders=200, label_test=False,
+                            scale_test=False)
+    assert prada.scale_high == () and len(prada.spread_high) == 600 // 4 - 10 + 1
+    assert prada.spread_bound(9) == np.inf == prada.spread_bound(10 + len(prada.spread_high))
+    for _ in range(20):
+        order = rng.permutation(len(rows))[:400]
+        assert prada.new_state().update(rows[order], y[600:][order]) is None
+    cube = rng.uniform(-1.2, 1.2, size=(200, 4))
+    labels = np.where(cube[:, 0] > 0, "b", "a")
+    curve = spread_curve(cube, labels, 10)
+    first_b = int(np.argmax(labels == "b")) if labels[0] == "a" else int(np.argmax(labels == "a"))
+    at_10 = 10 + (first_b <= 10)  # the query that gives the 10th distance (0-based)
+    assert curve[0] == pytest.approx(pdist(cube[:at_10 + 1]).mean())
+    state = prada.new_state()
+    hit = state.update(cube, labels)
+    D = distances(cube, labels)
+    at, test = first_flag(D, prada, labels, cube)  # type: ignore[misc]
+    assert state.flagged_by == test == "P" and hit is not None and at <= 30
+    assert len(state.distances) == at
+    assert curve[at - 10] > prada.spread_bound(at) and all(
+        curve[n - 10] <= prada.spread_bound(n) for n in range(10, at))
+    assert first_flag(D, prada, labels) is None  # without the queries, P is left out
+    assert Prada.from_dict(prada.to_dict()) == prada
+    with pytest.raises(ConfigurationError, match="spread_high bounds must all be finite"):
+        Prada(spread_high=(np.inf,))
+
+
+def test_spread_test_flags_one_vs_rest_equation_solving_before_99_percent() -> None:
+    """Equation solving on the one-vs-rest contraceptive model sends uniform random
+    points; at seed 4 no other test flags it before it has 99% fidelity (the scale test
+    only at query 31). The mean distance between its queries stands above every honest
+    client's from its first queries: 'P' flags it before 99%, and no honest order."""
+    import dataclasses
+
+    from stealml.experiments.defence_targets import CASES
+
+    target = build_target("contraceptive OvR", 4)
+    prada = target.calibrated_prada()
+    assert prada.spread_high and prada.scale_high
+    case = next(c for c in CASES if c.target == "contraceptive OvR")
+    without = dataclasses.replace(prada, spread_high=())
+    _caught_in_time_only_with(target, case, 4, prada, without, "P")

@@ -59,6 +59,7 @@ from stealml.defences.prada import (
     prada_from_bands,
     repeat_curve,
     scale_curve,
+    spread_curve,
     w_curve,
     window_curve,
 )
@@ -195,12 +196,13 @@ def _first_below(ns: np.ndarray, ws: np.ndarray, prada: Prada) -> int | None:
     return int(ns[hit[0]]) if len(hit) else None
 
 
-def _windows(D: np.ndarray, prada: Prada,
-             labels: np.ndarray) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:
+def _windows(D: np.ndarray, prada: Prada, labels: np.ndarray,
+             X: np.ndarray) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:
     """Each test of ``prada`` but W of all distances, by name (``"W<k>"``: W of the last
     k distances, ``"R<k>"``: their share of distinct values, ``"R"``: the share among
     all distances, ``"U"``: minus it, ``"L"``: minus the label test's statistic, from the
-    queries' predicted ``labels``, ``"S"``: minus the mean of the distances): (its first
+    queries' predicted ``labels``, ``"S"``: minus the mean of the distances, ``"P"``: minus
+    the mean distance between every pair of the queries ``X``): (its first
     n, its statistic at every n from there, the thresholds there; flagged where the
     statistic is below)."""
     out = {}
@@ -230,12 +232,19 @@ def _windows(D: np.ndarray, prada: Prada,
         if len(mean):
             out["S"] = m, -mean, -np.array([prada.scale_bound(n)
                                            for n in range(m, m + len(mean))])
+    if prada.spread_high:
+        m = prada.min_samples
+        pairs = spread_curve(X, labels, m, stop=m + len(prada.spread_high) - 1)
+        if len(pairs):
+            out["P"] = m, -pairs, -np.array([prada.spread_bound(n)
+                                            for n in range(m, m + len(pairs))])
     return out
 
 
-def _tests(D: np.ndarray, prada: Prada,
-           labels: np.ndarray) -> dict[str, tuple[int, np.ndarray]]:
-    """Each of ``prada``'s tests along ``D`` (its queries' predicted ``labels``): name ->
+def _tests(D: np.ndarray, prada: Prada, labels: np.ndarray,
+           X: np.ndarray) -> dict[str, tuple[int, np.ndarray]]:
+    """Each of ``prada``'s tests along ``D`` (its queries ``X``, their predicted
+    ``labels``): name ->
     (first n, its statistic at every n from there, up to EVERY_UNTIL distances)."""
     out = {"W": (prada.min_samples, w_curve(D, prada.min_samples, stop=EVERY_UNTIL))}
     for k in prada.windows:
@@ -250,6 +259,9 @@ def _tests(D: np.ndarray, prada: Prada,
                                                      prada.min_samples, stop=EVERY_UNTIL))
     if prada.scale_high:
         out["S"] = (prada.min_samples, -scale_curve(D, prada.min_samples, stop=EVERY_UNTIL))
+    if prada.spread_high:
+        m = prada.min_samples
+        out["P"] = (m, -spread_curve(X, labels, m, stop=m + len(prada.spread_high) - 1))
     return out
 
 
@@ -299,9 +311,11 @@ def _honest(target: Target, volume: int, detectors: dict[str, Prada], bands: dic
     for _ in range(orders):
         order = rng.permutation(len(rows))[:volume]
         D = distances(rows[order], labels[order])
-        depths.append(_depth(D, labels[order], detectors["per-n"], bands, len(D)))
+        depths.append(_depth(D, labels[order], rows[order], detectors["per-n"], bands,
+                             len(D)))
         for name, prada in detectors.items():
-            curve, windows = _curve(D, prada.min_samples), _windows(D, prada, labels[order])
+            curve = _curve(D, prada.min_samples)
+            windows = _windows(D, prada, labels[order], rows[order])
             ws = curve[1]
             if len(ws):
                 lows[prada.min_samples] = min(lows.get(prada.min_samples, 1.0), ws.min())
@@ -321,7 +335,8 @@ def _honest(target: Target, volume: int, detectors: dict[str, Prada], bands: dic
     return out
 
 
-def _judge(row: dict[str, Any], D: np.ndarray, labels: np.ndarray, prada: Prada,
+def _judge(row: dict[str, Any], D: np.ndarray, labels: np.ndarray, X: np.ndarray,
+           prada: Prada,
            bands: dict[str, Band], honest: np.ndarray, stop: int | None, caught: bool,
            reaches_99: Callable[[], int]) -> None:
     """The attack's depth below the per-n bands up to its flag (``stop`` distances),
@@ -329,7 +344,7 @@ def _judge(row: dict[str, Any], D: np.ndarray, labels: np.ndarray, prada: Prada,
     not caught before 99% and reaches 99%, its depth before it reaches 99%
     (``reaches_99()``: the query, measured only then)."""
     stop = len(D) if stop is None else stop
-    row["depth"] = _depth(D, labels, prada, bands, stop)
+    row["depth"] = _depth(D, labels, X, prada, bands, stop)
     row["99%_at_query"] = None
     if row["depth"] > honest.max() and not caught and (row["fidelity"] or 0.0) >= 0.99:
         q99 = row["99%_at_query"] = reaches_99()
@@ -338,7 +353,7 @@ def _judge(row: dict[str, Any], D: np.ndarray, labels: np.ndarray, prada: Prada,
         for label in labels[:q99]:
             n99 += label in seen
             seen.add(label)
-        row["depth"] = _depth(D, labels, prada, bands, min(stop, n99))
+        row["depth"] = _depth(D, labels, X, prada, bands, min(stop, n99))
     row["honest_max_depth"] = float(honest.max())
     row["honest_at_or_deeper"] = int((honest >= row["depth"]).sum())
 
@@ -349,22 +364,24 @@ def _detectors(target: Target, seed: int,
     labels = target.model.predict(target.reference)
     whole, bands = honest_bands(target.reference, labels, MIN_SAMPLES, WINDOWS, orders,
                                 short_orders=20 * orders, random_state=seed, repeats=REPEATS,
-                                distinct=True, label_test=True, scale=True)
+                                distinct=True, label_test=True, scale=True,
+                                spread_test=True)
     return ({"paper": Prada(delta=target.calibrated_delta(), min_samples=PRADA_MIN_SAMPLES),
              "per-n": prada_from_bands(whole, bands, MIN_SAMPLES,
                                        shares=label_shares(labels))},
             {"W": whole, **bands})
 
 
-def _depth(D: np.ndarray, labels: np.ndarray, prada: Prada, bands: dict[str, Band],
-           stop: int) -> float:
-    """How deep the stream ``D`` (its queries' predicted ``labels``) goes below the per-n
+def _depth(D: np.ndarray, labels: np.ndarray, X: np.ndarray, prada: Prada,
+           bands: dict[str, Band], stop: int) -> float:
+    """How deep the stream ``D`` (its queries ``X``, their predicted ``labels``) goes
+    below the per-n
     detector's bands before ``stop`` distances: the largest (centre_n - W_n) / (c
     spread_n) of any test at any calibrated n. The detector (band centre - widen c
     spread) flags the stream iff this exceeds ``widen``, so a stream at least as deep as
     an attack is flagged by every widening that flags the attack."""
     deepest = -np.inf
-    for test, (start, w) in _tests(D, prada, labels).items():
+    for test, (start, w) in _tests(D, prada, labels, X).items():
         if test not in bands:
             continue
         centre, spread, c = bands[test]
@@ -405,19 +422,19 @@ def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
         row["honest_orders"] = honest["orders"]
         for name, prada in detectors.items():
             ns, ws = _curve(D, prada.min_samples)
-            windows = _windows(D, prada, labels)
+            windows = _windows(D, prada, labels, X)
             row[f"{name}_min_w"] = float(ws.min()) if len(ws) else None
             row[f"{name}_min_w_at"] = int(ns[np.argmin(ws)]) if len(ws) else None
             row[f"{name}_honest_min_w"] = honest["min_w"].get(prada.min_samples)
             row[f"{name}_honest_flags"] = honest["flags"][name]
             for test, (first, w, _) in windows.items():
-                key = test.lower() if test.startswith(("R", "U", "L", "S")) \
+                key = test.lower() if test.startswith(("R", "U", "L", "S", "P")) \
                     else f"w{test[1:]}"
                 stat = "min_w" if test.startswith("W") else "max_share" if test == "U" \
-                    else "max_tv" if test == "L" else "max_mean" if test == "S" \
+                    else "max_tv" if test == "L" else "max_mean" if test in ("S", "P") \
                     else "min_share"
                 # minus the share, minus TV, minus the mean
-                sign = -1.0 if test in ("U", "L", "S") else 1.0
+                sign = -1.0 if test in ("U", "L", "S", "P") else 1.0
                 honest_low = honest["window_min_w"].get(test)
                 row[f"{key}_{stat}"] = sign * float(w.min()) if len(w) else None
                 row[f"{key}_{stat}_at"] = first + int(np.argmin(w)) if len(w) else None
@@ -432,7 +449,7 @@ def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
                                                     None)
             if name == "per-n":
                 caught = flag_n is not None and (blocked.fidelity or 0.0) < 0.99
-                _judge(row, D, labels, prada, bands, honest["depths"],
+                _judge(row, D, labels, X, prada, bands, honest["depths"],
                        None if flag_n is None else flag_n + 1, caught,
                        partial(_reaches_99, target, case, seed, free.queries))
         row["ood_flag"] = row["ood_fidelity_at_flag"] = None
@@ -568,6 +585,9 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "attack / honest largest mean distance (S)": _fmt_range(
                 [r.get("s_max_mean") for r in ok], 2) + " / " + _fmt_range(
                 [r.get("s_honest_max_mean") for r in ok], 2),
+            "attack / honest largest mean distance between queries (P)": _fmt_range(
+                [r.get("p_max_mean") for r in ok], 2) + " / " + _fmt_range(
+                [r.get("p_honest_max_mean") for r in ok], 2),
             "honest per-n flags": f"{sum(r['per-n_honest_flags'] for r in ok)}/"
                                   f"{sum(r['honest_orders'] for r in ok)}",
             "per-n verdict": _verdict(rs, "per-n"),
@@ -588,7 +608,7 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 NOTES = f"""Each attack runs undefended at its defence-matrix budget on {{seeds}} seeds (the
-target is retrained per seed). `per-n`: PRADA with nine tests, each against its own
+target is retrained per seed). `per-n`: PRADA with ten tests, each against its own
 threshold per number of distances n: W of all distances (from the {MIN_SAMPLES}th
 distance on), W of the last k distances for k in {WINDOWS} (from the kth, 'Wk'), the
 share of distinct values among the last k distances for k in {REPEATS} ('Rk': too many
@@ -597,7 +617,9 @@ many repeats, 'U': too few; from the {MIN_SAMPLES}th distance), and the total va
 distance between the client's mix of predicted classes and the owner's ('L': a mix
 unlike natural traffic's), and the mean of all the client's distances ('S': queries
 spread wider than natural traffic's; tested as far as every calibration order reaches
-and at most to a quarter of the owner's rows),
+and at most to a quarter of the owner's rows), and the mean distance between every pair
+of the client's queries of any class ('P': the same premise, steadier on few queries;
+tested as far as S, from calibration orders drawn after all the others'),
 all calibrated on the owner's reference rows only (half of
 the training split; 50 random orders and 1,000 more of 200 rows, none over half the
 rows; for L, classes drawn with replacement from the owner's and compared with a
@@ -618,9 +640,9 @@ each of the attack's volume (capped by their number); 'honest flags' the honest 
 each detector flags, 'honest min W' their lowest W (n >= {MIN_SAMPLES}; W15, W30: of any
 window; R15, R30: their lowest distinct share in any window; R, U: the lowest and highest
 distinct share of all distances; L: the largest class-mix distance; S: the largest mean
-distance). Depth (per-n): how
+distance; P: the largest mean distance between queries). Depth (per-n): how
 far a stream goes beyond the detector's bands, the largest (median_n - statistic_n) /
-(c spread_n) of any of its nine tests at any calibrated n (for U, L and S, of minus the
+(c spread_n) of any of its ten tests at any calibrated n (for U, L, S and P, of minus the
 statistic), in units
 of the band's own c; the detector with widening `widen` (here 1.5) flags the stream iff
 its depth exceeds `widen`. Verdict 'unseeable' (per-n): on every seed, some honest stream
@@ -694,6 +716,7 @@ def prada_study(out: Path, seeds: tuple[int, ...] = (0, 1, 2),
             "u_max_share", "u_max_share_at", "u_honest_max_share",
             "l_max_tv", "l_max_tv_at", "l_honest_max_tv",
             "s_max_mean", "s_max_mean_at", "s_honest_max_mean",
+            "p_max_mean", "p_max_mean_at", "p_honest_max_mean",
             "per-n_honest_flags", "paper_flag",
             "paper_fidelity_at_flag", "paper_min_w", "paper_honest_min_w",
             "paper_honest_flags", "ood_flag", "ood_fidelity_at_flag", "ood_honest_flags",
