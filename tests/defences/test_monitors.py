@@ -549,6 +549,26 @@ def test_distinct_tests_stop_where_the_short_calibration_orders_stop() -> None:
     assert prada.label_bound(1500) < np.inf
 
 
+def _clustered_owner(**tests: bool):
+    """Rows around six centres in 4-D, two classes: a detector calibrated on the owner's
+    600 (the label test off; ``tests`` turns others off), checked to pass 20 clients of
+    400 rows drawn from the rest of the population. Returns (rng, owner's rows, all
+    labels, detector)."""
+    from stealml.defences.prada import calibrate_prada
+
+    rng = np.random.default_rng(5)
+    centres = rng.uniform(-1, 1, size=(6, 4))
+    X = centres[rng.integers(0, 6, 4000)] + 0.15 * rng.normal(size=(4000, 4))
+    y = np.where(X[:, 0] > 0, "b", "a")
+    owner, rows = X[:600], X[600:]
+    prada = calibrate_prada(owner, y[:600], orders=10, short_orders=200, label_test=False,
+                            **tests)
+    for _ in range(20):
+        order = rng.permutation(len(rows))[:400]
+        assert prada.new_state().update(rows[order], y[600:][order]) is None
+    return rng, owner, y, prada
+
+
 def test_scale_test_flags_queries_spread_wider_than_natural_rows() -> None:
     """The scale test ('S'): the mean of a client's distances against a per-n upper
     bound calibrated on the owner's rows alone, tested as far as every calibration order
@@ -557,21 +577,12 @@ def test_scale_test_flags_queries_spread_wider_than_natural_rows() -> None:
     population (not the owner's rows) are not; PradaState and first_flag agree."""
     from stealml.defences.prada import calibrate_prada, distances, first_flag, scale_curve
 
-    rng = np.random.default_rng(5)
-    centres = rng.uniform(-1, 1, size=(6, 4))
-    X = centres[rng.integers(0, 6, 4000)] + 0.15 * rng.normal(size=(4000, 4))
-    y = np.where(X[:, 0] > 0, "b", "a")
-    owner, rows = X[:600], X[600:]
-    prada = calibrate_prada(owner, y[:600], orders=10, short_orders=200, label_test=False,
-                            spread_test=False)
+    rng, owner, y, prada = _clustered_owner(spread_test=False)
     # tested up to a quarter of the owner's rows (150 distances), inside the short
     # orders' reach (200 rows, two classes: 198 distances)
     assert len(prada.scale_high) == 600 // 4 - 10 + 1 < len(distances(owner[:200],
                                                                        y[:200])) - 10 + 1
     assert prada.scale_bound(9) == np.inf == prada.scale_bound(10 + len(prada.scale_high))
-    for _ in range(20):
-        order = rng.permutation(len(rows))[:400]
-        assert prada.new_state().update(rows[order], y[600:][order]) is None
     cube = rng.uniform(-1.2, 1.2, size=(200, 4))
     labels = np.where(cube[:, 0] > 0, "b", "a")
     state = prada.new_state()
@@ -617,20 +628,11 @@ def test_spread_test_flags_queries_farther_apart_than_natural_rows() -> None:
     statistic is the plain mean over pairs."""
     from scipy.spatial.distance import pdist
 
-    from stealml.defences.prada import calibrate_prada, distances, first_flag, spread_curve
+    from stealml.defences.prada import distances, first_flag, spread_curve
 
-    rng = np.random.default_rng(5)
-    centres = rng.uniform(-1, 1, size=(6, 4))
-    X = centres[rng.integers(0, 6, 4000)] + 0.15 * rng.normal(size=(4000, 4))
-    y = np.where(X[:, 0] > 0, "b", "a")
-    owner, rows = X[:600], X[600:]
-    prada = calibrate_prada(owner, y[:600], orders=10, short_orders=200, label_test=False,
-                            scale_test=False)
+    rng, _, _, prada = _clustered_owner(scale_test=False)
     assert prada.scale_high == () and len(prada.spread_high) == 600 // 4 - 10 + 1
     assert prada.spread_bound(9) == np.inf == prada.spread_bound(10 + len(prada.spread_high))
-    for _ in range(20):
-        order = rng.permutation(len(rows))[:400]
-        assert prada.new_state().update(rows[order], y[600:][order]) is None
     cube = rng.uniform(-1.2, 1.2, size=(200, 4))
     labels = np.where(cube[:, 0] > 0, "b", "a")
     curve = spread_curve(cube, labels, 10)
