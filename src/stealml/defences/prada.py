@@ -831,10 +831,7 @@ def label_curve(labels: Any, shares: Any, start: int, stop: int | None = None) -
     index = {c: i for i, c in enumerate(classes)}
     codes = np.array([index[c] for c in labels.tolist()], dtype=int)
     p = np.array([shares.get(c, 0.0) for c in classes])
-    first = np.zeros(len(codes), dtype=bool)
-    if len(codes):
-        first[np.unique(codes, return_index=True)[1]] = True
-    at = np.flatnonzero(~first)  # the queries that gave a distance
+    at = _distance_queries(labels)
     stop = len(at) if stop is None else min(stop, len(at))
     if stop < start:
         return np.array([])
