@@ -788,8 +788,15 @@ def spread_curve(X: np.ndarray, labels: Any, start: int, stop: int | None = None
         G = cdist(X[lo:hi], X[:hi])
         G[np.triu_indices(hi - lo, k=lo, m=hi)] = 0.0  # query i and those after it
         total[lo:hi] = G.sum(axis=1)
+    return _pair_means(total, at)
+
+
+def _pair_means(totals: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The mean distance between every pair of the first ``at + 1`` queries, for each
+    index of ``at``, from ``totals`` (each query's summed distance to the queries
+    before it)."""
     q = at + 1.0  # queries so far
-    return np.cumsum(total)[at] / (q * (q - 1) / 2)
+    return np.cumsum(totals)[at] / (q * (q - 1) / 2)
 
 
 def _label_distance(counts: dict[str, int], total: int, shares: dict[str, float]) -> float:
@@ -1106,9 +1113,7 @@ def _spread_band(X: np.ndarray, labels: Any, min_samples: int, orders: int,
             q = int(at[last - 1]) + 1  # the queries up to the last distance tested
             sub = order[:q]
             P = G[np.ix_(sub, sub)] if G is not None else cdist(X[sub], X[sub])
-            total = np.cumsum(np.tril(P, -1).sum(axis=1))
-            k = at[min_samples - 1:last] + 1.0
-            curves.append(total[at[min_samples - 1:last]] / (k * (k - 1) / 2))
+            curves.append(_pair_means(np.tril(P, -1).sum(axis=1), at[min_samples - 1:last]))
         groups.append(-np.array([c[:min(len(c) for c in curves)] for c in curves]))
     reach = max(0, min([g.shape[1] for g in groups] + [quarter]))
     centre, spread, c = w_band(groups, min_samples)
