@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from collections.abc import Callable, Collection, Hashable, Sequence
 from typing import Any
 
@@ -120,8 +121,18 @@ def _pieces_from_cuts(grid: Grid, domain: tuple[float, float], span: tuple[int, 
 @functools.lru_cache(maxsize=256)
 def covering_array(k: int, strength: int) -> np.ndarray:
     """Rows of 0/1 over ``k`` columns in which every choice of ``strength`` columns takes
-    every one of its ``2 ** strength`` patterns at least once (greedy, seeded).
+    every one of its ``2 ** strength`` patterns at least once.
 
+    Strengths 1 and 2 are built with the fewest rows there can be: the all-0 and all-1
+    rows; for strength 2 the columns are distinct n-row vectors that are 0 in the first
+    row and 1 in w = (n - 1) // 2 + 1 of the other n - 1 (any two share a 0 in the first
+    row, share a 1 since 2w > n - 1, and each has a 1 where the other has not), with the
+    least n for which C(n - 1, w) >= k (Kleitman and Spencer 1973: 6 rows up to 10
+    columns, 8 up to 35, where a greedy search takes 8 and 13). Higher strengths are
+    built greedily (seeded).
+
+    >>> [len(covering_array(k, 2)) for k in (4, 10, 11, 35)]
+    [5, 6, 7, 8]
     >>> a = covering_array(10, 3)
     >>> len(a) < 2 ** 10, all(len({tuple(r) for r in a[:, [0, 4, 9]]}) == 8 for _ in [0])
     (True, True)
@@ -131,6 +142,17 @@ def covering_array(k: int, strength: int) -> np.ndarray:
         return np.zeros((0, k), dtype=np.int8)
     if k <= t:
         return np.array(list(itertools.product((0, 1), repeat=k)), dtype=np.int8)
+    if t == 1:
+        return np.array([[0] * k, [1] * k], dtype=np.int8)
+    if t == 2:
+        n = 4
+        while math.comb(n - 1, (n - 1) // 2 + 1) < k:
+            n += 1
+        ones = itertools.islice(itertools.combinations(range(1, n), (n - 1) // 2 + 1), k)
+        out = np.zeros((n, k), dtype=np.int8)
+        for c, picked in enumerate(ones):
+            out[list(picked), c] = 1
+        return out
     rng = np.random.default_rng(0)
     combos = np.array(list(itertools.combinations(range(k), t)))
     weights = 1 << np.arange(t)
