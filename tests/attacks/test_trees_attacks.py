@@ -224,8 +224,8 @@ def test_bottom_up_is_exact_where_most_leaves_share_an_identity() -> None:
     assert result.info["splits"] > 0
     for X in (ds.X_test, ds.space.sample_encoded(5000, 1)):
         assert np.array_equal(result.model.predict(X), tree.predict(X))
-    assert result.queries / tree.get_n_leaves() < 23  # 19.0 at seed 0 (24.2 before the
-    # overlap-led checks and smallest covering arrays, 30.2 without parents as well)
+    assert result.queries / tree.get_n_leaves() < 21  # 18.0 at seed 0 (24.2 before the
+    # overlap-led checks, smallest covering arrays and split order; 30.2 without parents)
 
 
 def test_bottom_up_corner_checks_find_a_leaf_only_a_pair_of_changes_reaches() -> None:
@@ -308,14 +308,15 @@ def test_bottom_up_groups_only_what_the_parent_allows_once_an_identity_is_shared
         assert np.array_equal(result.model.predict(X), tree.predict(X))
 
 
-def test_bottom_up_stopped_at_the_papers_budget_beats_the_papers_fidelity() -> None:
-    """Stopped at the paper's bottom-up queries for the Steak tree (3,652, 18.9 per leaf),
-    the partial tree of the contraceptive stand-in already answers as the target more
-    often than the paper's finished extraction did (92.45% test, 86.40% uniform)."""
+def test_bottom_up_stopped_short_of_the_papers_budget_beats_the_papers_fidelity() -> None:
+    """Stopped at three quarters of the paper's bottom-up queries for the Steak tree
+    (2,739 of 3,652: 14.2 per leaf; seed 0 finishes exact at 3,468), the partial tree of
+    the contraceptive stand-in already answers as the target more often than the
+    paper's finished extraction did (92.45% test, 86.40% uniform; here 95.5% / 96.4%)."""
     ds, tree = _contraceptive_tree()
     oracle = LocalOracle(TreeService(tree, ds.space), ds.space,
-                         ApiPolicy(incomplete="native", rounding=5), Ledger(budget=3652))
+                         ApiPolicy(incomplete="native", rounding=5), Ledger(budget=2739))
     result = PathFinding(epsilon=1e-4, random_state=0).run(oracle)
-    assert result.queries <= 3652  # seed 0 finishes at 3,672 (19.0 per leaf)
+    assert not result.complete and result.queries <= 2739
     for X, paper in ((ds.X_test, 0.9245), (ds.space.sample_encoded(5000, 1), 0.8640)):
         assert np.mean(result.model.predict(X) == tree.predict(X)) > paper

@@ -250,7 +250,7 @@ class PathFinding(Attack):
             corners = self._corners(tq, leaf, seed, strength, leaves)
             for corner, probe in zip(corners, tq.ask(corners), strict=True):
                 if probe.key != key:
-                    queue.extend(self._split(tq, leaf, seed, corner))
+                    queue.extend(self._split(tq, leaf, seed, corner, leaves))
                     boxes.update(j, leaf)
                     split.add(j)
                     break
@@ -273,7 +273,7 @@ class PathFinding(Attack):
                 key = tq.ask([row])[0].key
                 for j in (a, b):
                     if key != leaves[j].probe.key:
-                        queue.extend(self._split(tq, leaves[j], seeds[j], row))
+                        queue.extend(self._split(tq, leaves[j], seeds[j], row, leaves))
                         boxes.update(j, leaves[j])
                         split.add(j)
         return split
@@ -356,11 +356,25 @@ class PathFinding(Attack):
             rows.append(row)
         return rows
 
-    def _split(self, tq: TreeQuerier, leaf: Leaf, seed: Row, corner: Row) -> list[Row]:
+    def _split(self, tq: TreeQuerier, leaf: Leaf, seed: Row, corner: Row,
+               leaves: list[Leaf]) -> list[Row]:
         """Narrow ``leaf`` (whose ``corner`` answers otherwise) on the feature where a walk
-        from its seed to the corner first changes identity; returns the rows past the cut."""
+        from its seed to the corner first changes identity; returns the rows past the cut.
+
+        Each change alone answers like the leaf (the box was found so), so a pair of
+        changes shows the cut: one of them moves the row into a neighbour that answers
+        alike, the other then out of it, and the answers do not say which. The walk makes
+        last the changes whose row lies in the box of another leaf found with the
+        identity (leaves are disjoint, so that change likely leaves this one), and the
+        box is narrowed on that change. Narrowed on the other, the box loses part of its
+        own leaf, which is then explored again as a new leaf: on the contraceptive tree,
+        seeds 0-29, this order costs 18.0 queries per leaf instead of 20.2."""
         key = leaf.probe.key
-        moved = [i for i in range(len(seed)) if corner[i] != seed[i]]
+        changes = [i for i in range(len(seed)) if corner[i] != seed[i]]
+        elsewhere = [i for i in changes if any(
+            other is not leaf and other.probe.key == key
+            and other.contains(with_value(seed, i, corner[i])) for other in leaves)]
+        moved = [i for i in changes if i not in elsewhere] + elsewhere
 
         def walk(t: int) -> Row:
             row = list(seed)
