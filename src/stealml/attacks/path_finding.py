@@ -34,9 +34,11 @@ Beyond the paper, so that leaves sharing an identity cost no fidelity:
   own boundary), so the row answers as that leaf;
 - once the queue is empty, boxes of different identities that overlap are split where
   a row of the overlap answers otherwise, regions no box holds (found by sampling,
-  without queries) are explored, and every leaf's box is checked at corners (a covering
-  array of strength ``checks``, as the top-down attack does). Each of these passes
-  queues what it finds; the attack ends when none finds anything.
+  without queries) are explored, and the boxes of shared identities are checked at
+  corners (covering arrays, as the top-down attack does: every pair of features where
+  the box overlaps another box with its identity, every feature where ``crowd`` leaves
+  share it). Each of these passes queues what it finds; the attack ends when none finds
+  anything.
 
 References: Tramèr et al., USENIX Security 2016, section 4.2.1 (Algorithm 1, duplicate
 identities) and appendix C; Hwang 1972, "A method for detecting all defective members in
