@@ -93,12 +93,17 @@ class PathFinding(Attack):
         (every ``checks`` features at either end of the box, in every combination), for a
         leaf whose box overlaps the box of another leaf found with its identity (leaves are
         disjoint, so one of the two boxes reaches past its leaf, through a neighbour that
-        answers alike); one fewer for a leaf whose identity ``crowd`` or more leaves found
-        share; none for the others. 0 turns them off. They find a leaf that only a pair of
-        changes from a box's seed reaches.
+        answers alike), or whose identity ``crowd`` or more leaves found share and whose
+        box holds at least ``wide`` of the space; one fewer for the other boxes of such
+        crowded identities; none for the rest. 0 turns them off. They find a leaf that
+        only a pair of changes from a box's seed reaches.
     crowd : int
         How many leaves found must share an identity for its boxes to be checked without
         an overlap.
+    wide : float
+        The share of the space (of its grid, feature by feature) from which a box of a
+        crowded identity is checked at full strength: a leaf hidden in a large box costs
+        more rows.
     gap_samples, gap_rows : int
         Rows drawn (without queries) to find regions no box holds, and the most of them
         queued per pass.
@@ -124,11 +129,13 @@ class PathFinding(Attack):
     requires: ClassVar[frozenset[str]] = frozenset({"ids"})
 
     def __init__(self, epsilon: float = 1e-3, checks: int = 2, crowd: int = 6,
-                 gap_samples: int = 20_000, gap_rows: int = 16, max_leaves: int = 10_000,
+                 wide: float = 0.01, gap_samples: int = 20_000, gap_rows: int = 16,
+                 max_leaves: int = 10_000,
                  random_state: RandomState = None, batch_size: int | None = None) -> None:
         self.epsilon = epsilon
         self.checks = checks
         self.crowd = crowd
+        self.wide = wide
         self.gap_samples = gap_samples
         self.gap_rows = gap_rows
         self.max_leaves = max_leaves
@@ -225,11 +232,13 @@ class PathFinding(Attack):
                seeds: list[Row], which: set[int]) -> set[int]:
         """Ask corners of each leaf's box (every feature at either end of its predicate,
         any ``checks`` features in every combination where the box overlaps another box
-        with its identity, one fewer where ``crowd`` or more leaves found share it): a line
-        search runs through a neighbour that answers like the leaf, so its box may hold
-        leaves that answer otherwise. Where a corner does, the box is split on the feature
-        that shows it, the rows past the split are queued, and the index of the leaf is
-        returned (to be checked again).
+        with its identity or is a ``wide`` box of a ``crowd``-shared identity, one fewer
+        for the other boxes of such identities): a line search runs through a neighbour
+        that answers like the leaf, so its box may hold leaves that answer otherwise.
+        Where a corner does, the box is split on the feature that shows it, the rows past
+        the split are queued, and the index of the leaf is returned (to be checked again).
+        An overlapping box also gets the rows of a second array whose categorical values
+        are shifted (:meth:`_corners`): other pairs of values.
 
         Only shared identities are checked: a box reaches past its leaf only through a
         neighbour with its identity. On the contraceptive tree (seeds 0-29, no checks,
@@ -237,7 +246,9 @@ class PathFinding(Attack):
         every one of an identity that six or more leaves found share (of 3,129 boxes of
         identities shared by one to five, none); 18 of them overlapped another box with
         their identity, and the other 5 each had a differing corner among its strength-1
-        corners."""
+        corners. Without the shifted rows and the full strength for wide boxes, 3 of
+        contraceptive seeds 0-59 were not exact (a leaf that only two values of two
+        categorical features together reach, twice; one inside the first leaf's box)."""
         keys = Counter(leaf.probe.key for leaf in leaves)
         boxes = _Boxes(self._grids, leaves)
         split: set[int] = set()
@@ -247,9 +258,13 @@ class PathFinding(Attack):
             if keys[key] < 2:
                 continue
             overlap = any(b != j and leaves[b].probe.key == key for b in boxes.overlapping(j))
-            strength = (self.checks if overlap else self.checks - 1 if keys[key] >= self.crowd
-                        else 0)
+            crowded = keys[key] >= self.crowd
+            strength = (self.checks if overlap or (crowded and self._share(leaf) >= self.wide)
+                        else self.checks - 1 if crowded else 0)
             corners = self._corners(tq, leaf, seed, strength, leaves)
+            if overlap:
+                corners += [row for row in self._corners(tq, leaf, seed, strength, leaves,
+                                                         shift=1) if row not in corners]
             for corner, probe in zip(corners, tq.ask(corners), strict=True):
                 if probe.key != key:
                     queue.extend(self._split(tq, leaf, seed, corner, leaves))
@@ -257,6 +272,18 @@ class PathFinding(Attack):
                     split.add(j)
                     break
         return split
+
+    def _share(self, leaf: Leaf) -> float:
+        """The share of the space's grid (feature by feature) that the leaf's box holds."""
+        share = 1.0
+        for i, pred in leaf.predicates.items():
+            grid = self._grids[i]
+            if isinstance(pred, frozenset):
+                share *= len(pred) / len(self._features[i].values)  # type: ignore[union-attr]
+            elif grid is not None:
+                first, last = grid.span(*pred)
+                share *= (last - first + 1) / grid.size
+        return share
 
     def _disjoin(self, tq: TreeQuerier, queue: deque[Row], leaves: list[Leaf],
                  seeds: list[Row]) -> set[int]:
@@ -312,14 +339,19 @@ class PathFinding(Attack):
         return rows
 
     def _corners(self, tq: TreeQuerier, leaf: Leaf, seed: Row, strength: int,
-                 leaves: list[Leaf]) -> list[Row]:
+                 leaves: list[Leaf], shift: int = 0) -> list[Row]:
         """The seed row with features set to either end of the leaf's box on them.
 
         A categorical feature's other end is each other value the box admits in turn
         (over the rows that move the feature), first the values that the most boxes of
         ``leaves`` tell apart from the seed's (one admits the value, not the seed's, or
         the other way round): the tree splits on those. One value drawn at random missed
-        a leaf that only two such values together reach (contraceptive seed 19)."""
+        a leaf that only two such values together reach (contraceptive seed 19).
+
+        With ``shift``, the k-th feature of the array starts its turn ``shift * k``
+        values later, and only the rows that move two or more categorical features with
+        several other values are kept: a strength-2 array moves a pair of features
+        together in one or two rows, so it tries one or two of the pairs of their values."""
         ends: dict[int, tuple[Any, list[Any] | Any]] = {}
         for i, f in enumerate(tq.space.features):
             pred = leaf.predicates.get(i)
@@ -345,17 +377,19 @@ class PathFinding(Attack):
         if strength <= 0 or not ends:
             return []
         features = sorted(ends)
+        several = [i for i in features if isinstance(ends[i][1], list) and len(ends[i][1]) > 1]
         moved: Counter[int] = Counter()
         rows = []
         for pattern in covering_array(len(features), strength):
             row = list(seed)
-            for i, end in zip(features, pattern, strict=True):
+            for k, (i, end) in enumerate(zip(features, pattern, strict=True)):
                 value = ends[i][end]
                 if isinstance(value, list):
-                    value = value[moved[i] % len(value)]
+                    value = value[(moved[i] + shift * k) % len(value)]
                     moved[i] += 1
                 row[i] = value
-            rows.append(row)
+            if not shift or sum(row[i] != seed[i] for i in several) >= 2:
+                rows.append(row)
         return rows
 
     def _split(self, tq: TreeQuerier, leaf: Leaf, seed: Row, corner: Row,
