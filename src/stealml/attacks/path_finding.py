@@ -545,7 +545,10 @@ class PathFinding(Attack):
         else:
             groups = self._groups(unknown)
         # a stack of (group, known to fail): the first half of a failed group is tested;
-        # where it answers alike, the second half is known to fail without a query
+        # where it answers alike, the second half is known to fail without a query. A
+        # single change known to fail is still asked: its row is queued and asked anyway,
+        # and where the first half was fooled (it landed in another leaf that answers
+        # alike) the change may stay after all
         stack = [(g, False) for g in groups][::-1]
         while stack:
             g, fails = stack.pop()
