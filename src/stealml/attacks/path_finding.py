@@ -106,9 +106,11 @@ class PathFinding(Attack):
         more rows.
     gap_samples, gap_rows : int
         Rows drawn (without queries) to find regions no box holds, and the most of them
-        queued per pass. With 20,000, one of adult's seeds 0-29 kept a small region no
-        box held (and the box that overreached into the leaf there): 2 uniform rows and
-        1 test row wrong. 50,000 costs no more queries there, about 3 s more time.
+        queued per pass. A region missed costs fidelity: with 20,000 (and with 50,000 at
+        another seed), one of adult's seeds 0-29 kept a small region no box held, where a
+        box of an identity five leaves share reached into a leaf it hid (1 test row and
+        2 uniform rows wrong). Drawing costs no queries; 100,000 takes about 3 s more
+        per run on that 318-leaf tree.
     max_leaves : int
         A target with more leaves than this is reported as not a tree.
     random_state : int or Generator, optional
@@ -131,7 +133,7 @@ class PathFinding(Attack):
     requires: ClassVar[frozenset[str]] = frozenset({"ids"})
 
     def __init__(self, epsilon: float = 1e-3, checks: int = 2, crowd: int = 6,
-                 wide: float = 0.01, gap_samples: int = 50_000, gap_rows: int = 16,
+                 wide: float = 0.01, gap_samples: int = 100_000, gap_rows: int = 16,
                  max_leaves: int = 10_000,
                  random_state: RandomState = None, batch_size: int | None = None) -> None:
         self.epsilon = epsilon
