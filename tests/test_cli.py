@@ -170,6 +170,15 @@ def test_calibrated_prada_flags_top_down_early(tmp_path: Path) -> None:
                                   "--orders", "2", "--no-spread-test", "--out", str(off),
                                   "--json").stdout)["pair_distance_at"]
     assert "spread_high" not in json.loads(off.read_text())
+    likely = summary["likelihood_at"]  # the likelihood test's bounds on the mean score
+    assert set(likely) >= {"10", "20", "50"} and all(v > 0 for v in likely.values())
+    saved = json.loads(calibration.read_text())
+    assert len(saved["likelihood_high"]) == len(saved["scale_high"])
+    assert set(saved["row_model"]["log_probs"]) == {"bad", "good"}
+    assert not json.loads(stealml("calibrate-prada", str(tree), "--data", "german-credit",
+                                  "--orders", "2", "--no-likelihood-test", "--out", str(off),
+                                  "--json").stdout)["likelihood_at"]
+    assert "row_model" not in json.loads(off.read_text())
     assert summary["label_level"] == 1e-5  # the default; a looser level is cheaper
     loose = json.loads(stealml("calibrate-prada", str(tree), "--data", "german-credit",
                                "--orders", "2", "--label-level", "0.01", "--out", str(off),

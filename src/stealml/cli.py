@@ -532,15 +532,19 @@ def serve(models: tuple[str, ...], config: str | None, host: str | None, port: i
 @click.option("--spread-test/--no-spread-test", default=True, show_default=True,
               help="Also test the mean distance between every pair of each client's queries "
                    "against honest clients' (off where they spread wider than the owner's).")
+@click.option("--likelihood-test/--no-likelihood-test", default=True, show_default=True,
+              help="Also test how likely each client's queries are under the owner's rows, "
+                   "class by class (off where honest clients' rows differ from them).")
 @click.option("--trusted", is_flag=True, help="Load types outside scikit-learn and pickles.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def calibrate_prada(target: str, data: str | None, reference: str | None, orders: int,
                     seed: int, out: str, label_test: bool, label_level: float,
-                    scale_test: bool, spread_test: bool, trusted: bool,
-                    as_json: bool) -> None:
+                    scale_test: bool, spread_test: bool, likelihood_test: bool,
+                    trusted: bool, as_json: bool) -> None:
     """Calibrate TARGET's PRADA detector: a threshold per number of distances for each of
     its tests (Shapiro-Wilk W of all and of recent distances, repeated distances, the
-    class mix, the mean distance, the mean distance between queries), from the owner's
+    class mix, the mean distance, the mean distance between queries, the queries'
+    likelihood under the owner's rows), from the owner's
     natural rows sent in many random orders (docs/defences.md)."""
     from stealml.experiments.calibration import calibrate_target
 
@@ -550,7 +554,8 @@ def calibrate_prada(target: str, data: str | None, reference: str | None, orders
         _, summary = calibrate_target(target, data=data, reference=reference, out=out,
                                       orders=orders, seed=seed, trusted=trusted,
                                       label_test=label_test, label_level=label_level,
-                                      scale_test=scale_test, spread_test=spread_test)
+                                      scale_test=scale_test, spread_test=spread_test,
+                                      likelihood_test=likelihood_test)
     if as_json:
         click.echo(json.dumps({**summary, "out": out}))
         return
@@ -571,6 +576,10 @@ def calibrate_prada(target: str, data: str | None, reference: str | None, orders
         bounds = ", ".join(f"{v:.3g} at n = {n}" for n, v in summary["pair_distance_at"].items())
         out_console.print(f"spread test: flag when the mean distance between queries is above "
                           f"{bounds}")
+    if summary["likelihood_at"]:
+        bounds = ", ".join(f"{v:.3g} at n = {n}" for n, v in summary["likelihood_at"].items())
+        out_console.print(f"likelihood test: flag when the queries' mean negative "
+                          f"log-likelihood under the owner's rows is above {bounds}")
 
 
 @contextmanager

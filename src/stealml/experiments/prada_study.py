@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from stealml.defences import Monitor, OutOfDistribution, Prada
+from stealml.defences.likelihood import fit_row_model
 from stealml.defences.prada import (
     LABEL_DRIFT,
     REPEAT_FLOOR,
@@ -56,6 +57,7 @@ from stealml.defences.prada import (
     honest_bands,
     label_curve,
     label_shares,
+    likelihood_curve,
     prada_from_bands,
     repeat_curve,
     scale_curve,
@@ -238,6 +240,13 @@ def _windows(D: np.ndarray, prada: Prada, labels: np.ndarray,
         if len(pairs):
             out["P"] = m, -pairs, -np.array([prada.spread_bound(n)
                                             for n in range(m, m + len(pairs))])
+    if prada.likelihood_high and prada.row_model is not None:
+        m = prada.min_samples
+        mean = likelihood_curve(prada.row_model.scores(X, labels), labels, m,
+                                stop=m + len(prada.likelihood_high) - 1)
+        if len(mean):
+            out["N"] = m, -mean, -np.array([prada.likelihood_bound(n)
+                                           for n in range(m, m + len(mean))])
     return out
 
 
@@ -262,6 +271,10 @@ def _tests(D: np.ndarray, prada: Prada, labels: np.ndarray,
     if prada.spread_high:
         m = prada.min_samples
         out["P"] = (m, -spread_curve(X, labels, m, stop=m + len(prada.spread_high) - 1))
+    if prada.likelihood_high and prada.row_model is not None:
+        m = prada.min_samples
+        out["N"] = (m, -likelihood_curve(prada.row_model.scores(X, labels), labels, m,
+                                         stop=m + len(prada.likelihood_high) - 1))
     return out
 
 
@@ -365,10 +378,11 @@ def _detectors(target: Target, seed: int,
     whole, bands = honest_bands(target.reference, labels, MIN_SAMPLES, WINDOWS, orders,
                                 short_orders=20 * orders, random_state=seed, repeats=REPEATS,
                                 distinct=True, label_test=True, scale=True,
-                                spread_test=True)
+                                spread_test=True, likelihood_test=True)
     return ({"paper": Prada(delta=target.calibrated_delta(), min_samples=PRADA_MIN_SAMPLES),
              "per-n": prada_from_bands(whole, bands, MIN_SAMPLES,
-                                       shares=label_shares(labels))},
+                                       shares=label_shares(labels),
+                                       rows=fit_row_model(target.reference, labels))},
             {"W": whole, **bands})
 
 
@@ -428,13 +442,13 @@ def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
             row[f"{name}_honest_min_w"] = honest["min_w"].get(prada.min_samples)
             row[f"{name}_honest_flags"] = honest["flags"][name]
             for test, (first, w, _) in windows.items():
-                key = test.lower() if test.startswith(("R", "U", "L", "S", "P")) \
+                key = test.lower() if test.startswith(("R", "U", "L", "S", "P", "N")) \
                     else f"w{test[1:]}"
                 stat = "min_w" if test.startswith("W") else "max_share" if test == "U" \
-                    else "max_tv" if test == "L" else "max_mean" if test in ("S", "P") \
+                    else "max_tv" if test == "L" else "max_mean" if test in ("S", "P", "N") \
                     else "min_share"
                 # minus the share, minus TV, minus the mean
-                sign = -1.0 if test in ("U", "L", "S", "P") else 1.0
+                sign = -1.0 if test in ("U", "L", "S", "P", "N") else 1.0
                 honest_low = honest["window_min_w"].get(test)
                 row[f"{key}_{stat}"] = sign * float(w.min()) if len(w) else None
                 row[f"{key}_{stat}_at"] = first + int(np.argmin(w)) if len(w) else None
