@@ -204,7 +204,8 @@ def _windows(D: np.ndarray, prada: Prada, labels: np.ndarray,
     k distances, ``"R<k>"``: their share of distinct values, ``"R"``: the share among
     all distances, ``"U"``: minus it, ``"L"``: minus the label test's statistic, from the
     queries' predicted ``labels``, ``"S"``: minus the mean of the distances, ``"P"``: minus
-    the mean distance between every pair of the queries ``X``): (its first
+    the mean distance between every pair of the queries ``X``, ``"N"``: minus their mean
+    negative log-likelihood under the owner's rows): (its first
     n, its statistic at every n from there, the thresholds there; flagged where the
     statistic is below)."""
     out = {}
@@ -602,6 +603,9 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "attack / honest largest mean distance between queries (P)": _fmt_range(
                 [r.get("p_max_mean") for r in ok], 2) + " / " + _fmt_range(
                 [r.get("p_honest_max_mean") for r in ok], 2),
+            "attack / honest largest mean negative log-likelihood (N)": _fmt_range(
+                [r.get("n_max_mean") for r in ok], 2) + " / " + _fmt_range(
+                [r.get("n_honest_max_mean") for r in ok], 2),
             "honest per-n flags": f"{sum(r['per-n_honest_flags'] for r in ok)}/"
                                   f"{sum(r['honest_orders'] for r in ok)}",
             "per-n verdict": _verdict(rs, "per-n"),
@@ -622,7 +626,7 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 NOTES = f"""Each attack runs undefended at its defence-matrix budget on {{seeds}} seeds (the
-target is retrained per seed). `per-n`: PRADA with ten tests, each against its own
+target is retrained per seed). `per-n`: PRADA with eleven tests, each against its own
 threshold per number of distances n: W of all distances (from the {MIN_SAMPLES}th
 distance on), W of the last k distances for k in {WINDOWS} (from the kth, 'Wk'), the
 share of distinct values among the last k distances for k in {REPEATS} ('Rk': too many
@@ -633,11 +637,14 @@ unlike natural traffic's), and the mean of all the client's distances ('S': quer
 spread wider than natural traffic's; tested as far as every calibration order reaches
 and at most to a quarter of the owner's rows), and the mean distance between every pair
 of the client's queries of any class ('P': the same premise, steadier on few queries;
-tested as far as S, from calibration orders drawn after all the others'),
-all calibrated on the owner's reference rows only (half of
-the training split; 50 random orders and 1,000 more of 200 rows, none over half the
-rows; for L, classes drawn with replacement from the owner's and compared with a
-bootstrap of the owner's shares, tolerance at least 1/n and at least
+tested as far as S, from calibration orders drawn after all the others'), and the mean
+negative log-likelihood of the client's queries under a per-class naive Bayes model of
+the owner's rows ('N': queries whose features do not move together as a class's do;
+tested as far as S, its band from models fitted on one half of the owner's rows scoring
+the other half, 50 splits x 20 orders, drawn last), all calibrated on the owner's
+reference rows only (half of the training split; 50 random orders and 1,000 more of
+200 rows, none over half the rows; for L, classes drawn with replacement from the
+owner's and compared with a bootstrap of the owner's shares, tolerance at least 1/n and at least
 {LABEL_DRIFT}; per test the band median -
 1.5 c spread of its statistic, c the largest deviation of any calibration order in units
 of the per-n lower-tail spread; for Rk, c spread at least {REPEAT_FLOOR}/k, so that at
@@ -654,10 +661,11 @@ each of the attack's volume (capped by their number); 'honest flags' the honest 
 each detector flags, 'honest min W' their lowest W (n >= {MIN_SAMPLES}; W15, W30: of any
 window; R15, R30: their lowest distinct share in any window; R, U: the lowest and highest
 distinct share of all distances; L: the largest class-mix distance; S: the largest mean
-distance; P: the largest mean distance between queries). Depth (per-n): how
+distance; P: the largest mean distance between queries; N: the largest mean negative
+log-likelihood). Depth (per-n): how
 far a stream goes beyond the detector's bands, the largest (median_n - statistic_n) /
-(c spread_n) of any of its ten tests at any calibrated n (for U, L, S and P, of minus the
-statistic), in units
+(c spread_n) of any of its eleven tests at any calibrated n (for U, L, S, P and N, of minus
+the statistic), in units
 of the band's own c; the detector with widening `widen` (here 1.5) flags the stream iff
 its depth exceeds `widen`. Verdict 'unseeable' (per-n): on every seed, some honest stream
 of the attack's volume is at least as deep as the attack is before it reaches 99% (or
@@ -731,6 +739,7 @@ def prada_study(out: Path, seeds: tuple[int, ...] = (0, 1, 2),
             "l_max_tv", "l_max_tv_at", "l_honest_max_tv",
             "s_max_mean", "s_max_mean_at", "s_honest_max_mean",
             "p_max_mean", "p_max_mean_at", "p_honest_max_mean",
+            "n_max_mean", "n_max_mean_at", "n_honest_max_mean",
             "per-n_honest_flags", "paper_flag",
             "paper_fidelity_at_flag", "paper_min_w", "paper_honest_min_w",
             "paper_honest_flags", "ood_flag", "ood_fidelity_at_flag", "ood_honest_flags",
