@@ -179,6 +179,11 @@ def test_calibrated_prada_flags_top_down_early(tmp_path: Path) -> None:
                                   "--orders", "2", "--no-likelihood-test", "--out", str(off),
                                   "--json").stdout)["likelihood_at"]
     assert "row_model" not in json.loads(off.read_text())
+    assert summary["grid_features"] == len(saved["grid"]) > 30 and summary["grid_flag"] == 3
+    assert json.loads(stealml("calibrate-prada", str(tree), "--data", "german-credit",
+                              "--orders", "2", "--no-grid-test", "--out", str(off),
+                              "--json").stdout)["grid_features"] == 0
+    assert "grid" not in json.loads(off.read_text())
     assert summary["label_level"] == 1e-5  # the default; a looser level is cheaper
     loose = json.loads(stealml("calibrate-prada", str(tree), "--data", "german-credit",
                                "--orders", "2", "--label-level", "0.01", "--out", str(off),

@@ -535,16 +535,19 @@ def serve(models: tuple[str, ...], config: str | None, host: str | None, port: i
 @click.option("--likelihood-test/--no-likelihood-test", default=True, show_default=True,
               help="Also test how likely each client's queries are under the owner's rows, "
                    "class by class (off where honest clients' rows differ from them).")
+@click.option("--grid-test/--no-grid-test", default=True, show_default=True,
+              help="Also flag a client after 3 queries off the lattice the owner's rows lie "
+                   "on (integer scores, codes; off where honest rows may be finer).")
 @click.option("--trusted", is_flag=True, help="Load types outside scikit-learn and pickles.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def calibrate_prada(target: str, data: str | None, reference: str | None, orders: int,
                     seed: int, out: str, label_test: bool, label_level: float,
                     scale_test: bool, spread_test: bool, likelihood_test: bool,
-                    trusted: bool, as_json: bool) -> None:
+                    grid_test: bool, trusted: bool, as_json: bool) -> None:
     """Calibrate TARGET's PRADA detector: a threshold per number of distances for each of
     its tests (Shapiro-Wilk W of all and of recent distances, repeated distances, the
     class mix, the mean distance, the mean distance between queries, the queries'
-    likelihood under the owner's rows), from the owner's
+    likelihood under the owner's rows, queries off the owner's lattice), from the owner's
     natural rows sent in many random orders (docs/defences.md)."""
     from stealml.experiments.calibration import calibrate_target
 
@@ -555,7 +558,7 @@ def calibrate_prada(target: str, data: str | None, reference: str | None, orders
                                       orders=orders, seed=seed, trusted=trusted,
                                       label_test=label_test, label_level=label_level,
                                       scale_test=scale_test, spread_test=spread_test,
-                                      likelihood_test=likelihood_test)
+                                      likelihood_test=likelihood_test, grid_test=grid_test)
     if as_json:
         click.echo(json.dumps({**summary, "out": out}))
         return
@@ -580,6 +583,9 @@ def calibrate_prada(target: str, data: str | None, reference: str | None, orders
         bounds = ", ".join(f"{v:.3g} at n = {n}" for n, v in summary["likelihood_at"].items())
         out_console.print(f"likelihood test: flag when the queries' mean negative "
                           f"log-likelihood under the owner's rows is above {bounds}")
+    if summary["grid_features"]:
+        out_console.print(f"grid test: flag after {summary['grid_flag']} queries off the "
+                          f"lattice of {summary['grid_features']} features")
 
 
 @contextmanager

@@ -55,7 +55,10 @@ the owner's rows (``row_model``, ``likelihood_high``: :mod:`stealml.defences.lik
 natural rows move their features together as the owner's rows of their class do, while
 queries drawn feature by feature without the data (uniform draws, points on lines between
 them) fall where the owner's rows seldom go, even on a lattice and inside the data's box,
-where the distance tests see nothing amiss.
+where the distance tests see nothing amiss. Last, where the owner's rows lie on a
+lattice (integer scores, counts, codes: ``grid``), a client that sends ``grid_flag``
+queries off it (a line search's midpoints, random reals) is flagged: no natural row
+falls there.
 
 References: Juuti, Szyller, Marchal, Asokan, "PRADA: Protecting against DNN Model
 Stealing Attacks", IEEE EuroS&P 2019, section IV (Algorithm 1).
@@ -75,14 +78,22 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtri
 
-from stealml.defences.likelihood import RowModel, fit_row_model, likelihood_curve, row_edges
+from stealml.defences.likelihood import (
+    RowModel,
+    fit_row_model,
+    lattice,
+    likelihood_curve,
+    off_grid,
+    row_edges,
+)
 from stealml.exceptions import ConfigurationError
 from stealml.random import RandomState, as_generator
 
 __all__ = ["Prada", "PradaState", "calibrate_delta", "calibrate_prada", "distinct_curve",
            "distinct_share",
-           "first_flag", "honest_band", "honest_bands", "honest_streams", "honest_w_curves",
-           "label_band", "label_curve", "label_shares", "likelihood_curve",
+           "first_flag", "grid_flag_distances", "honest_band", "honest_bands",
+           "honest_streams", "honest_w_curves", "label_band", "label_curve", "label_shares",
+           "likelihood_curve",
            "prada_from_bands", "prada_from_file", "repeat_curve", "scale_curve",
            "shapiro_w", "spread_curve", "w_band", "window_curve"]
 
@@ -146,6 +157,12 @@ class Prada:
         far under ``row_model``, once it has n distances (from ``min_samples`` on): flagged
         when it is above ``likelihood_high[n - min_samples]``; not tested beyond the
         tuple's end.
+    grid : tuple of (int, float, float)
+        The features whose values in the owner's rows lie on a lattice, as (feature,
+        origin, step) (:func:`~stealml.defences.likelihood.lattice`; not in the paper).
+    grid_flag : int
+        Flag a client once this many of its queries have a value off ``grid`` (from the
+        first query on; no natural row does).
 
     Examples
     --------
@@ -170,6 +187,8 @@ class Prada:
     spread_high: tuple[float, ...] = ()
     row_model: RowModel | None = None
     likelihood_high: tuple[float, ...] = ()
+    grid: tuple[tuple[int, float, float], ...] = ()
+    grid_flag: int = 3
     name = "prada"
 
     def __post_init__(self) -> None:
@@ -212,6 +231,15 @@ class Prada:
                                      "above 0")
         if self.likelihood_high and self.row_model is None:
             raise ConfigurationError("PRADA's likelihood test needs the owner's row_model")
+        if any(len(g) != 3 or isinstance(g[0], bool) or int(g[0]) != g[0] or g[0] < 0
+               or not math.isfinite(g[1]) or not (g[2] > 0 and math.isfinite(g[2]))
+               for g in self.grid) or len({g[0] for g in self.grid}) != len(self.grid):
+            raise ConfigurationError("PRADA's grid is (feature, origin, step) triples, one "
+                                     "per feature, with a finite origin and a step above 0")
+        if isinstance(self.grid_flag, bool) or int(self.grid_flag) != self.grid_flag \
+                or self.grid_flag < 1:
+            raise ConfigurationError(f"PRADA's grid_flag must be a whole number >= 1, not "
+                                     f"{self.grid_flag}")
 
     def threshold(self, n: int) -> float:
         """The threshold W is compared with once the client has ``n`` distances."""
@@ -295,6 +323,9 @@ class Prada:
         if self.likelihood_high and self.row_model is not None:
             data["likelihood_high"] = list(self.likelihood_high)
             data["row_model"] = self.row_model.to_dict()
+        if self.grid:
+            data["grid"] = [list(g) for g in self.grid]
+            data["grid_flag"] = self.grid_flag
         return data
 
     @classmethod
@@ -307,7 +338,8 @@ class Prada:
                                "window_thresholds", "repeats", "repeat_thresholds",
                                "distinct_low", "distinct_high", "label_shares",
                                "label_high", "scale_high", "spread_high",
-                               "likelihood_high", "row_model", "calibration"}
+                               "likelihood_high", "row_model", "grid", "grid_flag",
+                               "calibration"}
         if unknown:
             raise ConfigurationError(f"a PRADA calibration has no field {sorted(unknown)[0]!r}")
         try:
@@ -332,7 +364,10 @@ class Prada:
                        row_model=RowModel.from_dict(data["row_model"])
                        if "row_model" in data else None,
                        likelihood_high=tuple(float(t)
-                                             for t in data.get("likelihood_high", ())))
+                                             for t in data.get("likelihood_high", ())),
+                       grid=tuple((int(j), float(a), float(h))
+                                  for j, a, h in data.get("grid", ())),
+                       grid_flag=data.get("grid_flag", 3))
         except ConfigurationError as exc:  # a setting out of range: its own message
             raise ConfigurationError(f"a bad PRADA calibration: {exc}") from exc
         except (KeyError, TypeError, ValueError) as exc:
@@ -415,8 +450,9 @@ class PradaState:
         ``"R<k>"`` (repeats among the last k), ``"R"`` (too many repeats among all
         distances), ``"U"`` (too few), ``"L"`` (a mix of classes unlike the owner's),
         ``"S"`` (distances larger on average than honest clients'), ``"P"`` (queries
-        farther apart, pair by pair, than honest clients') or ``"N"`` (queries less likely
-        under the owner's rows than honest clients').
+        farther apart, pair by pair, than honest clients'), ``"N"`` (queries less likely
+        under the owner's rows than honest clients') or ``"G"`` (queries off the owner's
+        lattice).
     """
 
     def __init__(self, detector: Prada) -> None:
@@ -441,16 +477,25 @@ class PradaState:
         # the likelihood test's summed scores (kept while it may still be tested)
         self._likelihood_last = detector.min_samples + len(detector.likelihood_high) - 1
         self._score_total = 0.0
+        self._off_grid = 0  # queries with a value off the owner's lattice
 
     def update(self, X: np.ndarray, labels: Any) -> int | None:
         """Observe queries in order; returns the index of the row that raised the flag
         (rows after it are not observed), or None."""
-        X = np.nan_to_num(np.asarray(X, dtype=float), nan=0.0)
+        X = np.asarray(X, dtype=float)
+        off = off_grid(X, self.detector.grid) if self.detector.grid else None
+        X = np.nan_to_num(X, nan=0.0)
         for i, (x, label) in enumerate(zip(X, np.asarray(labels), strict=True)):
             if self.flagged_at is not None:
                 return None
             self.queries += 1
-            if self._observe(x, str(label)):
+            flagged = self._observe(x, str(label))
+            if not flagged and off is not None and off[i]:
+                self._off_grid += 1
+                if self._off_grid >= self.detector.grid_flag:
+                    self.flagged_by = "G"
+                    flagged = True
+            if flagged:
                 self.flagged_at = self.queries
                 return i
         return None
@@ -899,9 +944,10 @@ def first_flag(D: np.ndarray, prada: Prada, labels: Any = None,
                X: np.ndarray | None = None) -> tuple[int, str] | None:
     """After how many distances of the stream ``D`` ``prada`` flags the client, and by
     which test (``"W"``, ``"W<k>"``, ``"R<k>"``, ``"R"``, ``"U"``, ``"L"``, ``"S"``,
-    ``"P"`` or ``"N"``, as :attr:`PradaState.flagged_by`); None if never. The label test
-    needs the predicted ``labels`` of the stream's queries (all of them, in order), the
-    spread and likelihood tests the queries ``X`` too; without, they are left out."""
+    ``"P"``, ``"N"`` or ``"G"``, as :attr:`PradaState.flagged_by`); None if never. The
+    label test needs the predicted ``labels`` of the stream's queries (all of them, in
+    order), the spread, likelihood and grid tests the queries ``X`` too; without, they are
+    left out. (A grid flag before the first distance is at n = 0.)"""
     hits = []
     w = w_curve(D, prada.min_samples)
     below = np.flatnonzero(w < np.array([prada.threshold(n) for n in
@@ -955,10 +1001,25 @@ def first_flag(D: np.ndarray, prada: Prada, labels: Any = None,
             order = len(prada.windows) + len(prada.repeats) + {"L": 3, "S": 4, "P": 5,
                                                                   "N": 6}[name]
             hits.append((m + int(hit[0]), order, name))
+    if labels is not None and X is not None and prada.grid:
+        n = grid_flag_distances(X, labels, prada)
+        if n is not None:
+            hits.append((n, len(prada.windows) + len(prada.repeats) + 7, "G"))
     if not hits:
         return None
     n, _, test = min(hits)
     return n, test
+
+
+def grid_flag_distances(X: np.ndarray, labels: Any, prada: Prada) -> int | None:
+    """The number of distances PRADA holds when the grid test flags the stream of
+    queries ``X`` (predicted ``labels``): at its ``grid_flag``-th query off ``prada.grid``
+    (None if never)."""
+    hits = np.flatnonzero(off_grid(X, prada.grid))
+    if len(hits) < prada.grid_flag:
+        return None
+    q = int(hits[prada.grid_flag - 1])
+    return int(np.searchsorted(_distance_queries(labels), q, side="right"))
 
 
 def _stream_distances(G: np.ndarray, order: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -1360,7 +1421,8 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
                     repeats: tuple[int, ...] = REPEATS, distinct: bool = True,
                     label_test: bool = True, label_level: float = LABEL_LEVEL,
                     scale_test: bool = True, spread_test: bool = True,
-                    likelihood_test: bool = True) -> Prada:
+                    likelihood_test: bool = True, grid_test: bool = True,
+                    grid_flag: int = 3) -> Prada:
     """A PRADA detector with per-n thresholds calibrated on the owner's natural rows.
 
     The rows ``X`` (with the model's ``labels``) are sent in ``orders`` random orders of
@@ -1453,19 +1515,23 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
                                 likelihood_test)
     return prada_from_bands(whole, bands, min_samples, widen,
                             label_shares(labels) if label_test else (),
-                            fit_row_model(X, labels) if likelihood_test else None)
+                            fit_row_model(X, labels) if likelihood_test else None,
+                            lattice(X) if grid_test else (), grid_flag)
 
 
 def prada_from_bands(whole: Band, bands: dict[str, Band], min_samples: int = 10,
                      widen: float = WIDEN,
                      shares: tuple[tuple[str, float], ...] = (),
-                     rows: RowModel | None = None) -> Prada:
+                     rows: RowModel | None = None,
+                     grid: tuple[tuple[int, float, float], ...] = (),
+                     grid_flag: int = 3) -> Prada:
     """The detector :func:`calibrate_prada` makes from :func:`honest_bands`' bands
     (by test name: ``"W<k>"`` windows, ``"R<k>"`` repeat tests, ``"R"`` and ``"U"``
     the share of distinct values among all distances and minus it, ``"L"`` minus the
     label test's statistic, which needs the owner's ``shares``, ``"S"`` minus the mean of
     the distances, ``"P"`` minus the pairs' mean distance, ``"N"`` minus the mean
-    negative log-likelihood, which needs the owner's row model ``rows``)."""
+    negative log-likelihood, which needs the owner's row model ``rows``), and the grid
+    test's lattice ``grid`` with its count ``grid_flag``."""
     thresholds = _thresholds(whole, widen)
     tail = float(thresholds[len(thresholds) // 2:].min())
     windows = {int(t[1:]): b for t, b in bands.items() if t.startswith("W")}
@@ -1510,7 +1576,7 @@ def prada_from_bands(whole: Band, bands: dict[str, Band], min_samples: int = 10,
                  label_shares=tuple(shares) if label_high else (), label_high=label_high,
                  scale_high=scale_high, spread_high=spread_high,
                  row_model=rows if likelihood_high else None,
-                 likelihood_high=likelihood_high)
+                 likelihood_high=likelihood_high, grid=tuple(grid), grid_flag=grid_flag)
 
 
 def prada_from_file(path: str | Path, n_columns: int,

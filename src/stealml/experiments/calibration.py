@@ -49,12 +49,14 @@ def calibrate_target(target: str, data: str | None = None, reference: str | None
                      label_level: float = LABEL_LEVEL,
                      scale_test: bool = True,
                      spread_test: bool = True,
-                     likelihood_test: bool = True) -> tuple[Prada, dict[str, Any]]:
+                     likelihood_test: bool = True,
+                     grid_test: bool = True) -> tuple[Prada, dict[str, Any]]:
     """Per-n PRADA thresholds for the model file ``target``, calibrated on its owner's rows
     grouped by the model's labels (:func:`~stealml.defences.calibrate_prada`, with its
     label test at ``label_level`` unless ``label_test`` is False, its scale test unless
-    ``scale_test`` is False, its spread test unless ``spread_test`` is False and its
-    likelihood test unless ``likelihood_test`` is False); written
+    ``scale_test`` is False, its spread test unless ``spread_test`` is False, its
+    likelihood test unless ``likelihood_test`` is False and its grid test unless
+    ``grid_test`` is False); written
     to ``out`` (JSON) when given. Returns the detector and a summary of it."""
     from stealml.experiments.runner import target_space
 
@@ -68,7 +70,7 @@ def calibrate_target(target: str, data: str | None = None, reference: str | None
                             short_orders=20 * orders, random_state=seed,
                             label_test=label_test, label_level=label_level,
                             scale_test=scale_test, spread_test=spread_test,
-                            likelihood_test=likelihood_test)
+                            likelihood_test=likelihood_test, grid_test=grid_test)
     calibration = {"target": str(target), "rows": len(rows), "source": source,
                    "orders": orders, "short_orders": 20 * orders, "seed": seed}
     if out is not None:
@@ -85,6 +87,7 @@ def calibrate_target(target: str, data: str | None = None, reference: str | None
                "pair_distance_at": {n: prada.spread_bound(n) for n in
                                     sorted({prada.min_samples, 20, 50, 100, 200})
                                     if prada.spread_bound(n) < float("inf")},
+               "grid_features": len(prada.grid), "grid_flag": prada.grid_flag,
                "likelihood_at": {n: prada.likelihood_bound(n) for n in
                                  sorted({prada.min_samples, 20, 50, 100, 200})
                                  if prada.likelihood_bound(n) < float("inf")},

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from stealml.defences import Monitor, OutOfDistribution, Prada
-from stealml.defences.likelihood import fit_row_model
+from stealml.defences.likelihood import fit_row_model, lattice, off_grid
 from stealml.defences.prada import (
     LABEL_DRIFT,
     REPEAT_FLOOR,
@@ -51,6 +51,7 @@ from stealml.defences.prada import (
     WIDEN,
     WINDOWS,
     Band,
+    _distance_queries,
     _shapiro_w,
     distances,
     distinct_curve,
@@ -205,7 +206,8 @@ def _windows(D: np.ndarray, prada: Prada, labels: np.ndarray,
     all distances, ``"U"``: minus it, ``"L"``: minus the label test's statistic, from the
     queries' predicted ``labels``, ``"S"``: minus the mean of the distances, ``"P"``: minus
     the mean distance between every pair of the queries ``X``, ``"N"``: minus their mean
-    negative log-likelihood under the owner's rows): (its first
+    negative log-likelihood under the owner's rows, ``"G"``: minus the count of queries
+    off the owner's lattice, from the first distance): (its first
     n, its statistic at every n from there, the thresholds there; flagged where the
     statistic is below)."""
     out = {}
@@ -248,6 +250,13 @@ def _windows(D: np.ndarray, prada: Prada, labels: np.ndarray,
         if len(mean):
             out["N"] = m, -mean, -np.array([prada.likelihood_bound(n)
                                            for n in range(m, m + len(mean))])
+    if prada.grid:
+        # minus the count of queries off the lattice after each distance (from the 1st):
+        # flagged once it reaches grid_flag
+        at = _distance_queries(labels)
+        if len(at):
+            count = np.cumsum(off_grid(X, prada.grid))[at]
+            out["G"] = 1, -count.astype(float), np.full(len(at), 0.5 - prada.grid_flag)
     return out
 
 
@@ -383,7 +392,8 @@ def _detectors(target: Target, seed: int,
     return ({"paper": Prada(delta=target.calibrated_delta(), min_samples=PRADA_MIN_SAMPLES),
              "per-n": prada_from_bands(whole, bands, MIN_SAMPLES,
                                        shares=label_shares(labels),
-                                       rows=fit_row_model(target.reference, labels))},
+                                       rows=fit_row_model(target.reference, labels),
+                                       grid=lattice(target.reference))},
             {"W": whole, **bands})
 
 
@@ -443,13 +453,13 @@ def study_seed(seed: int, cases: list[Case] | None = None, log: Any = None,
             row[f"{name}_honest_min_w"] = honest["min_w"].get(prada.min_samples)
             row[f"{name}_honest_flags"] = honest["flags"][name]
             for test, (first, w, _) in windows.items():
-                key = test.lower() if test.startswith(("R", "U", "L", "S", "P", "N")) \
+                key = test.lower() if test.startswith(("R", "U", "L", "S", "P", "N", "G")) \
                     else f"w{test[1:]}"
                 stat = "min_w" if test.startswith("W") else "max_share" if test == "U" \
                     else "max_tv" if test == "L" else "max_mean" if test in ("S", "P", "N") \
-                    else "min_share"
-                # minus the share, minus TV, minus the mean
-                sign = -1.0 if test in ("U", "L", "S", "P", "N") else 1.0
+                    else "max_count" if test == "G" else "min_share"
+                # minus the share, minus TV, minus the mean, minus the count
+                sign = -1.0 if test in ("U", "L", "S", "P", "N", "G") else 1.0
                 honest_low = honest["window_min_w"].get(test)
                 row[f"{key}_{stat}"] = sign * float(w.min()) if len(w) else None
                 row[f"{key}_{stat}_at"] = first + int(np.argmin(w)) if len(w) else None
@@ -606,6 +616,9 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "attack / honest largest mean negative log-likelihood (N)": _fmt_range(
                 [r.get("n_max_mean") for r in ok], 2) + " / " + _fmt_range(
                 [r.get("n_honest_max_mean") for r in ok], 2),
+            "attack / honest most queries off the owner's lattice (G)": _fmt_range(
+                [r.get("g_max_count") for r in ok], 0) + " / " + _fmt_range(
+                [r.get("g_honest_max_count") for r in ok], 0),
             "honest per-n flags": f"{sum(r['per-n_honest_flags'] for r in ok)}/"
                                   f"{sum(r['honest_orders'] for r in ok)}",
             "per-n verdict": _verdict(rs, "per-n"),
@@ -626,7 +639,7 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 NOTES = f"""Each attack runs undefended at its defence-matrix budget on {{seeds}} seeds (the
-target is retrained per seed). `per-n`: PRADA with eleven tests, each against its own
+target is retrained per seed). `per-n`: PRADA with twelve tests, each against its own
 threshold per number of distances n: W of all distances (from the {MIN_SAMPLES}th
 distance on), W of the last k distances for k in {WINDOWS} (from the kth, 'Wk'), the
 share of distinct values among the last k distances for k in {REPEATS} ('Rk': too many
@@ -641,7 +654,9 @@ tested as far as S, from calibration orders drawn after all the others'), and th
 negative log-likelihood of the client's queries under a per-class naive Bayes model of
 the owner's rows ('N': queries whose features do not move together as a class's do;
 tested as far as S, its band from models fitted on one half of the owner's rows scoring
-the other half, 50 splits x 20 orders, drawn last), all calibrated on the owner's
+the other half, 50 splits x 20 orders, drawn last), and the count of queries with a
+value off the lattice the owner's rows lie on ('G': integer scores, counts and codes;
+flagged at the 3rd such query, from the first query on), all calibrated on the owner's
 reference rows only (half of the training split; 50 random orders and 1,000 more of
 200 rows, none over half the rows; for L, classes drawn with replacement from the
 owner's and compared with a bootstrap of the owner's shares, tolerance at least 1/n and at least
@@ -662,10 +677,10 @@ each detector flags, 'honest min W' their lowest W (n >= {MIN_SAMPLES}; W15, W30
 window; R15, R30: their lowest distinct share in any window; R, U: the lowest and highest
 distinct share of all distances; L: the largest class-mix distance; S: the largest mean
 distance; P: the largest mean distance between queries; N: the largest mean negative
-log-likelihood). Depth (per-n): how
+log-likelihood; G: the most queries off the lattice). Depth (per-n): how
 far a stream goes beyond the detector's bands, the largest (median_n - statistic_n) /
-(c spread_n) of any of its eleven tests at any calibrated n (for U, L, S, P and N, of minus
-the statistic), in units
+(c spread_n) of any of its tests with a band (all but G) at any calibrated n (for U, L,
+S, P and N, of minus the statistic), in units
 of the band's own c; the detector with widening `widen` (here 1.5) flags the stream iff
 its depth exceeds `widen`. Verdict 'unseeable' (per-n): on every seed, some honest stream
 of the attack's volume is at least as deep as the attack is before it reaches 99% (or
@@ -740,6 +755,7 @@ def prada_study(out: Path, seeds: tuple[int, ...] = (0, 1, 2),
             "s_max_mean", "s_max_mean_at", "s_honest_max_mean",
             "p_max_mean", "p_max_mean_at", "p_honest_max_mean",
             "n_max_mean", "n_max_mean_at", "n_honest_max_mean",
+            "g_max_count", "g_max_count_at", "g_honest_max_count",
             "per-n_honest_flags", "paper_flag",
             "paper_fidelity_at_flag", "paper_min_w", "paper_honest_min_w",
             "paper_honest_flags", "ood_flag", "ood_fidelity_at_flag", "ood_honest_flags",
