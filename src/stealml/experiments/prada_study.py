@@ -598,6 +598,15 @@ def _fmt_range(values: list[Any], digits: int = 3) -> str:
     return f"{lo:.{digits}f}" if lo == hi else f"{lo:.{digits}f}-{hi:.{digits}f}"
 
 
+def _versus(ok: list[dict[str, Any]], key: str, digits: int = 2) -> str:
+    """The attack's range of ``key`` over the runs ``ok`` / the honest streams' (the
+    run field with ``_honest`` after the test's letter: ``w15_min_w`` ->
+    ``w15_honest_min_w``)."""
+    test, stat = key.split("_", 1)
+    return (_fmt_range([r.get(key) for r in ok], digits) + " / "
+            + _fmt_range([r.get(f"{test}_honest_{stat}") for r in ok], digits))
+
+
 def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per attack over the seeds (ranges over seeds)."""
     out = []
@@ -624,30 +633,19 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                                   for r in ok if r["per-n_flag"]})) or "-",
             "attack min W (n>=10)": _fmt_range([r["per-n_min_w"] for r in ok]),
             "honest min W (n>=10)": _fmt_range([r["per-n_honest_min_w"] for r in ok]),
-            **{f"attack / honest min W{k}": _fmt_range([r.get(f"w{k}_min_w") for r in ok])
-               + " / " + _fmt_range([r.get(f"w{k}_honest_min_w") for r in ok])
-               for k in WINDOWS},
-            **{f"attack / honest min distinct share R{k}": _fmt_range(
-                [r.get(f"r{k}_min_share") for r in ok], 2) + " / " + _fmt_range(
-                [r.get(f"r{k}_honest_min_share") for r in ok], 2) for k in REPEATS},
-            "attack / honest distinct share of all distances, lowest (R)": _fmt_range(
-                [r.get("r_min_share") for r in ok], 2) + " / " + _fmt_range(
-                [r.get("r_honest_min_share") for r in ok], 2),
-            "attack / honest largest class-mix distance (L)": _fmt_range(
-                [r.get("l_max_tv") for r in ok], 2) + " / " + _fmt_range(
-                [r.get("l_honest_max_tv") for r in ok], 2),
-            "attack / honest largest mean distance (S)": _fmt_range(
-                [r.get("s_max_mean") for r in ok], 2) + " / " + _fmt_range(
-                [r.get("s_honest_max_mean") for r in ok], 2),
-            "attack / honest largest mean distance between queries (P)": _fmt_range(
-                [r.get("p_max_mean") for r in ok], 2) + " / " + _fmt_range(
-                [r.get("p_honest_max_mean") for r in ok], 2),
-            "attack / honest largest mean negative log-likelihood (N)": _fmt_range(
-                [r.get("n_max_mean") for r in ok], 2) + " / " + _fmt_range(
-                [r.get("n_honest_max_mean") for r in ok], 2),
-            "attack / honest most queries off the owner's lattice (G)": _fmt_range(
-                [r.get("g_max_count") for r in ok], 0) + " / " + _fmt_range(
-                [r.get("g_honest_max_count") for r in ok], 0),
+            **{f"attack / honest min W{k}": _versus(ok, f"w{k}_min_w", 3) for k in WINDOWS},
+            **{f"attack / honest min distinct share R{k}": _versus(ok, f"r{k}_min_share")
+               for k in REPEATS},
+            "attack / honest distinct share of all distances, lowest (R)":
+                _versus(ok, "r_min_share"),
+            "attack / honest largest class-mix distance (L)": _versus(ok, "l_max_tv"),
+            "attack / honest largest mean distance (S)": _versus(ok, "s_max_mean"),
+            "attack / honest largest mean distance between queries (P)":
+                _versus(ok, "p_max_mean"),
+            "attack / honest largest mean negative log-likelihood (N)":
+                _versus(ok, "n_max_mean"),
+            "attack / honest most queries off the owner's lattice (G)":
+                _versus(ok, "g_max_count", 0),
             "honest per-n flags": f"{sum(r['per-n_honest_flags'] for r in ok)}/"
                                   f"{sum(r['honest_orders'] for r in ok)}",
             "per-n verdict": _verdict(rs, "per-n"),
