@@ -242,3 +242,13 @@ def test_ours_rounds_do_not_return_to_one_stretch_of_the_boundary() -> None:
     ours = np.mean([error("boundary", s) for s in range(3)])
     paper = np.mean([error("uncertainty", s) for s in range(3)])
     assert ours < paper and ours < 0.01
+
+
+def test_select_model_with_one_answer_fits_a_constant_model() -> None:
+    """One answer leaves nothing to hold out (a retraining attack blocked after its first
+    query): the first candidate is fitted on it, a constant model, instead of an
+    IndexError from an empty training split."""
+    X, y = np.array([[0.2, -0.4]]), np.array(["malignant"])
+    model, report = select_model(X, y, ("linear", "rbf-svm"), np.random.default_rng(0))
+    assert model.predict(np.zeros((3, 2))).tolist() == ["malignant"] * 3
+    assert report["family"] == "linear" and report["holdout_agreement"] is None
