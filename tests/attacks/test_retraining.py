@@ -252,3 +252,18 @@ def test_select_model_with_one_answer_fits_a_constant_model() -> None:
     model, report = select_model(X, y, ("linear", "rbf-svm"), np.random.default_rng(0))
     assert model.predict(np.zeros((3, 2))).tolist() == ["malignant"] * 3
     assert report["family"] == "linear" and report["holdout_agreement"] is None
+
+
+def test_rounds_of_one_query_explore_near_the_diagonal_too() -> None:
+    # the corner class of the test above, with 20 queries: 10 uniform rows, then ten
+    # rounds of one query each; each exploring round's row is near the diagonal half the
+    # time (it was always the farthest pool row: the corner stayed unseen)
+    space = FeatureSpace.continuous(9)
+    X = space.sample_encoded(4000, 0)
+    target = LogisticRegression(C=1e3).fit(
+        np.vstack([X, -np.ones((40, 9))]), np.r_[X.mean(axis=1) < -0.6, np.ones(40, bool)])
+    corner = np.clip(-0.9 + 0.1 * np.random.default_rng(1).normal(size=(200, 9)), -1, 1)
+    found = [RetrainAdaptive(model="linear", random_state=seed).run(
+        _oracle(target, space, budget=20)).model.predict(corner).mean() > 0.5
+        for seed in range(10)]
+    assert sum(found) >= 8  # 10 of 10 here; 0 of 10 before

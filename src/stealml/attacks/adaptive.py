@@ -289,8 +289,9 @@ def face_rows(space: Any, n: int, rng: np.random.Generator,
 def _explore(space: Any, pool: np.ndarray, n: int, rng: np.random.Generator,
              X: np.ndarray) -> np.ndarray:
     """``n`` rows where nothing was asked yet: half the pool rows farthest from every
-    point asked, half rows near the box's main diagonal (spread out the same way)."""
-    k = n // 2
+    point asked, half rows near the box's main diagonal (spread out the same way); of an
+    odd ``n``, the odd row is either, at random (a round of one row explores too)."""
+    k = n // 2 + int(n % 2 == 1 and rng.uniform() < 0.5)
     diagonal = diagonal_rows(space, max(4 * k, 64), rng)
     return np.vstack([pool[farthest_points(pool, n - k, rng, X)],
                       diagonal[farthest_points(diagonal, k, rng, X)]])
