@@ -16,7 +16,8 @@ Two ways to pick each round's queries:
   model is still wrong, its boundary changes little from round to round). Every answer
   then tells on which side of the true boundary a point of the current one lies. While
   every answer is of one class, a round explores: half of it the pool rows farthest
-  from all the points asked, half rows near the main diagonal, spread the same way.
+  from all the points asked, half rows near the main diagonal, spread the same way (a
+  round of one row, as small budgets have, takes either at random).
 
 The diagonal matters where one class holds a corner of the box that uniform rows
 rarely reach and the data's rows crowd into: Breast Cancer's RBF SVMs label 1.4-2.6%
