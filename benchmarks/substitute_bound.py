@@ -5,14 +5,14 @@ training recipes: the issue 9 substitute goal (>= 99.5% agreement on the test im
 Each victim is a 64-32-10 ReLU ``MLPClassifier`` fit on the 1,347 training images of
 ``train_test_split(test_size=0.25, random_state=seed)``; it answers labels for those
 images. Its twins are networks of the same recipe (scale, solver, L2 penalty) fit on its
-answers from other seeds (10,000 + i). Every twin fits every answer (``twins_fit`` = 1 in
-the JSON, and so does the victim where ``victim_fits_truth`` = 1), so the answers cannot
-tell the victim from any of them: for a victim drawn like them, no method that sees only
+answers from other seeds (10,000 + i). Where the victim fits the true labels of its
+training images (``victim_fits_truth`` = 1 in the JSON), its answers are those labels, the
+victim and its twins are drawn alike, and every twin fits every answer (``twins_fit`` =
+1): the answers cannot tell the victim from any of them, so no method that sees only
 these answers can expect more agreement at a point than the share of twins giving the
-most common label there ("upper estimate"). That holds where the victim fits the
-true labels of its training images: then its answers are those labels, and the victim and
-its twins are drawn alike (a recipe whose victims miss some training labels gets "(no
-bound)": its twins fit answers the victim was not trained on). "one twin": their mean
+most common label there ("upper estimate"). A recipe whose victims miss some training
+labels (Adam with L2 0.1 or 1) gets "(no bound)": its twins fit answers the victim was
+not trained on, and do not fit all of them. "one twin": their mean
 agreement with the victim (what one network trained like the victim reaches; an ART
 thief trains one network); "majority": the most common twin label against the victim.
 
