@@ -390,6 +390,7 @@ def _training_images_only(seed: int, scale: str, n_twins: int) -> list[dict[str,
     """The 1,347 training images as the only queries, one victim: stealml's Knockoff
     substitute (8 networks, and one), and the victim's twins."""
     from sklearn.neural_network import MLPClassifier
+    from substitute_bound import twin_votes  # benchmarks/, the script's own folder
 
     target, Xtr, Xte = _digits_victim(seed, scale)
     low = -1.0 if scale == "[-1, 1]" else 0.0
@@ -410,13 +411,10 @@ def _training_images_only(seed: int, scale: str, n_twins: int) -> list[dict[str,
     seconds = time.perf_counter() - start
     U = low + (1.0 - low) * np.random.default_rng(11).uniform(0, 1, (20_000, Xtr.shape[1]))
     for X, where in ((Xte, "test"), (U, "uniform")):
-        votes = np.stack([t.predict(X) for t in twins])
-        share = np.stack([(votes == c).mean(axis=0) for c in target.classes_])
-        truth = target.predict(X)
-        base[f"twins_{where}"] = float(np.mean(votes == truth))
-        base[f"majority_{where}"] = float(np.mean(target.classes_[share.argmax(axis=0)]
-                                                  == truth))
-        base[f"expected_best_{where}"] = float(share.max(axis=0).mean())
+        votes, agree = twin_votes(twins, target, X)
+        base[f"twins_{where}"] = agree["one_twin"]
+        base[f"majority_{where}"] = agree["majority"]
+        base[f"expected_best_{where}"] = agree["upper"]
         base[f"held_out_{where}"] = _held_out_majority(votes, target.classes_)
     base["twins_fit_bought"] = float(min(np.mean(t.predict(Xtr) == bought) for t in twins))
     rows.append({"method": f"victim's twins ({n_twins})", "budget": len(Xtr),

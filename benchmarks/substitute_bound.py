@@ -75,15 +75,21 @@ def measure(scale: str, solver: str, alpha: float, seed: int,
                            "twins_fit": float(min(np.mean(t.predict(Xtr) == answers)
                                                   for t in twins))}
     for Z, where in ((Xte, "test"), (U, "uniform")):
-        votes = np.stack([t.predict(Z) for t in twins])
-        share = np.stack([(votes == c).mean(axis=0) for c in victim.classes_])
-        truth = victim.predict(Z)
-        row[f"one_twin_{where}"] = float(np.mean(votes == truth))
-        row[f"majority_{where}"] = float(np.mean(victim.classes_[share.argmax(axis=0)]
-                                                 == truth))
-        row[f"upper_{where}"] = float(share.max(axis=0).mean())
+        row.update({f"{k}_{where}": v for k, v in twin_votes(twins, victim, Z)[1].items()})
     row["seconds"] = round(time.perf_counter() - start, 1)
     return row
+
+
+def twin_votes(twins: list[Any], victim: Any,
+               X: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+    """The twins' labels of ``X`` (one row per twin), and how they agree with the victim's
+    there: one twin (their mean), the majority, and the largest share ("upper")."""
+    votes = np.stack([t.predict(X) for t in twins])
+    share = np.stack([(votes == c).mean(axis=0) for c in victim.classes_])
+    truth = victim.predict(X)
+    return votes, {"one_twin": float(np.mean(votes == truth)),
+                   "majority": float(np.mean(victim.classes_[share.argmax(axis=0)] == truth)),
+                   "upper": float(share.max(axis=0).mean())}
 
 
 def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
