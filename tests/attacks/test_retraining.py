@@ -10,7 +10,13 @@ from sklearn.svm import SVC
 
 from stealml.attacks import RetrainAdaptive, RetrainLineSearch, RetrainUniform
 from stealml.attacks._selection import _balanced, select_model
-from stealml.attacks.adaptive import diagonal_rows, face_rows, farthest_points, margin
+from stealml.attacks.adaptive import (
+    _explore,
+    diagonal_rows,
+    face_rows,
+    farthest_points,
+    margin,
+)
 from stealml.exceptions import ConfigurationError
 from stealml.ledger import Ledger
 from stealml.metrics import fidelity
@@ -198,16 +204,23 @@ def test_face_rows_are_valid_rows_with_half_their_numbers_at_an_end(mixed_space)
     assert 0.45 < ends.mean() < 0.6 and np.all(X[:, 2:].sum(axis=1) == 2)
 
 
-def test_ours_finds_a_class_in_the_corner_where_every_feature_is_low() -> None:
-    # the class holds about 0.1% of a 9-feature box, all of it where every feature is
-    # low: uniform rows would need about a thousand queries to meet it once; the
-    # one-class rounds' rows near the diagonal meet it within a few rounds
+@pytest.fixture(scope="module")
+def corner_class() -> tuple[FeatureSpace, LogisticRegression, np.ndarray]:
+    """A class holding about 0.1% of a 9-feature box, all of it where every feature is
+    low: the space, the target and 200 rows of the corner."""
     space = FeatureSpace.continuous(9)
     X = space.sample_encoded(4000, 0)
     target = LogisticRegression(C=1e3).fit(
         np.vstack([X, -np.ones((40, 9))]), np.r_[X.mean(axis=1) < -0.6, np.ones(40, bool)])
     corner = np.clip(-0.9 + 0.1 * np.random.default_rng(1).normal(size=(200, 9)), -1, 1)
     assert target.predict(corner).all() and target.predict(X).mean() < 0.005
+    return space, target, corner
+
+
+def test_ours_finds_a_class_in_the_corner_where_every_feature_is_low(corner_class) -> None:
+    # uniform rows would need about a thousand queries to meet the corner class once;
+    # the one-class rounds' rows near the diagonal meet it within a few rounds
+    space, target, corner = corner_class
     for seed in range(2):
         model = RetrainAdaptive(model="linear", random_state=seed).run(
             _oracle(target, space, budget=60)).model
@@ -254,16 +267,24 @@ def test_select_model_with_one_answer_fits_a_constant_model() -> None:
     assert report["family"] == "linear" and report["holdout_agreement"] is None
 
 
-def test_rounds_of_one_query_explore_near_the_diagonal_too() -> None:
-    # the corner class of the test above, with 20 queries: 10 uniform rows, then ten
-    # rounds of one query each; each exploring round's row is near the diagonal half the
-    # time (it was always the farthest pool row: the corner stayed unseen)
-    space = FeatureSpace.continuous(9)
-    X = space.sample_encoded(4000, 0)
-    target = LogisticRegression(C=1e3).fit(
-        np.vstack([X, -np.ones((40, 9))]), np.r_[X.mean(axis=1) < -0.6, np.ones(40, bool)])
-    corner = np.clip(-0.9 + 0.1 * np.random.default_rng(1).normal(size=(200, 9)), -1, 1)
+def test_rounds_of_one_query_explore_near_the_diagonal_too(corner_class) -> None:
+    # the corner class with 20 queries: 10 uniform rows, then ten rounds of one query
+    # each; each exploring round's row is near the diagonal half the time (it was always
+    # the farthest pool row: the corner stayed unseen)
+    space, target, corner = corner_class
     found = [RetrainAdaptive(model="linear", random_state=seed).run(
         _oracle(target, space, budget=20)).model.predict(corner).mean() > 0.5
         for seed in range(10)]
     assert sum(found) >= 8  # 10 of 10 here; 0 of 10 before
+
+
+def test_a_one_row_exploring_round_is_a_pool_row_unless_the_api_has_two_classes() -> None:
+    space = FeatureSpace.continuous(9)
+    pool, asked = space.sample_encoded(64, 0), space.sample_encoded(5, 1)
+
+    def in_pool(odd_diagonal: bool, seed: int) -> bool:
+        row = _explore(space, pool, 1, np.random.default_rng(seed), asked, odd_diagonal)
+        return bool((np.abs(pool - row).max(axis=1) == 0).any())
+
+    assert all(in_pool(False, s) for s in range(20))  # more classes: as before
+    assert 5 <= sum(in_pool(True, s) for s in range(20)) <= 15  # two: either, at random
