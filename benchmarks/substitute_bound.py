@@ -139,5 +139,6 @@ def main() -> None:
     write_results(RESULTS.with_name(RESULTS.name + "-victims"), f"{title}: every victim",
                   rows, list(rows[0]), notes)
 
+
 if __name__ == "__main__":
     main()
