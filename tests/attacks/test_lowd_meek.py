@@ -88,6 +88,7 @@ def test_constant_target_is_reported(mixed_space) -> None:
     result = LowdMeek(max_search=40, random_state=0).run(_oracle(target, mixed_space))
     assert not result.complete and result.queries == 40
     assert "everywhere it was asked" in result.info["message"]
+    assert "answers 1 everywhere" in result.info["message"]  # not np.int64(1)
     assert set(result.model.predict(X)) == {1}
 
 

@@ -169,7 +169,8 @@ class LowdMeek(Attack):
         info["message"] = f"Lowd-Meek incomplete: {reason}; "
         if len(classes) < 2:
             label = y[0] if len(y) else 0
-            info["message"] += f"the model answers {label!r} everywhere it was asked"
+            shown = label.item() if isinstance(label, np.generic) else label  # not np.str_('a')
+            info["message"] += f"the model answers {shown!r} everywhere it was asked"
             return make_logistic_regression(np.zeros(len(lo)), [-1.0], [label, label]), \
                 False, info
         info["message"] += "returning a logistic regression fit on the answers bought"
