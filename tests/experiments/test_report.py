@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import sklearn
 from click.testing import CliRunner
 
 from stealml.attacks import EquationSolving
@@ -76,6 +78,12 @@ def test_reproduce_all_writes_one_report(tmp_path: Path,
     summary = json.loads((out / "summary.json").read_text())
     assert [e["name"] for e in summary["entries"]] == ["broken", "tiny"]
     assert summary["entries"][1]["ok"] and (out / "tiny" / "tiny.json").exists()
+    # the numeric packages' versions travel with every result (re-runs in a fresh
+    # environment can move the last digits)
+    tiny = json.loads((out / "tiny" / "tiny.json").read_text())["meta"]
+    assert tiny["packages"]["numpy"] == np.__version__
+    assert f"numpy {np.__version__}, scipy " in (out / "tiny" / "tiny.md").read_text()
+    assert summary["meta"]["packages"]["scikit-learn"] == sklearn.__version__
     md = (out / "report.md").read_text()
     assert "DatasetError" in md and "no-such-data-set" in md
     # equation solving needs d + 1 = 3 queries: close to 3 on circles, far from 30 on moons

@@ -30,7 +30,7 @@ from typing import Any
 from stealml import __version__
 from stealml.experiments.reproduce import REPRODUCTIONS, run_reproduction
 from stealml.experiments.store import code_version
-from stealml.experiments.tables import format_value, markdown_table
+from stealml.experiments.tables import format_value, markdown_table, package_versions
 
 __all__ = ["EntryRun", "compare", "paper_pairs", "reproduce_all", "write_report"]
 
@@ -80,7 +80,7 @@ def reproduce_all(out: str | Path, quick: bool = False, names: Sequence[str] | N
     meta = {"stealml": __version__, "code": code_version(), "quick": quick,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "seconds": time.perf_counter() - start, "machine": _machine(),
-            "load average (1, 5, 15 min)": _load()}
+            "load average (1, 5, 15 min)": _load(), "packages": package_versions()}
     (out / "summary.json").write_text(json.dumps(
         {"meta": meta, "entries": [asdict(r) for r in runs]}, indent=2) + "\n")
     write_report(out, runs, meta)
@@ -269,7 +269,8 @@ def _heading(meta: dict[str, Any]) -> list[str]:
     grid = "quick grid (--quick)" if meta["quick"] else "the paper's full grid"
     return [f"Run {meta['date']} with stealml {meta['stealml']} (code {meta['code']}), "
             f"{grid}; {meta['seconds']:.0f} s in all on {meta['machine']}, load average "
-            f"{meta['load average (1, 5, 15 min)']} at the end.",
+            f"{meta['load average (1, 5, 15 min)']} at the end; "
+            + ", ".join(f"{k} {v}" for k, v in meta.get("packages", {}).items()) + ".",
             "Beside each of our numbers, the paper's (Tramèr et al., USENIX Security 2016) "
             f"and the difference: **close** within {CLOSE:.0%} of the paper's value "
             "(accuracies: of its error rate), *better* beyond that the good way, else *off* "

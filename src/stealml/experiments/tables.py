@@ -14,7 +14,11 @@ from typing import Any
 from stealml import __version__
 
 __all__ = ["format_value", "git_revision", "load_average", "markdown_table",
-           "write_results"]
+           "package_versions", "write_results"]
+
+# the packages whose versions move results: numerics, solvers, and the optional ones
+# when they are installed (a re-run in a fresh environment can differ in the last digits)
+NUMERIC_PACKAGES = ("numpy", "scipy", "scikit-learn", "torch", "onnxruntime")
 
 
 def format_value(value: Any) -> str:
@@ -57,21 +61,37 @@ def git_revision() -> str | None:
     return out.stdout.strip() or None
 
 
+def package_versions(names: Sequence[str] = NUMERIC_PACKAGES) -> dict[str, str]:
+    """Installed versions of ``names`` (those not installed left out)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
 def write_results(stem: str | Path, title: str, rows: Sequence[dict[str, Any]],
                   columns: Sequence[str], notes: str = "") -> tuple[Path, Path]:
     """Write ``stem.json`` (rows and the machine that made them) and ``stem.md``."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"title": title, "stealml": __version__, "git": git_revision(),
+    packages = package_versions()
+    meta: dict[str, Any] = {"title": title, "stealml": __version__, "git": git_revision(),
             "date": time.strftime("%Y-%m-%d"), "python": platform.python_version(),
-            "machine": f"{platform.machine()}, {_cpus()} CPUs"}
+            "machine": f"{platform.machine()}, {_cpus()} CPUs",
+            "packages": packages}
     json_path = stem.with_suffix(".json")
     json_path.write_text(json.dumps({"meta": meta, "rows": list(rows)}, indent=2) + "\n")
     md = [f"# {title}", "", markdown_table(rows, columns), ""]
     if notes:
         md += [notes.strip(), ""]
     md.append(f"Measured {meta['date']} with stealml {__version__} (git {meta['git']}), "
-              f"Python {meta['python']}, {meta['machine']}.")
+              f"Python {meta['python']}, {meta['machine']}; "
+              + ", ".join(f"{k} {v}" for k, v in packages.items()) + ".")
     md_path = stem.with_suffix(".md")
     md_path.write_text("\n".join(md) + "\n")
     return json_path, md_path
