@@ -104,3 +104,28 @@ def test_assess_errors_are_one_line(args: list[str], message: str, circles_lr: P
     assert code == 1
     assert output.startswith("error: ") and message in output
     assert len(output.strip().splitlines()) == 1
+
+
+def test_assess_a_model_that_answers_labels_only(tmp_path: Path) -> None:
+    """An SVC has no probabilities: the probe sees labels, the labels-only attacks run,
+    and each defence's cost is the share of labels it changes (not a crash)."""
+    path = tmp_path / "circles-rbf.skops"
+    train_target("circles", "rbf-svm", str(path), seed=0)
+    code, output = _assess("--target", str(path), "--budget-dollars", "0.01",
+                           "--eval-queries", "300", "--attack", "retrain-uniform",
+                           "--attack", "equation-solving", "--out", str(tmp_path / "r"),
+                           "--json")
+    assert code == 0, output
+    report = json.loads(output)
+    assert report["api"]["output"] == "labels"
+    assert "equation-solving" in report["skipped"]
+    uniform = next(a for a in report["attacks"] if a["attack"] == "retrain-uniform")
+    assert uniform["best"]["fidelity"] >= 0.9
+    defences = {row["defence"]: row for row in report["defences"]["rows"]}
+    assert defences["none"]["accuracy_lost"] == 0 and defences["none"]["tv_distortion"] == 0
+    for row in defences.values():  # a label is one-hot: distortion = labels changed
+        assert 0 <= row["tv_distortion"] <= 1
+    skipped = report["defences"]["not_applicable"]
+    assert set(skipped) == {"noise 0.05", "reverse sigmoid"}
+    assert "this model gives none" in skipped["noise 0.05"]
+    assert "Not evaluated, noise 0.05" in (tmp_path / "r" / "assessment.md").read_text()

@@ -17,6 +17,7 @@ import numpy as np
 
 from stealml.datasets import DATASETS
 from stealml.datasets import load as load_dataset
+from stealml.exceptions import ConfigurationError
 from stealml.space import FeatureSpace
 
 __all__ = ["STOPPED_BELOW", "evaluate_defences"]
@@ -83,7 +84,15 @@ def evaluate_defences(model: Any, space: FeatureSpace, attacks: list[dict[str, A
         cases.append(Case(entry["attack"], "assessed", budget=int(best["budget"]),
                           params=_params(attack)))
     rows = []
+    not_applicable: dict[str, str] = {}
+    classes = getattr(model, "classes_", None)
     for defence in DEFENCES if config.all_defences else QUICK_DEFENCES:
+        try:  # noise and reverse sigmoid need probabilities the model may not give
+            defence.api_policy(target.tree).check_model(
+                None if classes is None else len(classes), hasattr(model, "predict_proba"))
+        except ConfigurationError as exc:
+            not_applicable[defence.name] = str(exc)
+            continue
         cost = utility_cost(target, labels, defence)
         row: dict[str, Any] = {"defence": defence.name,
                                "accuracy_lost": cost["accuracy_lost"],
@@ -99,4 +108,5 @@ def evaluate_defences(model: Any, space: FeatureSpace, attacks: list[dict[str, A
         rows.append(row)
     _relative_to_no_defence(rows)
     return {"rows": rows, "measured_on": "test split" if X_test is not None else
-            "uniform points", "owner_rows": source, "stopped_below": STOPPED_BELOW}
+            "uniform points", "owner_rows": source, "stopped_below": STOPPED_BELOW,
+            "not_applicable": not_applicable}

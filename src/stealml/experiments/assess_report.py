@@ -86,7 +86,9 @@ def _defence_note(r: dict[str, Any]) -> str:
             f"defence (its fidelity in brackets). Utility cost for honest clients on the "
             f"{d['measured_on']}: "
             f"accuracy lost and mean total-variation distance of the answers. Monitors "
-            f"watch against {d['owner_rows']}.")
+            f"watch against {d['owner_rows']}."
+            + "".join(f" Not evaluated, {name}: {why}."
+                      for name, why in d.get("not_applicable", {}).items()))
 
 
 def _plot(r: dict[str, Any], path: Path) -> Path:

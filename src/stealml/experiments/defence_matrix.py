@@ -113,7 +113,11 @@ def utility_cost(target: Target, y_test: np.ndarray, defence: Defence) -> dict[s
     answers = oracle.query(target.X_test)
     classes = np.asarray(target.model.classes_)
     true_labels = np.asarray(target.model.predict(target.X_test))
-    true_p = np.asarray(target.model.predict_proba(target.X_test), dtype=float)
+    # a model without probabilities (an SVC, say) answers labels: its distribution is
+    # the one-hot label, so the distortion is the share of labels a defence changes
+    true_p = (np.asarray(target.model.predict_proba(target.X_test), dtype=float)
+              if hasattr(target.model, "predict_proba") else
+              _served_distribution(None, true_labels, classes))
     served = _served_distribution(answers.probabilities, answers.labels, classes)
     acc = float(np.mean(true_labels.astype(str) == y_test.astype(str)))
     served_acc = float(np.mean(np.asarray(answers.labels).astype(str) == y_test.astype(str)))
