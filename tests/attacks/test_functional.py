@@ -246,3 +246,14 @@ def test_wide_inputs_short_budget_keeps_the_architecture(wide_mlp) -> None:
     assert result.queries <= 3000 and not result.complete
     assert 0 < result.info["neurons_found"][0] < 20
     assert result.model.coefs_[0].shape == (256, 20)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_rounded_answers_are_read_as_saturated_without_warnings(softmax_mlp) -> None:
+    """An API rounding to 2 decimals answers 0 for unlikely classes: their log is -inf
+    and their centred logits NaN, rows the attack counts as saturated, quietly."""
+    from stealml.policies import ApiPolicy
+
+    oracle = LocalOracle(softmax_mlp, policy=ApiPolicy(rounding=2), ledger=Ledger(budget=3000))
+    result = FunctionallyEquivalent((12,), random_state=0).run(oracle)
+    assert result.info["saturated"] > 0 and result.queries <= 3000

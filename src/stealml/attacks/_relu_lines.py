@@ -85,9 +85,10 @@ class Outputs:
         P = np.concatenate([a.probabilities for a in answers])
         bad = ~(P.min(axis=1) >= MIN_PROBABILITY[self.kind])
         self.saturated += int(bad.sum())
-        with np.errstate(divide="ignore", invalid="ignore"):
-            L = np.log(P)
-        F = L[:, 1:] - L[:, :1] if self.kind == "binary" else L - L.mean(axis=1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a 0 (rounded) answer: -inf,
+            L = np.log(P)  # and -inf - (-inf) below: nan; both rows are marked bad
+            F = L[:, 1:] - L[:, :1] if self.kind == "binary" else \
+                L - L.mean(axis=1, keepdims=True)
         F[bad] = np.nan
         return F
 
