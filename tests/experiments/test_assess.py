@@ -129,3 +129,23 @@ def test_assess_a_model_that_answers_labels_only(tmp_path: Path) -> None:
     assert set(skipped) == {"noise 0.05", "reverse sigmoid"}
     assert "this model gives none" in skipped["noise 0.05"]
     assert "Not evaluated, noise 0.05" in (tmp_path / "r" / "assessment.md").read_text()
+
+
+def test_assess_a_regressor(tmp_path: Path) -> None:
+    """A regression tree: the defences that need classes (labels only, top-1, noise,
+    reverse sigmoid, PRADA) are listed as not evaluated; the others cost honest clients
+    a mean change of value."""
+    path = tmp_path / "progression-tree.skops"
+    train_target("diabetes-progression", "regression-tree", str(path), seed=0)
+    code, output = _assess("--target", str(path), "--budget-dollars", "0.02",
+                           "--eval-queries", "200", "--out", str(tmp_path / "r"), "--json")
+    assert code == 0, output
+    report = json.loads(output)
+    assert report["api"]["output"] == "values"
+    d = report["defences"]
+    assert {"labels only", "top-1", "noise 0.05", "reverse sigmoid",
+            "PRADA+block"} == set(d["not_applicable"])
+    rows = {row["defence"]: row for row in d["rows"]}
+    assert set(rows) == {"none", "round 2", "budget 100", "OOD+block"}
+    assert rows["none"]["value_change"] == 0 and rows["none"]["accuracy_lost"] is None
+    assert "mean value change" in (tmp_path / "r" / "assessment.md").read_text()

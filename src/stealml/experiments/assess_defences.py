@@ -93,10 +93,19 @@ def evaluate_defences(model: Any, space: FeatureSpace, attacks: list[dict[str, A
         except ConfigurationError as exc:
             not_applicable[defence.name] = str(exc)
             continue
+        if classes is None and defence.policy.get("output", "probabilities") != "probabilities":
+            not_applicable[defence.name] = "a regressor answers values, not classes"
+            continue
+        if classes is None and defence.detector == "prada":
+            not_applicable[defence.name] = ("PRADA groups a client's queries by predicted "
+                                            "class; a regressor has none")
+            continue
         cost = utility_cost(target, labels, defence)
         row: dict[str, Any] = {"defence": defence.name,
                                "accuracy_lost": cost["accuracy_lost"],
                                "tv_distortion": cost["tv_distortion"], "attacks": {}}
+        if "value_change" in cost:
+            row["value_change"] = cost["value_change"]
         for case in cases:
             cell = run_cell(target, case, defence, seed, n_uniform=min(len(X_unif), 2000))
             ok = cell.get("status") == "ok"

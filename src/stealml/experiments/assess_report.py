@@ -61,9 +61,12 @@ def _defence_rows(r: dict[str, Any]) -> list[dict[str, Any]]:
         return []
     rows = []
     for row in d["rows"]:
-        out: dict[str, Any] = {"defence": row["defence"],
-                               "accuracy lost": row["accuracy_lost"],
-                               "TV distortion": row["tv_distortion"]}
+        out: dict[str, Any] = {"defence": row["defence"]}
+        if "value_change" in row:  # a regressor
+            out["mean value change"] = row["value_change"]
+        else:
+            out["accuracy lost"] = row["accuracy_lost"]
+            out["TV distortion"] = row["tv_distortion"]
         for name, cell in row["attacks"].items():
             fid = _pct(cell["fidelity"]) if cell["fidelity"] is not None else (
                 cell["status"] or "-")
@@ -85,7 +88,8 @@ def _defence_note(r: dict[str, Any]) -> str:
             f"or cannot run; `-`: the attack stays below it at this budget even with no "
             f"defence (its fidelity in brackets). Utility cost for honest clients on the "
             f"{d['measured_on']}: "
-            f"accuracy lost and mean total-variation distance of the answers. Monitors "
+            f"accuracy lost and mean total-variation distance of the answers (a "
+            f"regressor's: the mean absolute change of its values). Monitors "
             f"watch against {d['owner_rows']}."
             + "".join(f" Not evaluated, {name}: {why}."
                       for name, why in d.get("not_applicable", {}).items()))

@@ -57,8 +57,9 @@ def run_cell(target: Target, case: Case, defence: Defence, seed: int = 0,
         budget = defence.budget if budget is None else min(budget, defence.budget)
     if defence.detector is not None:
         mon = monitor((defence.detector,), target, "block", seed)
-    else:
-        mon = monitor(("prada", "ood"), target, "log", seed)
+    else:  # PRADA groups a client's queries by predicted class: a regressor has none
+        mon = monitor(("prada", "ood") if _classifier(target) else ("ood",), target, "log",
+                      seed)
     row: dict[str, Any] = {"attack": case.name, "defence": defence.name, "budget": budget}
     oracle = LocalOracle(target.served, target.space, defence.api_policy(target.tree),
                          ledger=Ledger(budget=budget), monitor=mon, client=ATTACKER)
@@ -92,6 +93,11 @@ def run_cell(target: Target, case: Case, defence: Defence, seed: int = 0,
     return row
 
 
+def _classifier(target: Target) -> bool:
+    """Whether the target answers classes (not regression values); asks nothing."""
+    return LocalOracle(target.served, target.space).classes is not None
+
+
 def _served_distribution(proba: np.ndarray | None, labels: np.ndarray,
                          classes: np.ndarray) -> np.ndarray:
     """What a client can read as a probability vector: the shown probabilities, the
@@ -108,9 +114,15 @@ def _served_distribution(proba: np.ndarray | None, labels: np.ndarray,
 
 
 def utility_cost(target: Target, y_test: np.ndarray, defence: Defence) -> dict[str, Any]:
-    """Accuracy lost and mean TV distortion for honest clients asking the test split."""
+    """Accuracy lost and mean TV distortion for honest clients asking the test split
+    (a regressor: the mean absolute change of its values, ``value_change``)."""
     oracle = LocalOracle(target.served, target.space, defence.api_policy(target.tree))
     answers = oracle.query(target.X_test)
+    if oracle.classes is None:
+        true_v = np.asarray(target.model.predict(target.X_test), dtype=float)
+        served_v = np.asarray(answers.labels, dtype=float)
+        return {"target": target.name, "defence": defence.name, "accuracy_lost": None,
+                "tv_distortion": None, "value_change": float(np.mean(np.abs(served_v - true_v)))}
     classes = np.asarray(target.model.classes_)
     true_labels = np.asarray(target.model.predict(target.X_test))
     # a model without probabilities (an SVC, say) answers labels: its distribution is
