@@ -167,7 +167,7 @@ def test_labels_only_attack_uses_probability_api_only_when_asked(
     oracle = LocalOracle(_served(target, mixed_space), mixed_space, ledger=Ledger(budget=40))
     if "probabilities" not in oracle.reveals:
         pytest.skip("the contract target reveals no probabilities")
-    with pytest.raises(ConfigurationError, match="labels"):
+    with pytest.raises(ConfigurationError, match="reads labels only"):
         ATTACKS[name](random_state=0).run(oracle)  # type: ignore[call-arg]
     assert oracle.ledger.queries == 0
     attack = ATTACKS[name](random_state=0, ignore_probabilities=True)  # type: ignore[call-arg]

@@ -31,8 +31,9 @@ def refuse_probabilities(name: str, oracle: Oracle, ignore_probabilities: bool) 
     """Refuse an API that reveals probabilities unless told to use its labels only."""
     if "probabilities" in oracle.reveals and not ignore_probabilities:
         raise ConfigurationError(
-            f"the API reveals probabilities, but attack {name!r} uses labels only and would "
-            "need far more queries than equation-solving; to use its labels anyway, ask the "
+            f"the API reveals probabilities, but attack {name!r} reads labels only, which "
+            "tell far less per query (an attack that reads the probabilities, where one "
+            "applies, needs far fewer); to use its labels anyway, ask the "
             "API for labels (--output labels, ApiPolicy(output='labels')) or pass "
             "ignore_probabilities=True")
 
