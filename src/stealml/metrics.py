@@ -17,7 +17,8 @@ import numpy as np
 from stealml.random import RandomState
 from stealml.space import FeatureSpace
 
-__all__ = ["R_UNIF_POINTS", "disagreement", "fidelity", "regression_errors", "tv_distance"]
+__all__ = ["R_UNIF_POINTS", "disagreement", "fidelity", "regression_errors", "tv_distance",
+           "value_errors"]
 
 R_UNIF_POINTS = 10_000
 
@@ -53,8 +54,13 @@ def tv_distance(target: Any, stolen: Any, X: np.ndarray) -> float | None:
 
 def regression_errors(target: Any, stolen: Any, X: np.ndarray) -> dict[str, float]:
     """Mean absolute error and mean relative error |f - f^| / |f| of two regressors."""
-    a = np.asarray(target.predict(X), dtype=float)
-    b = np.asarray(stolen.predict(X), dtype=float)
+    return value_errors(target.predict(X), stolen.predict(X))
+
+
+def value_errors(truth: Any, predicted: Any) -> dict[str, float]:
+    """Mean absolute error and mean relative error |f - f^| / |f| of predicted values."""
+    a = np.asarray(truth, dtype=float)
+    b = np.asarray(predicted, dtype=float)
     err = np.abs(a - b)
     rel = err / np.maximum(np.abs(a), np.finfo(float).tiny)
     return {"mae": float(err.mean()), "mre": float(rel.mean())}

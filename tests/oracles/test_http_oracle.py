@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -96,8 +99,44 @@ def test_top_k_labels_and_regression_answers(tmp_path, mixed_space, softmax_logr
         labels = HttpOracle(url, "labels")
         answers = labels.query(X)
         values = HttpOracle(url, "reg").query(X)
+        # the Open Inference Protocol: the metadata's outputs say there are no
+        # probabilities, and the published task that the answers are values
+        oip_labels, oip_reg = OipOracle(url, "labels"), OipOracle(url, "reg")
+        oip_answers, oip_values = oip_labels.query(X), oip_reg.query(X)
+    assert oip_labels.reveals == {"labels"} and oip_answers.probabilities is None
+    assert np.array_equal(oip_answers.labels, softmax_logreg.predict(X))
+    assert oip_reg.reveals == {"labels", "values"} and oip_reg.classes is None
+    assert np.array_equal(oip_values.values, np.round(reg.predict(X), 3))
     assert top.probabilities is not None and (np.isnan(top.probabilities).sum(axis=1) == 1).all()
     assert labels.reveals == {"labels"} and answers.probabilities is None
     assert np.array_equal(answers.labels, softmax_logreg.predict(X))
     assert values.values is not None
     assert np.array_equal(values.values, np.round(reg.predict(X), 3))
+
+
+def test_extracting_a_served_regressor(tmp_path, mixed_space) -> None:
+    """Over both protocols a served regressor is measured by its values' errors, and an
+    attack that learns classes refuses it in one line."""
+    from click.testing import CliRunner
+    from sklearn.tree import DecisionTreeRegressor
+
+    from stealml.cli import main
+
+    X = mixed_space.sample_encoded(200, 4)
+    reg = DecisionTreeRegressor(max_depth=3, random_state=0).fit(X, X[:, 1] * 3 + 1)
+    save_model(tmp_path / "reg.skops", reg, mixed_space)
+    settings = load_settings(None, models=[{"name": "reg", "path": tmp_path / "reg.skops"}])
+    with running(settings) as url:
+        def extract(*args: str) -> Any:
+            return CliRunner().invoke(main, ["extract", "--url", url, "--model", "reg",
+                                             "--eval-queries", "200", "--json", *args])
+        paths = extract("--attack", "path-finding", "--budget", "2000")
+        refused = [extract("--attack", "retrain-uniform", "--budget", "50", *p)
+                   for p in ([], ["--protocol", "v2"])]
+    assert paths.exit_code == 0, paths.output
+    fid = json.loads(paths.output)["fidelity"]
+    assert fid["mae_unif"] == pytest.approx(0, abs=1e-9) and "r_unif" not in fid
+    for run in refused:
+        assert run.exit_code == 1
+        assert run.output.strip() == ("error: attack 'retrain-uniform' learns class labels, "
+                                      "but the API answers regression values")

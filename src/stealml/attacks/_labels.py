@@ -28,7 +28,11 @@ LabelFn = Callable[[np.ndarray], np.ndarray]
 
 
 def refuse_probabilities(name: str, oracle: Oracle, ignore_probabilities: bool) -> None:
-    """Refuse an API that reveals probabilities unless told to use its labels only."""
+    """Refuse an API these class-label attacks cannot use: one answering regression
+    values; one revealing probabilities, unless told to use its labels only."""
+    if "values" in oracle.reveals:
+        raise ConfigurationError(f"attack {name!r} learns class labels, but the API answers "
+                                 "regression values")
     if "probabilities" in oracle.reveals and not ignore_probabilities:
         raise ConfigurationError(
             f"the API reveals probabilities, but attack {name!r} reads labels only, which "

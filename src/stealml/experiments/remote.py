@@ -20,6 +20,7 @@ from stealml.datasets import load as load_dataset
 from stealml.exceptions import ConfigurationError, FeatureCountError
 from stealml.experiments.runner import ExtractionConfig, _jsonable, attack_budget, make_attack
 from stealml.ledger import Ledger, Progress
+from stealml.metrics import value_errors
 from stealml.modelio import save_model
 from stealml.oracles.base import BaseOracle
 from stealml.oracles.http import HttpOracle
@@ -47,14 +48,21 @@ def remote_oracle(config: ExtractionConfig, ledger: Ledger) -> BaseOracle:
 def remote_fidelity(oracle: BaseOracle, stolen: Any, X_unif: np.ndarray,
                     X_test: np.ndarray | None) -> dict[str, float | None]:
     """R_unif, R_test (label disagreement) and R_TV of ``stolen`` against the API's
-    answers at those points (None where not measured)."""
+    answers at those points (None where not measured); for an API answering regression
+    values, the mean absolute and relative errors (``mae_*``, ``mre_*``) instead."""
     out: dict[str, float | None] = {}
+    regression = "values" in oracle.reveals
     for tag, X in (("unif", X_unif), ("test", X_test)):
         if X is None or not len(X):
-            out[f"r_{tag}"] = out[f"tv_{tag}"] = None
+            keys = ("mae", "mre") if regression else ("r", "tv")
+            out.update({f"{k}_{tag}": None for k in keys})
             continue
         answers = oracle.query(X)
         ours = np.asarray(stolen.predict(X))
+        if regression:
+            errs = value_errors(answers.values, ours)
+            out[f"mae_{tag}"], out[f"mre_{tag}"] = errs["mae"], errs["mre"]
+            continue
         out[f"r_{tag}"] = float(np.mean(answers.labels.astype(str) != ours.astype(str)))
         out[f"tv_{tag}"] = None
         if answers.probabilities is not None and hasattr(stolen, "predict_proba") and \

@@ -52,7 +52,9 @@ class OipOracle(BaseOracle):
         Dollars per prediction, for the ledger (V2 servers do not publish one).
     ledger : Ledger, optional
     input_name, label_output, proba_output : str
-        Tensor names; ``proba_output=None`` when the server returns labels only.
+        Tensor names; ``proba_output=None`` when the server returns labels only (also
+        taken when the metadata lists its outputs without ``proba_output``). A model the
+        server publishes as ``task: regression`` answers values (``label_output``).
     batch_size : int
         Most rows per request.
     timeout, retry, transport
@@ -79,8 +81,16 @@ class OipOracle(BaseOracle):
         published = self.meta.get("parameters") or {}
         if space is None:
             space = _space(self.meta, published)
+        # a regressor (stealml serve publishes its task) answers values, not classes
+        self._regressor = published.get("task") == "regression"
+        if self._regressor:
+            classes, proba_output = None, None
         if classes is None and published.get("classes"):
             classes = published["classes"]
+        listed = {str(t.get("name")) for t in self.meta.get("outputs") or []
+                  if isinstance(t, dict)}
+        if proba_output and listed and proba_output not in listed:
+            proba_output = None  # the metadata lists the outputs, and no probabilities
         policy = ApiPolicy(output="probabilities" if proba_output else "labels", price=price)
         super().__init__(space, policy, ledger)
         self._classes = None if classes is None else np.asarray(classes)
@@ -102,6 +112,8 @@ class OipOracle(BaseOracle):
 
     @property
     def reveals(self) -> frozenset[str]:
+        if self._regressor:
+            return frozenset({"labels", "values"})
         return frozenset({"labels", "probabilities"} if self.proba_output else {"labels"})
 
     def close(self) -> None:
@@ -138,6 +150,12 @@ class OipOracle(BaseOracle):
             if proba.shape[1] != len(self._classes):
                 raise MalformedAnswer(f"{proba.shape[1]} probability columns for "
                                       f"{len(self._classes)} classes")
+        if self._regressor:
+            values = labels.astype(np.float64) if labels.dtype.kind in "iuf" else None
+            if values is None or values.ndim != 1 or not np.isfinite(values).all():
+                raise MalformedAnswer("a regression answer without a finite value")
+            return [{"label": float(v), "value": float(v), "raw": {"label": float(v)}}
+                    for v in values]
         records = []
         known = None if self._classes is None else {str(c): c for c in self._classes.tolist()}
         for i, raw_label in enumerate(labels.tolist()):
