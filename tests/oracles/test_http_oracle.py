@@ -131,11 +131,21 @@ def test_extracting_a_served_regressor(tmp_path, mixed_space) -> None:
             return CliRunner().invoke(main, ["extract", "--url", url, "--model", "reg",
                                              "--eval-queries", "200", "--json", *args])
         paths = extract("--attack", "path-finding", "--budget", "2000")
+        assessed = CliRunner().invoke(main, [
+            "assess", "--url", url, "--model", "reg", "--attack", "retrain-uniform",
+            "--attack", "path-finding", "--budget-dollars", "0", "--max-queries", "300",
+            "--eval-queries", "100", "--out", str(tmp_path / "report"), "--json"])
         refused = [extract("--attack", "retrain-uniform", "--budget", "50", *p)
                    for p in ([], ["--protocol", "v2"])]
     assert paths.exit_code == 0, paths.output
     fid = json.loads(paths.output)["fidelity"]
     assert fid["mae_unif"] == pytest.approx(0, abs=1e-9) and "r_unif" not in fid
+    assert assessed.exit_code == 0, assessed.output
+    report = json.loads(assessed.output)
+    assert report["skipped"]["retrain-uniform"] == ("learns class labels; the API answers "
+                                                    "regression values")
+    best = report["attacks"][0]["best"]  # path-finding: the share of values reproduced
+    assert report["attacks"][0]["attack"] == "path-finding" and 0 < best["fidelity"] <= 1
     for run in refused:
         assert run.exit_code == 1
         assert run.output.strip() == ("error: attack 'retrain-uniform' learns class labels, "

@@ -88,6 +88,7 @@ class Attack(ABC):
 
     name: ClassVar[str]
     requires: ClassVar[frozenset[str]] = frozenset({"labels"})
+    classes_only: ClassVar[bool] = False  # learns class labels: no use on regression values
 
     def get_params(self) -> dict[str, Any]:
         return dict(vars(self))

@@ -85,6 +85,7 @@ class LowdMeek(Attack):
 
     name: ClassVar[str] = "lowd-meek"
     requires: ClassVar[frozenset[str]] = frozenset({"labels"})
+    classes_only: ClassVar[bool] = True
 
     def __init__(self, degree: int | None = None, max_degree: int = 2,
                  precision: float = 1e-7, extra: int = 3, max_search: int = 256,

@@ -56,6 +56,7 @@ class Retraining(Attack):
     """
 
     requires: ClassVar[frozenset[str]] = frozenset({"labels"})
+    classes_only: ClassVar[bool] = True
     fills_budget: ClassVar[bool] = True  # spends whatever budget it is given
 
     def __init__(self, model: str = "auto", n_queries: int | None = None,

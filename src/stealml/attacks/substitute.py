@@ -118,6 +118,7 @@ class Substitute(Attack):
     """
 
     requires: ClassVar[frozenset[str]] = frozenset({"labels"})
+    classes_only: ClassVar[bool] = True
     fills_budget: ClassVar[bool] = True
 
     def __init__(self, n_queries: int | None = None,

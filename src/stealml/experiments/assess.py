@@ -205,6 +205,8 @@ def _applicable(config: AssessConfig, reveals: frozenset[str],
         missing = cls.requires - reveals
         if missing:
             skipped[name] = f"the API does not reveal {', '.join(sorted(missing))}"
+        elif "values" in reveals and cls.classes_only:
+            skipped[name] = "learns class labels; the API answers regression values"
         elif model is not None and not cls.supports(model):
             skipped[name] = f"does not apply to a {type(model).__name__}"
         else:
@@ -226,10 +228,10 @@ def _fidelity(oracle: BaseOracle, stolen: Any, X_unif: np.ndarray,
     from stealml.experiments.remote import remote_fidelity
 
     fid = remote_fidelity(oracle, stolen, X_unif, X_test)
-    out: dict[str, float | None] = {
-        "fidelity": 1 - float(fid["r_unif"] or 0.0),
-        "fidelity_test": None if fid["r_test"] is None else 1 - float(fid["r_test"])}
-    return out
+    if "agree_unif" in fid:  # a regressor: the share of its values reproduced
+        return {"fidelity": float(fid["agree_unif"] or 0.0), "fidelity_test": fid["agree_test"]}
+    return {"fidelity": 1 - float(fid["r_unif"] or 0.0),
+            "fidelity_test": None if fid["r_test"] is None else 1 - float(fid["r_test"])}
 
 
 def _plan(attack: Attack, n_columns: int, n_classes: int | None, most: int,

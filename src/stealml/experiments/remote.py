@@ -49,12 +49,13 @@ def remote_fidelity(oracle: BaseOracle, stolen: Any, X_unif: np.ndarray,
                     X_test: np.ndarray | None) -> dict[str, float | None]:
     """R_unif, R_test (label disagreement) and R_TV of ``stolen`` against the API's
     answers at those points (None where not measured); for an API answering regression
-    values, the mean absolute and relative errors (``mae_*``, ``mre_*``) instead."""
+    values, the mean absolute and relative errors (``mae_*``, ``mre_*``) and the share of
+    values reproduced (``agree_*``, to 1e-9 relative) instead."""
     out: dict[str, float | None] = {}
     regression = "values" in oracle.reveals
     for tag, X in (("unif", X_unif), ("test", X_test)):
         if X is None or not len(X):
-            keys = ("mae", "mre") if regression else ("r", "tv")
+            keys = ("mae", "mre", "agree") if regression else ("r", "tv")
             out.update({f"{k}_{tag}": None for k in keys})
             continue
         answers = oracle.query(X)
@@ -62,6 +63,9 @@ def remote_fidelity(oracle: BaseOracle, stolen: Any, X_unif: np.ndarray,
         if regression:
             errs = value_errors(answers.values, ours)
             out[f"mae_{tag}"], out[f"mre_{tag}"] = errs["mae"], errs["mre"]
+            out[f"agree_{tag}"] = float(np.mean(np.isclose(
+                np.asarray(ours, dtype=float), np.asarray(answers.values, dtype=float),
+                rtol=1e-9, atol=0.0)))
             continue
         out[f"r_{tag}"] = float(np.mean(answers.labels.astype(str) != ours.astype(str)))
         out[f"tv_{tag}"] = None
