@@ -67,6 +67,7 @@ def evaluate_defences(model: Any, space: FeatureSpace, attacks: list[dict[str, A
     from stealml.experiments.defence_matrix import run_cell, utility_cost
     from stealml.experiments.defence_targets import DEFENCES, QUICK_DEFENCES, Case, Target
     from stealml.models.tree_service import serves_as_tree
+    from stealml.oracles.local import LocalOracle
 
     seed = config.seed
     reference, honest, source = _owner_rows(space, meta, space.n_encoded, seed)
@@ -85,11 +86,12 @@ def evaluate_defences(model: Any, space: FeatureSpace, attacks: list[dict[str, A
                           params=_params(attack)))
     rows = []
     not_applicable: dict[str, str] = {}
-    classes = getattr(model, "classes_", None)
+    served = LocalOracle(target.served, space)  # what the model answers, undefended
+    classes, has_proba = served.classes, "probabilities" in served.reveals
     for defence in DEFENCES if config.all_defences else QUICK_DEFENCES:
         try:  # noise and reverse sigmoid need probabilities the model may not give
             defence.api_policy(target.tree).check_model(
-                None if classes is None else len(classes), hasattr(model, "predict_proba"))
+                None if classes is None else len(classes), has_proba)
         except ConfigurationError as exc:
             not_applicable[defence.name] = str(exc)
             continue

@@ -61,11 +61,10 @@ def remote_fidelity(oracle: BaseOracle, stolen: Any, X_unif: np.ndarray,
         answers = oracle.query(X)
         ours = np.asarray(stolen.predict(X))
         if regression:
-            errs = value_errors(answers.values, ours)
+            truth, mine = np.asarray(answers.values, dtype=float), ours.astype(float)
+            errs = value_errors(truth, mine)
             out[f"mae_{tag}"], out[f"mre_{tag}"] = errs["mae"], errs["mre"]
-            out[f"agree_{tag}"] = float(np.mean(np.isclose(
-                np.asarray(ours, dtype=float), np.asarray(answers.values, dtype=float),
-                rtol=1e-9, atol=0.0)))
+            out[f"agree_{tag}"] = float(np.mean(np.isclose(mine, truth, rtol=1e-9, atol=0.0)))
             continue
         out[f"r_{tag}"] = float(np.mean(answers.labels.astype(str) != ours.astype(str)))
         out[f"tv_{tag}"] = None
