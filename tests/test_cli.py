@@ -122,6 +122,15 @@ def test_bad_inputs_give_one_line(target: Path, tmp_path: Path) -> None:
                             str(tmp_path / "x.skops")), "nope")
     _one_line_error(stealml("train", "--data", "iris", "--model", "logreg", "--out",
                             str(tmp_path / "x.skops")), "softmax")
+    # a file that cannot be written; a stolen model of another shape
+    _one_line_error(stealml("train", "--data", "circles", "--model", "logreg", "--out",
+                            str(tmp_path / "no-such-folder" / "x.skops")),
+                    "No such file or directory", "no-such-folder")
+    circles = tmp_path / "circles.skops"
+    assert stealml("train", "--data", "circles", "--model", "logreg", "--out",
+                   str(circles)).returncode == 0
+    _one_line_error(stealml("evaluate", "--target", str(circles), "--stolen", str(target)),
+                    "the stolen model takes 9 features", "space has 2")
 
 
 def test_param_sets_the_attacks_constructor(tmp_path: Path) -> None:

@@ -34,6 +34,10 @@ class StealmlGroup(click.Group):
         except StealmlError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(1)
+        except OSError as exc:  # a file or folder that cannot be read or written
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+            ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted: every answer paid for so far is in the query log "
                        "(if --log was given); run the same command again to replay them",

@@ -22,6 +22,10 @@ def evaluate_files(target: str, stolen: str, space: str | None = None,
     t = load_model(target, trusted=trusted)
     s = load_model(stolen, trusted=trusted)
     sp = target_space(t, space)
+    width = getattr(s.model, "n_features_in_", None)
+    if width is not None and width != sp.n_encoded:
+        raise FeatureCountError(f"the stolen model takes {width} features, but the target's "
+                                f"space has {sp.n_encoded}: is it a copy of another model?")
     X_test = None
     if data is not None:
         X_test = load_dataset(data, random_state=seed).X_test
