@@ -92,6 +92,12 @@ def test_bad_grids_fail_at_configuration_time(tmp_path: Path) -> None:
                           "attack_params": {"checks": "many"}}, "grid": {"seed": [0]}})
     with pytest.raises(ConfigurationError, match="at most one of"):
         make_executor(jobs=2, dask_local=2)
+    for config, words in (({"jobs": 3}, "jobs must be a list of tables"),
+                          ({"jobs": [1]}, "jobs must be a list of tables"),
+                          ({"fixed": 3}, "fixed must be a table"),
+                          ({"grid": ["seed"]}, "grid must be a table")):
+        with pytest.raises(ConfigurationError, match=words):
+            expand(config)
     bad = tmp_path / "bad.toml"
     bad.write_text("[grid\n")
     with pytest.raises(ConfigurationError, match="not valid toml"):

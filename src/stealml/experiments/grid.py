@@ -67,6 +67,13 @@ def expand(config: Mapping[str, Any]) -> GridSpec:
     if unknown:
         raise ConfigurationError(f"unknown grid keys: {', '.join(sorted(unknown))} (use "
                                  "name, task, fixed, grid, jobs)")
+    for key in ("fixed", "grid"):
+        if not isinstance(config.get(key, {}), Mapping):
+            raise ConfigurationError(f"{key} must be a table, not {config[key]!r}")
+    jobs_given = config.get("jobs", [])
+    if not isinstance(jobs_given, list) or not all(isinstance(c, Mapping) for c in jobs_given):
+        raise ConfigurationError(f"jobs must be a list of tables (one per job), not "
+                                 f"{jobs_given!r}")
     task = str(config.get("task", "extraction"))
     fixed = dict(config.get("fixed", {}))
     grid = dict(config.get("grid", {}))
@@ -78,7 +85,7 @@ def expand(config: Mapping[str, Any]) -> GridSpec:
         names = list(grid)
         cells += [dict(zip(names, combo, strict=True))
                   for combo in itertools.product(*(grid[n] for n in names))]
-    cells += [dict(c) for c in config.get("jobs", [])]
+    cells += [dict(c) for c in jobs_given]
     if not cells:
         raise ConfigurationError("the grid has no jobs: give [grid] lists or a jobs list")
     jobs = list(dict.fromkeys(Job.make(task, {**fixed, **cell}) for cell in cells))
