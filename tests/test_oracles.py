@@ -106,3 +106,10 @@ def test_onnx_model(binary_logreg, mixed_space, tmp_path) -> None:
     assert list(oracle.classes) == [0, 1]
     assert np.allclose(ans.probabilities, binary_logreg.predict_proba(X), atol=1e-6)
     assert np.array_equal(ans.labels, binary_logreg.predict(X))
+    # scikit-learn's own tests of the kind (which the attacks' supports() use) answer
+    from sklearn.base import is_classifier, is_regressor
+
+    from stealml.attacks import RetrainUniform
+
+    assert is_classifier(loaded.model) and not is_regressor(loaded.model)
+    assert RetrainUniform.supports(loaded.model)

@@ -54,6 +54,18 @@ class OnnxModel:
     def is_classifier(self) -> bool:
         return self._proba_out is not None
 
+    @property
+    def _estimator_type(self) -> str:  # scikit-learn < 1.6 reads this ...
+        return "classifier" if self.is_classifier else "regressor"
+
+    def __sklearn_tags__(self) -> Any:  # ... and >= 1.6 this (is_classifier, is_regressor)
+        from sklearn.utils import ClassifierTags, RegressorTags, Tags, TargetTags
+
+        classifier = self.is_classifier
+        return Tags(estimator_type=self._estimator_type, target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags() if classifier else None,
+                    regressor_tags=None if classifier else RegressorTags())
+
     @staticmethod
     def _class_labels(data: bytes) -> np.ndarray | None:
         import onnx
