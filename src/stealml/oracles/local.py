@@ -103,8 +103,7 @@ class LocalOracle(BaseOracle):
         self._model = model
         self._model_input = model_input
         self._digest = digest
-        self._is_regressor = (is_regressor(model) if not isinstance(model, OnnxModel)
-                              else not model.is_classifier)
+        self._is_regressor = is_regressor(model)  # an OnnxModel answers it too
         self._has_proba = not self._is_regressor and hasattr(model, "predict_proba")
         n_classes = None if self.classes is None else len(self.classes)
         self.policy.check_model(n_classes, self._has_proba or self._service)

@@ -32,7 +32,6 @@ from stealml.defences import Monitor, OutOfDistribution, Prada
 from stealml.defences.prada import prada_from_file
 from stealml.exceptions import ConfigurationError, InvalidInputError, ModelFileError
 from stealml.modelio import load_model
-from stealml.models.onnx import OnnxModel
 from stealml.models.tree_service import TreeService, serves_as_tree
 from stealml.policies import ApiPolicy
 from stealml.server.extraction import FeatureExtraction
@@ -120,8 +119,7 @@ class ServedModel:
         if isinstance(self.model, TreeService) or serves_as_tree(self.model):
             tree = getattr(self.model, "tree", self.model)  # trees answer as BigML's did
             self.tree = TreeService(tree, self.space if self.extraction.is_identity else None)
-        self.is_regressor = (not self.model.is_classifier if isinstance(self.model, OnnxModel)
-                             else is_regressor(self.tree.tree if self.tree else self.model))
+        self.is_regressor = is_regressor(self.tree.tree if self.tree else self.model)
         self.has_proba = not self.is_regressor and hasattr(self.model, "predict_proba")
         raw_classes = getattr(self.model, "classes_", None)
         self.classes: list[Any] = [] if raw_classes is None else to_jsonable(
