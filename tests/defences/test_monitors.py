@@ -851,3 +851,47 @@ def test_grid_test_flags_binary_equation_solving_on_breast_cancer() -> None:
                 and c.target == "breast-cancer LR")
     without = dataclasses.replace(prada, grid=())
     _caught_in_time_only_with(target, case, 0, prada, without, "G")
+
+
+def test_prada_keeps_a_regressors_queries_in_one_group() -> None:
+    """A regressor's answers are values: grouped by value, each query of a line search
+    starts its own group and PRADA never collects a distance; by_class=False keeps one
+    group, and the line is flagged as on a classifier."""
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (300, 3))
+    model = Ridge().fit(X, X @ np.array([1.0, -2.0, 0.5]))
+    line = np.linspace(-1, 1, 60)[:, None] * np.ones((1, 3))
+    records = {}
+    for by_class in (True, False):
+        monitor = Monitor([Prada(delta=0.95, min_samples=20, by_class=by_class)],
+                          response="log")
+        LocalOracle(model, monitor=monitor, client="mallory").query(line)
+        records[by_class] = monitor.summary("mallory")["prada"]
+    assert records[True]["queries"] == 60 and records[True]["statistic"] is None
+    assert records[False]["flagged_at"] is not None and records[False]["flagged_at"] <= 60
+
+
+def test_a_regressors_calibration_keeps_one_group_and_round_trips(tmp_path) -> None:
+    from stealml.defences import calibrate_prada
+    from stealml.defences.prada import prada_from_file
+
+    rows = np.random.default_rng(1).normal(size=(300, 3))
+    prada = calibrate_prada(rows, None, orders=3, short_orders=30)
+    assert not prada.by_class and prada.label_shares == () and prada.label_high == ()
+    assert prada.threshold(10) < 1
+    prada.save(tmp_path / "reg.json")
+    assert Prada.load(tmp_path / "reg.json") == prada
+    assert prada_from_file(tmp_path / "reg.json", 3, None) == prada
+    with pytest.raises(ConfigurationError, match="made for a regressor, but the model is "
+                                                 "a classifier"):
+        prada_from_file(tmp_path / "reg.json", 3, lambda r: np.zeros(len(r)))
+    calibrate_prada(rows, np.zeros(300), orders=3, short_orders=30).save(tmp_path / "c.json")
+    with pytest.raises(ConfigurationError, match="made for a classifier, but the model is "
+                                                 "a regressor"):
+        prada_from_file(tmp_path / "c.json", 3, None)
+    with pytest.raises(ConfigurationError, match="label test needs classes"):
+        Prada(by_class=False, label_shares=(("a", 1.0),))
+    with pytest.raises(ConfigurationError, match="by_class is true or false"):
+        Prada.from_dict({**prada.to_dict(), "by_class": "no"})

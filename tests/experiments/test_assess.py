@@ -133,8 +133,9 @@ def test_assess_a_model_that_answers_labels_only(tmp_path: Path) -> None:
 
 def test_assess_a_regressor(tmp_path: Path) -> None:
     """A regression tree: the defences that need classes (labels only, top-1, noise,
-    reverse sigmoid, PRADA) are listed as not evaluated; the others cost honest clients
-    a mean change of value."""
+    reverse sigmoid) are listed as not evaluated; the others cost honest clients a mean
+    change of value. PRADA watches its queries as one group (a regressor has no
+    classes to group them by) and is evaluated."""
     path = tmp_path / "progression-tree.skops"
     train_target("diabetes-progression", "regression-tree", str(path), seed=0)
     code, output = _assess("--target", str(path), "--budget-dollars", "0.02",
@@ -143,9 +144,10 @@ def test_assess_a_regressor(tmp_path: Path) -> None:
     report = json.loads(output)
     assert report["api"]["output"] == "values"
     d = report["defences"]
-    assert {"labels only", "top-1", "noise 0.05", "reverse sigmoid",
-            "PRADA+block"} == set(d["not_applicable"])
+    assert {"labels only", "top-1", "noise 0.05", "reverse sigmoid"} == \
+        set(d["not_applicable"])
     rows = {row["defence"]: row for row in d["rows"]}
-    assert set(rows) == {"none", "round 2", "budget 100", "OOD+block"}
+    assert set(rows) == {"none", "round 2", "budget 100", "OOD+block", "PRADA+block"}
+    assert rows["PRADA+block"]["value_change"] == 0
     assert rows["none"]["value_change"] == 0 and rows["none"]["accuracy_lost"] is None
     assert "mean value change" in (tmp_path / "r" / "assessment.md").read_text()

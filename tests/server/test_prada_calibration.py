@@ -109,3 +109,43 @@ def test_a_calibration_round_trips_and_bad_ones_fail_at_configuration(
     np.save(tmp_path / "few.npy", np.load(reference)[:8])
     with pytest.raises(ConfigurationError, match="needs more than 22 honest rows, not 8"):
         create_app(_settings(model_files, prada_calibration=str(tmp_path / "few.npy")))
+
+
+def test_a_served_regressor_is_watched_with_its_queries_in_one_group(
+        mixed_space, reference, tmp_path) -> None:
+    """A regressor answers values, not classes: PRADA keeps each client's queries in one
+    group (grouped by value, every query of a line would start its own group and never
+    give a distance), from the constant delta, an owner's .npy and a regressor's .json;
+    a classifier's .json is refused at start-up."""
+    from sklearn.linear_model import Ridge
+
+    from stealml.modelio import save_model
+
+    rows = np.load(reference)
+    path = tmp_path / "ridge.skops"
+    save_model(path, Ridge().fit(rows, rows @ np.arange(1.0, 8.0)), mixed_space)
+    regressor_json = tmp_path / "regressor.json"
+    calibrate_prada(rows, None).save(regressor_json)
+    classifier_json = tmp_path / "classifier.json"
+    calibrate_prada(rows, np.zeros(len(rows))).save(classifier_json)
+
+    def settings(**monitor: Any) -> Any:
+        return load_settings(None, max_batch=50, models=[
+            {"name": "softmax", "path": path,  # the name _send posts to
+             "monitor": {"detectors": ["prada"], "response": "block", **monitor}}],
+            keys=[{"name": "alice", "key": "sk-alice-0001"},
+                  {"name": "mallory", "key": "sk-mallory-03"}])
+
+    t = np.linspace(0, 1, 150)
+    line = [{"age": 17 + 70 * v, "hours": 99 * v, "sex": "M", "work": "private"} for v in t]
+    honest = _rows(mixed_space, mixed_space.sample(300, 11))
+    for monitor in ({"prada_delta": 0.95}, {"prada_calibration": str(reference)},
+                    {"prada_calibration": str(regressor_json)}):
+        with running(settings(**monitor)) as url:
+            attacker = _send(url, line, MALLORY)
+            users = _send(url, honest, ALICE) if "prada_calibration" in monitor else []
+        assert attacker[0] == 200 and attacker[-1] == 403, monitor
+        assert set(users) <= {200}, monitor
+    with pytest.raises(ConfigurationError, match="made for a classifier, but the model is a "
+                                                 "regressor"):
+        create_app(settings(prada_calibration=str(classifier_json)))

@@ -70,7 +70,7 @@ import bisect
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -163,6 +163,12 @@ class Prada:
     grid_flag : int
         Flag a client once this many of its queries have a value off ``grid`` (from the
         first query on; no natural row does).
+    by_class : bool
+        Group each client's queries by predicted class (the paper's G_c). False for a
+        model without classes (a regressor): its answers are values, one group per
+        distinct value would leave nearly every query alone in its group and PRADA with
+        no distances, so all queries form one group (not in the paper, which defends
+        classifiers); the label test then does not apply.
 
     Examples
     --------
@@ -189,6 +195,7 @@ class Prada:
     likelihood_high: tuple[float, ...] = ()
     grid: tuple[tuple[int, float, float], ...] = ()
     grid_flag: int = 3
+    by_class: bool = True
     name = "prada"
 
     def __post_init__(self) -> None:
@@ -220,6 +227,12 @@ class Prada:
             raise ConfigurationError("PRADA's label_high bounds must all be above 0")
         if self.label_high and not self.label_shares:
             raise ConfigurationError("PRADA's label test needs the owner's label_shares")
+        if not isinstance(self.by_class, bool):
+            raise ConfigurationError(f"PRADA's by_class is true or false, not "
+                                     f"{self.by_class!r}")
+        if not self.by_class and (self.label_shares or self.label_high):
+            raise ConfigurationError("PRADA's label test needs classes, and by_class is "
+                                     "false (a model without classes)")
         if any(not (t > 0 and math.isfinite(t)) for t in self.scale_high):
             raise ConfigurationError("PRADA's scale_high bounds must all be finite and "
                                      "above 0")
@@ -326,6 +339,8 @@ class Prada:
         if self.grid:
             data["grid"] = [list(g) for g in self.grid]
             data["grid_flag"] = self.grid_flag
+        if not self.by_class:
+            data["by_class"] = False
         return data
 
     @classmethod
@@ -339,7 +354,7 @@ class Prada:
                                "distinct_low", "distinct_high", "label_shares",
                                "label_high", "scale_high", "spread_high",
                                "likelihood_high", "row_model", "grid", "grid_flag",
-                               "calibration"}
+                               "by_class", "calibration"}
         if unknown:
             raise ConfigurationError(f"a PRADA calibration has no field {sorted(unknown)[0]!r}")
         try:
@@ -367,7 +382,8 @@ class Prada:
                                              for t in data.get("likelihood_high", ())),
                        grid=tuple((int(j), float(a), float(h))
                                   for j, a, h in data.get("grid", ())),
-                       grid_flag=data.get("grid_flag", 3))
+                       grid_flag=data.get("grid_flag", 3),
+                       by_class=data.get("by_class", True))
         except ConfigurationError as exc:  # a setting out of range: its own message
             raise ConfigurationError(f"a bad PRADA calibration: {exc}") from exc
         except (KeyError, TypeError, ValueError) as exc:
@@ -485,7 +501,8 @@ class PradaState:
         X = np.asarray(X, dtype=float)
         off = off_grid(X, self.detector.grid) if self.detector.grid else None
         X = np.nan_to_num(X, nan=0.0)
-        for i, (x, label) in enumerate(zip(X, np.asarray(labels), strict=True)):
+        labels = np.asarray(labels) if self.detector.by_class else np.zeros(len(X), int)
+        for i, (x, label) in enumerate(zip(X, labels, strict=True)):
             if self.flagged_at is not None:
                 return None
             self.queries += 1
@@ -1414,7 +1431,7 @@ def _thresholds(band: Band, widen: float) -> np.ndarray:
     return np.clip(centre - widen * c * spread, 1e-6, 1 - 1e-6)
 
 
-def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: int = 50,
+def calibrate_prada(X: np.ndarray, labels: Any | None, min_samples: int = 10, orders: int = 50,
                     widen: float = WIDEN, short_orders: int = 1000, short: int = 200,
                     max_rows: int = 2000, windows: tuple[int, ...] = WINDOWS,
                     random_state: RandomState = 0,
@@ -1425,7 +1442,9 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
                     grid_flag: int = 3) -> Prada:
     """A PRADA detector with per-n thresholds calibrated on the owner's natural rows.
 
-    The rows ``X`` (with the model's ``labels``) are sent in ``orders`` random orders of
+    The rows ``X`` (with the model's ``labels``; None for a model without classes, a
+    regressor, whose queries PRADA keeps in one group: :attr:`Prada.by_class`) are sent
+    in ``orders`` random orders of
     at most ``max_rows`` rows, and in ``short_orders`` more of ``short`` rows (W of a few
     distances varies most, and these orders are cheap); no order takes more than half of
     the rows, so that orders differ as honest clients' queries do. From their W_n
@@ -1509,14 +1528,18 @@ def calibrate_prada(X: np.ndarray, labels: Any, min_samples: int = 10, orders: i
     if label_test and not 0 < label_level < 1:  # checked before the bands are built
         raise ConfigurationError(f"the label test's level must be between 0 and 1, not "
                                  f"{label_level}")
+    by_class = labels is not None
+    if not by_class:  # a model without classes: one group, no label test
+        labels, label_test = np.zeros(len(X), int), False
     whole, bands = honest_bands(X, labels, min_samples, tuple(windows), orders, short_orders,
                                 short, max_rows, random_state, tuple(repeats), distinct,
                                 label_test, label_level, widen, scale_test, spread_test,
                                 likelihood_test)
-    return prada_from_bands(whole, bands, min_samples, widen,
-                            label_shares(labels) if label_test else (),
-                            fit_row_model(X, labels) if likelihood_test else None,
-                            lattice(X) if grid_test else (), grid_flag)
+    prada = prada_from_bands(whole, bands, min_samples, widen,
+                             label_shares(labels) if label_test else (),
+                             fit_row_model(X, labels) if likelihood_test else None,
+                             lattice(X) if grid_test else (), grid_flag)
+    return prada if by_class else replace(prada, by_class=False)
 
 
 def prada_from_bands(whole: Band, bands: dict[str, Band], min_samples: int = 10,
@@ -1580,22 +1603,31 @@ def prada_from_bands(whole: Band, bands: dict[str, Band], min_samples: int = 10,
 
 
 def prada_from_file(path: str | Path, n_columns: int,
-                    labels_of: Callable[[np.ndarray], Any]) -> Prada:
+                    labels_of: Callable[[np.ndarray], Any] | None) -> Prada:
     """The PRADA detector a file describes, checked before the first query.
 
     ``.json``: a calibration written by :meth:`Prada.save` (``stealml calibrate-prada``).
     ``.npy``: the owner's natural rows in the model space (``n_columns`` wide), on which
     :func:`calibrate_prada` sets per-n thresholds now, grouping rows by the class
-    ``labels_of(rows)`` gives them (the model's predictions).
+    ``labels_of(rows)`` gives them (the model's predictions). ``labels_of`` is None for a
+    model without classes (a regressor): one group (:attr:`Prada.by_class`).
 
     Raises
     ------
     ConfigurationError
-        The file cannot be read, has the wrong shape, or too few rows to calibrate on.
+        The file cannot be read, has the wrong shape, or too few rows to calibrate on, or
+        was calibrated for a classifier and the model is a regressor (or the reverse).
     """
     path = Path(path)
     if path.suffix == ".json":
-        return Prada.load(path)
+        prada = Prada.load(path)
+        if prada.by_class != (labels_of is not None):
+            made, model = (("a classifier", "a regressor") if prada.by_class
+                           else ("a regressor", "a classifier"))
+            raise ConfigurationError(f"the PRADA calibration {path} was made for {made}, "
+                                     f"but the model is {model}: calibrate it on this "
+                                     f"model (stealml calibrate-prada)")
+        return prada
     if path.suffix != ".npy":
         raise ConfigurationError(f"a PRADA calibration is a .json file (stealml "
                                  f"calibrate-prada) or a .npy of the owner's rows, not {path}")
@@ -1607,4 +1639,4 @@ def prada_from_file(path: str | Path, n_columns: int,
             not np.issubdtype(rows.dtype, np.number) or not np.isfinite(rows).all():
         raise ConfigurationError(f"the PRADA reference {path} has shape {rows.shape}, but "
                                  f"the model space has {n_columns} columns (finite values)")
-    return calibrate_prada(rows, labels_of(rows))
+    return calibrate_prada(rows, None if labels_of is None else labels_of(rows))

@@ -98,10 +98,6 @@ def evaluate_defences(model: Any, space: FeatureSpace, attacks: list[dict[str, A
         if classes is None and defence.policy.get("output", "probabilities") != "probabilities":
             not_applicable[defence.name] = "a regressor answers values, not classes"
             continue
-        if classes is None and defence.detector == "prada":
-            not_applicable[defence.name] = ("PRADA groups a client's queries by predicted "
-                                            "class; a regressor has none")
-            continue
         cost = utility_cost(target, labels, defence)
         row: dict[str, Any] = {"defence": defence.name,
                                "accuracy_lost": cost["accuracy_lost"],

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import is_regressor
 
 from stealml.datasets import load as load_dataset
 from stealml.defences import Prada, calibrate_prada
@@ -52,7 +53,8 @@ def calibrate_target(target: str, data: str | None = None, reference: str | None
                      likelihood_test: bool = True,
                      grid_test: bool = True) -> tuple[Prada, dict[str, Any]]:
     """Per-n PRADA thresholds for the model file ``target``, calibrated on its owner's rows
-    grouped by the model's labels (:func:`~stealml.defences.calibrate_prada`, with its
+    grouped by the model's labels (one group for a regressor; :attr:`Prada.by_class`)
+    (:func:`~stealml.defences.calibrate_prada`, with its
     label test at ``label_level`` unless ``label_test`` is False, its scale test unless
     ``scale_test`` is False, its spread test unless ``spread_test`` is False, its
     likelihood test unless ``likelihood_test`` is False and its grid test unless
@@ -65,7 +67,7 @@ def calibrate_target(target: str, data: str | None = None, reference: str | None
     rows, source = reference_rows(data, reference, space.n_encoded, seed)
     if not (isinstance(orders, int) and orders >= 1):
         raise ConfigurationError(f"orders must be a whole number >= 1, not {orders}")
-    labels = np.asarray(loaded.model.predict(rows))
+    labels = None if is_regressor(loaded.model) else np.asarray(loaded.model.predict(rows))
     prada = calibrate_prada(rows, labels, min_samples=min_samples, orders=orders,
                             short_orders=20 * orders, random_state=seed,
                             label_test=label_test, label_level=label_level,

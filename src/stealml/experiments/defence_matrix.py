@@ -57,9 +57,8 @@ def run_cell(target: Target, case: Case, defence: Defence, seed: int = 0,
         budget = defence.budget if budget is None else min(budget, defence.budget)
     if defence.detector is not None:
         mon = monitor((defence.detector,), target, "block", seed)
-    else:  # PRADA groups a client's queries by predicted class: a regressor has none
-        mon = monitor(("prada", "ood") if _classifier(target) else ("ood",), target, "log",
-                      seed)
+    else:
+        mon = monitor(("prada", "ood"), target, "log", seed)
     row: dict[str, Any] = {"attack": case.name, "defence": defence.name, "budget": budget}
     oracle = LocalOracle(target.served, target.space, defence.api_policy(target.tree),
                          ledger=Ledger(budget=budget), monitor=mon, client=ATTACKER)
@@ -91,11 +90,6 @@ def run_cell(target: Target, case: Case, defence: Defence, seed: int = 0,
                 row["prada_min_w"] = summary[name]["min_statistic"]
                 row["prada_flagged_by"] = summary[name].get("flagged_by")
     return row
-
-
-def _classifier(target: Target) -> bool:
-    """Whether the target answers classes (not regression values); asks nothing."""
-    return LocalOracle(target.served, target.space).classes is not None
 
 
 def _served_distribution(proba: np.ndarray | None, labels: np.ndarray,

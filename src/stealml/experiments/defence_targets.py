@@ -25,6 +25,7 @@ from stealml.datasets import load
 from stealml.defences import Monitor, OutOfDistribution, Prada, calibrate_delta, calibrate_prada
 from stealml.models.ensemble_service import EnsembleService
 from stealml.models.tree_service import TreeService
+from stealml.oracles.local import LocalOracle
 from stealml.policies import ApiPolicy
 from stealml.space import FeatureSpace
 from stealml.targets import make_target
@@ -59,11 +60,18 @@ class Target:
             return EnsembleService(self.model, self.space, per_tree=True)
         return TreeService(self.model, self.space) if self.tree else self.model
 
+    @property
+    def classifier(self) -> bool:
+        """Whether the target answers classes (not regression values); asks nothing."""
+        return LocalOracle(self.served, self.space).classes is not None
+
     def calibrated_prada(self) -> Prada:
         """The per-n PRADA detector for this target, calibrated on the owner's reference
-        rows (:func:`~stealml.defences.calibrate_prada`)."""
+        rows (:func:`~stealml.defences.calibrate_prada`; one group of queries for a
+        regressor)."""
         if self._prada is None:
-            self._prada = calibrate_prada(self.reference, self.model.predict(self.reference),
+            self._prada = calibrate_prada(self.reference, self.model.predict(self.reference)
+                                          if self.classifier else None,
                                           PER_N_MIN_SAMPLES, PER_N_ORDERS,
                                           short_orders=20 * PER_N_ORDERS,
                                           random_state=self.seed)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from sklearn.base import RegressorMixin
+from sklearn.base import RegressorMixin, is_regressor
 
 from stealml.attacks import get_attack
 from stealml.attacks.base import Attack, ExtractionResult
@@ -159,7 +159,8 @@ def run_extraction(config: ExtractionConfig,
         if ds.X_test.shape[1] != space.n_encoded:
             raise FeatureCountError(f"data set {config.data} has {ds.X_test.shape[1]} "
                                     f"features, but the space has {space.n_encoded}")
-    monitor = _monitor(config, ds, space.n_encoded, loaded.model.predict)
+    monitor = _monitor(config, ds, space.n_encoded,
+                       None if is_regressor(loaded.model) else loaded.model.predict)
     ledger = Ledger(budget=budget, log=config.log, progress=progress)
     oracle = LocalOracle(served, space=space, policy=policy, ledger=ledger,
                          digest=loaded.digest, monitor=monitor)
@@ -186,8 +187,10 @@ def run_extraction(config: ExtractionConfig,
 
 
 def _monitor(config: ExtractionConfig, ds: Any, n_columns: int,
-             labels_of: Callable[[np.ndarray], Any]) -> Monitor | None:
-    """The target owner's extraction monitor (``--monitor``), watching the attacker."""
+             labels_of: Callable[[np.ndarray], Any] | None) -> Monitor | None:
+    """The target owner's extraction monitor (``--monitor``), watching the attacker;
+    ``labels_of`` gives the target's labels (None for a regressor: PRADA keeps one group
+    of queries)."""
     if config.prada_calibrate and config.prada_calibration is not None:
         raise ConfigurationError("give --prada-calibrate or --prada-calibration, not both")
     if (config.prada_calibrate or config.prada_calibration) and "prada" not in config.monitors:
@@ -202,10 +205,11 @@ def _monitor(config: ExtractionConfig, ds: Any, n_columns: int,
             if ds is None:
                 raise ConfigurationError("--prada-calibrate needs the owner's data: give "
                                          "--data (its training split is the reference)")
-            detectors.append(calibrate_prada(ds.X_train, labels_of(ds.X_train),
-                                             random_state=config.seed))
+            detectors.append(calibrate_prada(
+                ds.X_train, None if labels_of is None else labels_of(ds.X_train),
+                random_state=config.seed))
         elif name == "prada":
-            detectors.append(Prada(delta=config.prada_delta))
+            detectors.append(Prada(delta=config.prada_delta, by_class=labels_of is not None))
         elif name == "ood":
             if ds is None:
                 raise ConfigurationError("--monitor ood needs the owner's data: give --data "

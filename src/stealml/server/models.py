@@ -127,7 +127,8 @@ class ServedModel:
         self.policy.check_model(None if self.is_regressor else len(self.classes),
                                 self.has_proba or self.tree is not None)
         self.monitor = None if settings.monitor is None else build_monitor(
-            settings.monitor, self.space.n_encoded, self._labels_of_encoded)
+            settings.monitor, self.space.n_encoded,
+            None if self.is_regressor else self._labels_of_encoded)
 
     @property
     def output(self) -> str:
@@ -201,21 +202,21 @@ class ServedModel:
 
 
 def build_monitor(settings: MonitorSettings, n_columns: int,
-                  labels_of: Callable[[np.ndarray], Any] | None = None) -> Monitor:
+                  labels_of: Callable[[np.ndarray], Any] | None) -> Monitor:
     """The :class:`~stealml.defences.Monitor` a model's settings describe; its reference
     data (``ood``, a PRADA calibration) is loaded now, so a bad file fails at start-up.
-    ``labels_of`` gives the model's labels of model-space rows (to calibrate PRADA on)."""
+    ``labels_of`` gives the model's labels of model-space rows (to calibrate PRADA on);
+    None for a model without classes (a regressor: PRADA keeps one group of queries)."""
     detectors: list[Any] = []
     for name in settings.detectors:
         if name == "prada":
             if settings.prada_calibration is not None:
-                if labels_of is None:
-                    raise ConfigurationError("calibrating PRADA needs the model's labels")
                 detectors.append(prada_from_file(settings.prada_calibration, n_columns,
                                                  labels_of))
             else:
                 detectors.append(Prada(delta=settings.prada_delta,
-                                       min_samples=settings.prada_min_samples))
+                                       min_samples=settings.prada_min_samples,
+                                       by_class=labels_of is not None))
             continue
         assert settings.ood_reference is not None  # checked by MonitorSettings
         try:
