@@ -162,7 +162,8 @@ def _defence_options(command: Any) -> Any:
 @click.option("--alpha", type=float, default=None,
               help="Budget as alpha × the model class's unknowns.")
 @click.option("--output", type=click.Choice(["probabilities", "labels", "top-k"]),
-              default="probabilities", show_default=True, help="What the API reveals.")
+              default="probabilities", show_default=True,
+              help="What the API reveals (--url: labels reads the service's labels only).")
 @click.option("--top-k", type=click.IntRange(min=1), default=None, help="With --output top-k.")
 @click.option("--rounding", type=click.IntRange(0, 16), default=None,
               help="The API rounds probabilities to this many decimals.")

@@ -42,3 +42,17 @@ def test_one_vs_rest_one_hot_space_counts_valid_rows() -> None:
     assert result.complete
     fid = fidelity(target, result.model, ds.space, ds.X_test)
     assert fid["r_test"] == 0 and fid["r_unif"] == 0 and fid["tv_unif"] < 1e-9
+
+
+def test_one_vs_rest_spends_a_large_budget_only_up_to_a_multiple_of_the_minimum() -> None:
+    """The solver's cost grows with the cube of the rows: a budget of 10,000 on Iris
+    buys MOST_ROWS times the minimum (with it, 3,000 rows of Adult-income ran past five
+    minutes), and the answer stays exact."""
+    from stealml.attacks.equations.ovr import MOST_ROWS
+    from stealml.ledger import Ledger
+
+    ds = load("iris", random_state=0)
+    target = OneVsRestClassifier(LogisticRegression(max_iter=5000)).fit(ds.X_train, ds.y_train)
+    result = EquationSolving(model_class="ovr", random_state=0).run(
+        LocalOracle(target, ds.space, ledger=Ledger(budget=10_000)))
+    assert result.queries == MOST_ROWS * result.info["least"] and result.complete

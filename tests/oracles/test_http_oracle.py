@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from stealml.attacks import EquationSolving
 from stealml.exceptions import InvalidInputError, OracleError, OracleUnavailableError
@@ -150,3 +151,75 @@ def test_extracting_a_served_regressor(tmp_path, mixed_space) -> None:
         assert run.exit_code == 1
         assert run.output.strip() == ("error: attack 'retrain-uniform' learns class labels, "
                                       "but the API answers regression values")
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_equation_solving_over_http_sends_valid_rows_of_a_categorical_space(
+        tmp_path, mixed_space, classes) -> None:
+    """An API of named raw values answers no one-hot column between 0 and 1: equation
+    solving switches categories instead of stepping along their columns, and every
+    valid row gets the target's answer (its solution is exact up to the per-feature
+    constant that valid rows cannot see)."""
+    from stealml.attacks.equations.queries import row_rank
+
+    rng = np.random.default_rng(0)
+    X = mixed_space.sample_encoded(600, rng)
+    w = np.array([1.5, -2.0, 0.7, -0.7, 0.3, 1.0, -1.2])
+    y = np.digitize(X @ w, [-0.5, 0.5]) if classes == 3 else (X @ w > 0).astype(int)
+    model = LogisticRegression(max_iter=5000).fit(X, y)
+    save_model(tmp_path / "m.skops", model, mixed_space)
+    with running(load_settings(None, models=[{"name": "m", "path": tmp_path / "m.skops"},
+                                             {"name": "r", "path": tmp_path / "m.skops",
+                                              "rounding": 3}])) as url:
+        oracle = HttpOracle(url, "m")
+        assert oracle.raw_rows
+        result = EquationSolving(random_state=0).run(oracle)
+        rounded = EquationSolving(random_state=0).run(HttpOracle(url, "r",
+                                                                 ledger=Ledger(budget=200)))
+    assert result.complete and result.info["valid_rows"]
+    assert result.queries == row_rank(mixed_space) == 6  # age, hours, F/M, 3 kinds, bias
+    test = mixed_space.sample_encoded(2000, 1)
+    np.testing.assert_allclose(result.model.predict_proba(test), model.predict_proba(test),
+                               rtol=0, atol=1e-9)
+    assert rounded.queries == 200
+    assert np.mean(rounded.model.predict(test) == model.predict(test)) > 0.99
+
+
+def test_labels_only_attacks_over_http_on_a_categorical_space(tmp_path, mixed_space,
+                                                              binary_logreg) -> None:
+    """Jacobian augmentation switches categories (its points stay valid rows); Lowd-Meek,
+    whose line searches move one-hot columns between 0 and 1, is refused in one line;
+    `--output labels` reads a service's labels only, and `--rounding` is refused."""
+    from dataclasses import replace
+
+    from stealml.attacks import LowdMeek, SubstituteJacobian
+    from stealml.exceptions import ConfigurationError, UnsupportedModelError
+    from stealml.experiments.remote import run_remote
+    from stealml.experiments.runner import ExtractionConfig
+
+    save_model(tmp_path / "m.skops", binary_logreg, mixed_space)
+    with running(load_settings(None, models=[{"name": "m", "path": tmp_path / "m.skops",
+                                              "output": "labels"}])) as url:
+        oracle = HttpOracle(url, ledger=Ledger(budget=150))
+        result = SubstituteJacobian(n_seeds=50, max_iter=200, n_estimators=1,
+                                    random_state=0).run(oracle)
+        assert result.queries == 150 and result.info["rounds"] >= 2
+        with pytest.raises(UnsupportedModelError, match="this API takes raw rows"):
+            LowdMeek(random_state=0).run(HttpOracle(url))
+    with running(load_settings(None, models=[{"name": "m",
+                                              "path": tmp_path / "m.skops"}])) as url:
+        config = ExtractionConfig(target=url, protocol="stealml", attack="retrain-uniform",
+                                  output="labels", budget=40, eval_queries=100)
+        result, report = run_remote(config)
+        assert result.queries == 40 and report["fidelity"]["r_unif"] < 0.3
+        with pytest.raises(ConfigurationError, match="attack 'equation-solving' reads what"):
+            run_remote(replace(config, attack="equation-solving"))
+        with pytest.raises(ConfigurationError, match="--rounding configure the API"):
+            run_remote(replace(config, rounding=2))
+
+
+def test_a_models_address_given_as_the_base_url_is_explained(service, api_key) -> None:
+    with pytest.raises(OracleError, match=r"is a model's address: give the service's base "
+                                          r"URL \(http://127\.0\.0\.1:\d+\) and the model's "
+                                          r"name \(lr\)"):
+        HttpOracle(f"{service}/models/lr", api_key=api_key)

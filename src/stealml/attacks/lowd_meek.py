@@ -29,7 +29,7 @@ from stealml.attacks._labels import LabelStore, refuse_probabilities
 from stealml.attacks.base import Attack, Querier
 from stealml.attacks.equations.logistic import make_logistic_regression
 from stealml.exceptions import ConfigurationError, UnsupportedModelError
-from stealml.oracles.base import Oracle
+from stealml.oracles.base import Oracle, valid_rows_only
 from stealml.random import RandomState, as_generator
 
 __all__ = ["LowdMeek", "n_monomials"]
@@ -127,6 +127,12 @@ class LowdMeek(Attack):
         if classes is not None and len(classes) != 2:
             raise UnsupportedModelError(f"attack {self.name!r} extracts binary classifiers; "
                                         f"the API has {len(classes)} classes")
+        if valid_rows_only(oracle):
+            raise UnsupportedModelError(
+                f"attack {self.name!r} moves one-hot columns between 0 and 1 (its line "
+                f"searches and steps), and this API takes raw rows, whose categorical "
+                f"features have no such values: use retrain-uniform, retrain-line-search "
+                f"or retrain-adaptive")
         rng = as_generator(self.random_state)
         lo, hi = oracle.space.encoded_bounds()
         free = hi > lo

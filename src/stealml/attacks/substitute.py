@@ -44,8 +44,9 @@ from stealml.attacks._labels import LabelStore, refuse_probabilities
 from stealml.attacks._relu_model import average_mlps
 from stealml.attacks.base import Attack, Querier
 from stealml.exceptions import ConfigurationError, FeatureCountError, UnsupportedModelError
-from stealml.oracles.base import Oracle
+from stealml.oracles.base import Oracle, valid_rows_only
 from stealml.random import RandomState, as_generator
+from stealml.space import CategoricalFeature
 from stealml.validation import check_positive_int
 
 __all__ = ["SubstituteJacobian", "SubstituteKnockoff", "input_gradient"]
@@ -207,7 +208,10 @@ class SubstituteJacobian(Substitute):
     Each round labels the new points, retrains the substitute, and adds, for every
     point x with label y, x + step * sign(d logit_y / dx) (the step's sign flips every
     ``tau`` rounds; rows asked before are skipped, and at most what the budget still
-    allows is added, chosen at random).
+    allows is added, chosen at random). Against an API that takes raw rows only
+    (:func:`~stealml.oracles.valid_rows_only`), each categorical feature of a new point
+    takes the category whose one-hot column's gradient is steepest in the step's
+    direction, so that every point is a valid row.
 
     Parameters
     ----------
@@ -264,6 +268,10 @@ class SubstituteJacobian(Substitute):
         if X0 is None:
             X0 = space.sample_encoded(check_positive_int(self.n_seeds, "n_seeds"), rng)
         new = X0[rng.permutation(len(X0))[:m]]
+        valid = valid_rows_only(oracle)
+        of = space.feature_of_column
+        blocks = [np.flatnonzero(of == i) for i, f in enumerate(space.features)
+                  if isinstance(f, CategoricalFeature)]
         rounds = 0
         while len(new) and not store.exhausted:
             store.ask(new)
@@ -276,6 +284,11 @@ class SubstituteJacobian(Substitute):
             pick = rng.permutation(len(X))
             grad = input_gradient(model, X[pick], y[pick])
             new = np.clip(X[pick] + sign * self.step * np.sign(grad), lo, hi)
+            if valid:  # each categorical feature takes the category whose column's
+                # gradient is steepest in the step's direction: a valid row
+                for cols in blocks:
+                    new[:, cols] = 0.0
+                    new[np.arange(len(new)), cols[np.argmax(sign * grad[:, cols], axis=1)]] = 1.0
             new = new[_unseen(new, X)[:left]]  # at most what the budget still allows
             rounds += 1
         return {"rounds": rounds, "seeds_used": int(min(len(X0), m))}

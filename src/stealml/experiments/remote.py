@@ -8,13 +8,15 @@ ledger of their own: the report gives them apart and never adds them to the atta
 
 from __future__ import annotations
 
+import inspect
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from stealml.attacks import get_attack
 from stealml.attacks.base import ExtractionResult
 from stealml.datasets import load as load_dataset
 from stealml.exceptions import ConfigurationError, FeatureCountError
@@ -81,16 +83,34 @@ def remote_fidelity(oracle: BaseOracle, stolen: Any, X_unif: np.ndarray,
     return out
 
 
+def _labels_only(config: ExtractionConfig) -> ExtractionConfig:
+    """``--output labels`` against a service: the attack reads its labels only, and
+    ignores any probabilities it reveals (``ignore_probabilities``); an attack that has
+    no such choice is refused."""
+    cls = get_attack(config.attack)
+    if "ignore_probabilities" not in inspect.signature(cls).parameters:
+        raise ConfigurationError(f"--output labels with --url reads the service's labels "
+                                 f"only, but attack {config.attack!r} reads what the "
+                                 f"service reveals; drop --output labels")
+    params = dict(config.attack_params)
+    params.setdefault("ignore_probabilities", True)
+    return replace(config, attack_params=tuple(params.items()))
+
+
 def run_remote(config: ExtractionConfig,
                progress: Progress | None = None) -> tuple[ExtractionResult, dict[str, Any]]:
     """Run ``config.attack`` against the API at ``config.target``; measure; save."""
     local_only = {"--top-k": config.top_k, "--noise": config.noise,
                   "--reverse-sigmoid": config.reverse_sigmoid,
+                  "--rounding": config.rounding,
+                  "--output top-k": True if config.output == "top-k" else None,
                   "--monitor": config.monitors or None}
     given = [flag for flag, value in local_only.items() if value is not None]
     if given:
         raise ConfigurationError(f"{', '.join(given)} configure the API of a local --target; "
                                  "a service at --url sets its own defences (stealml serve)")
+    if config.output == "labels":  # the attacker reads the service's labels only
+        config = _labels_only(config)
     attack = make_attack(config)
     oracle = remote_oracle(config, Ledger())
     classes = oracle.classes

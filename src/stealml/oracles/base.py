@@ -22,7 +22,7 @@ from stealml.policies import ApiPolicy
 from stealml.space import FeatureSpace
 from stealml.validation import check_queries
 
-__all__ = ["BaseOracle", "Oracle", "fingerprint_of"]
+__all__ = ["BaseOracle", "Oracle", "fingerprint_of", "valid_rows_only"]
 
 
 def fingerprint_of(description: dict[str, Any]) -> str:
@@ -30,6 +30,17 @@ def fingerprint_of(description: dict[str, Any]) -> str:
     description's canonical JSON (non-JSON values by their ``str``)."""
     text = json.dumps(description, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def valid_rows_only(oracle: Any) -> bool:
+    """Whether an attack on ``oracle`` must send valid encodings of raw rows: the oracle
+    decodes each query to raw feature values (:attr:`BaseOracle.raw_rows`) and the space
+    has a categorical feature, whose one-hot block then takes no value between 0 and 1
+    (an oracle without the attribute reads model-space rows)."""
+    from stealml.space import CategoricalFeature
+
+    return bool(getattr(oracle, "raw_rows", False)) and any(
+        isinstance(f, CategoricalFeature) for f in oracle.space.features)
 
 
 @runtime_checkable
@@ -61,6 +72,12 @@ class BaseOracle(ABC):
     Subclasses implement :meth:`_fetch`, which answers validated model-space rows with
     JSON-able records (policy already applied), and :attr:`fingerprint`.
     """
+
+    #: Whether each query reaches the model as the raw row it decodes to (an API of named
+    #: feature values, a raw-input pipeline): then only valid encodings (one-hot blocks of
+    #: 0/1 with a single 1) are answered as asked, and attacks draw valid rows
+    #: (:func:`valid_rows_only`). False: the model reads model-space rows as sent.
+    raw_rows: bool = False
 
     def __init__(self, space: FeatureSpace, policy: ApiPolicy | None = None,
                  ledger: Ledger | None = None) -> None:

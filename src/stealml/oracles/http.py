@@ -17,6 +17,7 @@ References: Tramèr et al., USENIX Security 2016, sections 2.2 and 5.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -94,12 +95,22 @@ class HttpOracle(BaseOracle):
     stealml.exceptions.OracleError: ... has no model 'nope'; it has: none
     """
 
+    raw_rows = True  # the service takes named raw feature values
+
     def __init__(self, url: str, model: str | None = None, api_key: str | None = None,
                  ledger: Ledger | None = None, batch_size: int | None = None,
                  timeout: float = 10.0, retry: RetryPolicy | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.client = JsonClient(url, api_key, timeout, retry, transport)
-        listing = self.client.get("/models", _listing)
+        try:
+            listing = self.client.get("/models", _listing)
+        except OracleError as exc:
+            named = re.search(r"^(.*?)/(?:v2/)?models/([^/]+)/?$", url)
+            if named is None or "HTTP 404" not in str(exc):
+                raise
+            raise OracleError(f"{url} is a model's address: give the service's base URL "
+                              f"({named.group(1) or '/'}) and the model's name "
+                              f"({named.group(2)}) apart (--url and --model)") from exc
         names = [m.get("name") for m in listing["models"]]
         if model is None and len(names) == 1:
             model = names[0]

@@ -102,6 +102,7 @@ class LocalOracle(BaseOracle):
         super().__init__(space, policy, ledger)
         self._model = model
         self._model_input = model_input
+        self.raw_rows = model_input == "raw"
         self._digest = digest
         self._is_regressor = is_regressor(model)  # an OnnxModel answers it too
         self._has_proba = not self._is_regressor and hasattr(model, "predict_proba")

@@ -90,6 +90,7 @@ class JsonApiOracle(BaseOracle):
         output: Output = ("probabilities" if mapping.probabilities_field or classes is None
                           else "labels")
         super().__init__(space, ApiPolicy(output=output, price=price), ledger)
+        self.raw_rows = mapping.rows != "encoded"  # named or positional raw values
         self.client = JsonClient(url, api_key, timeout, retry, transport)
         self.mapping = mapping
         self._classes = None if classes is None else np.asarray(classes)

@@ -34,10 +34,13 @@ from stealml.attacks.equations.queries import (
     Table,
     ask_balanced_star,
     ask_star,
+    balanced_rows,
+    numeric_columns,
+    row_rank,
 )
 from stealml.exceptions import ConfigurationError, UnsupportedModelError
 from stealml.models.kernel_logreg import KernelLogisticRegression
-from stealml.oracles.base import Oracle
+from stealml.oracles.base import Oracle, valid_rows_only
 from stealml.random import RandomState, as_generator
 
 __all__ = ["MODEL_CLASSES", "EquationSolving", "make_logistic_regression", "model_class_of"]
@@ -225,20 +228,30 @@ class EquationSolving(Attack):
         free = hi > lo
         d = int(free.sum())
         rounded = oracle.policy.rounding is not None
+        valid = valid_rows_only(oracle)
         if rounded:
             m = self.n_queries or oracle.ledger.remaining or \
                 len(oracle.classes if oracle.classes is not None else [0, 1]) * (d + 1)
             if self.intervals:
                 self._ask_rounded(table, space, int(oracle.policy.rounding),  # type: ignore[arg-type]
-                                  rng, lo, hi, free, m)
+                                  rng, lo, hi, free, m, valid)
+            elif valid:
+                table.ask(balanced_rows(space, m, rng))
             else:  # the paper's design: uniform queries
                 table.ask(np.where(free, rng.uniform(lo, hi, size=(m, len(lo))), lo))
+        elif valid:
+            self._ask_exact(table, space, rng, lo, hi, free, self.n_queries or row_rank(space),
+                            valid=True)
         else:
             self._ask_exact(table, space, rng, lo, hi, free, self.n_queries or d + 1)
         X, P = table.data()
         if table.classes is None or not len(X):
             raise UnsupportedModelError("no answer was bought: the budget allows no query")
         theta, info = solve_log_ratios(X, P, free, table.min_probability)
+        if valid:  # each one-hot block sums to 1: valid rows fix row_rank unknowns, which
+            # give every valid row its answer (the least-norm solution among them)
+            info["exact"] = info["min_rank"] == row_rank(space)
+            info["valid_rows"] = True
         exact = info["exact"] and not rounded
         solver = "linear solve"
         if not exact:
@@ -254,7 +267,8 @@ class EquationSolving(Attack):
         return to_logistic_regression(theta, np.asarray(table.classes)), exact or rounded, info
 
     def _ask_rounded(self, table: Table, space: Any, decimals: int, rng: np.random.Generator,
-                     lo: np.ndarray, hi: np.ndarray, free: np.ndarray, m: int) -> None:
+                     lo: np.ndarray, hi: np.ndarray, free: np.ndarray, m: int,
+                     valid: bool = False) -> None:
         """First the exact design (:func:`ask_star`) where every probability is at
         least STAR_MARGIN times the rounding's half-width (at most STAR_FLOOR: at 2
         decimals no point keeps three digits of every probability of more than a few
@@ -273,13 +287,17 @@ class EquationSolving(Attack):
         digits, and the boundaries are placed. Two classes skip the exact design: a
         binary model's centre is often near saturation (breast cancer: p = 0.02), where
         its steps are too short to show through the rounding (round 3: every weight 0),
-        and the boundary rounds alone are exact there."""
+        and the boundary rounds alone are exact there. With ``valid`` (an API that
+        takes raw rows only), no star (its steps are not valid rows), and every uniform
+        draw a valid row (:func:`balanced_rows`)."""
         def uniform(n: int) -> np.ndarray:
+            if valid:
+                return balanced_rows(space, n, rng)
             return np.where(free, rng.uniform(lo, hi, size=(n, len(lo))), lo)
 
         m_total = m
 
-        if table.classes is None or len(table.classes) > 2:
+        if not valid and (table.classes is None or len(table.classes) > 2):
             saturation = table.min_probability
             table.min_probability = max(saturation, min(
                 STAR_MARGIN * 0.5 * 10.0 ** -decimals, STAR_FLOOR))
@@ -317,19 +335,31 @@ class EquationSolving(Attack):
             table.ask(pool[np.argsort(-second, kind="stable")[:k]])
 
     def _ask_exact(self, table: Table, space: Any, rng: np.random.Generator, lo: np.ndarray,
-                   hi: np.ndarray, free: np.ndarray, m: int) -> None:
+                   hi: np.ndarray, free: np.ndarray, m: int, valid: bool = False) -> None:
         """Ask until ``m`` usable equations: one step along each free column from a
         moderate base (:func:`ask_star`: d + 1 queries when none is saturated), then, for
-        any more asked, points around the base, saturated ones re-asked nearer to it."""
+        any more asked, points around the base, saturated ones re-asked nearer to it.
+        With ``valid`` (an API that takes raw rows only), every query is a valid row: the
+        star switches categories (:func:`ask_star`), and the points around the base move
+        its numeric values and draw each categorical feature anew half the time (a
+        saturated one is re-asked with the base's categories and numeric values nearer)."""
         center = ask_star(table, space, rng, lo, hi, free, self.spread, self.max_shrink,
-                          self.max_search)
+                          self.max_search, valid)
         n_usable = int(table.usable(table.data()[1]).sum())
         half = (hi - lo) / 2 * self.spread
         X = np.clip(center + rng.uniform(-half, half, size=(max(m - n_usable, 0), len(lo))),
                     lo, hi)
         pending = np.where(free, X, lo)
+        categorical = np.zeros(len(lo), dtype=bool)
+        if valid and len(pending):
+            drawn = balanced_rows(space, len(pending), rng)
+            categorical = np.isin(np.arange(len(lo)), numeric_columns(space), invert=True)
+            keep = rng.random((len(pending), space.n_features)) < 0.5
+            keep_col = keep[:, space.feature_of_column]
+            pending[:, categorical] = np.where(keep_col, center, drawn)[:, categorical]
         for _ in range(self.max_shrink + 1):
             if not len(pending) or table.querier.exhausted:
                 break
             asked, P = table.ask(pending)
             pending = center + (asked[~table.usable(P)] - center) / 8.0
+            pending[:, categorical] = center[categorical]

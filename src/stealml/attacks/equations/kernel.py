@@ -23,10 +23,10 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from stealml.attacks.equations.logistic import to_logistic_regression
-from stealml.attacks.equations.queries import Table
+from stealml.attacks.equations.queries import Table, balanced_rows
 from stealml.exceptions import ConfigurationError
 from stealml.models.kernel_logreg import KernelLogisticRegression
-from stealml.oracles.base import Oracle
+from stealml.oracles.base import Oracle, valid_rows_only
 
 if TYPE_CHECKING:
     from stealml.attacks.equations import EquationSolving
@@ -149,7 +149,8 @@ def match_representers(true: np.ndarray, found: np.ndarray) -> np.ndarray:
 def run_kernel(attack: EquationSolving, oracle: Oracle, table: Table,
                rng: np.random.Generator) -> tuple[Any, bool, dict[str, Any]]:
     """Ask uniform points of the box (twice the unknowns over c - 1 equations each, or
-    the budget) and fit representers and weights."""
+    the budget; valid rows for an API that takes raw rows only) and fit representers and
+    weights."""
     if attack.gamma is None:
         raise ConfigurationError("kernel-logreg needs the kernel width: give gamma")
     space = oracle.space
@@ -159,7 +160,10 @@ def run_kernel(attack: EquationSolving, oracle: Oracle, table: Table,
     s = attack.n_representers
     k = attack.n_unknowns(len(lo), c)
     m = attack.n_queries or oracle.ledger.remaining or math.ceil(2 * k / (c - 1))
-    table.ask(np.where(free, rng.uniform(lo, hi, size=(m, len(lo))), lo))
+    if valid_rows_only(oracle):  # an API of raw rows: no one-hot column between 0 and 1
+        table.ask(balanced_rows(space, m, rng))
+    else:
+        table.ask(np.where(free, rng.uniform(lo, hi, size=(m, len(lo))), lo))
     X, P = table.data()
     with np.errstate(divide="ignore"):
         L = np.log(np.maximum(P, 1e-300))

@@ -186,10 +186,14 @@ def solve_ovr(X: np.ndarray, P: np.ndarray, free: np.ndarray, restarts: int,
                  "starts": tries}
 
 
+MOST_ROWS = 5  # without n_queries, rows asked: at most this many times the minimum
+
+
 def run_ovr(attack: EquationSolving, oracle: Oracle, table: Table,
             rng: np.random.Generator) -> tuple[Any, bool, dict[str, Any]]:
     """Ask balanced valid rows of the space and solve: two more than the minimum
-    ceil(c r / (c - 1)) (r the rank of valid rows with a bias), or the budget; while the
+    ceil(c r / (c - 1)) (r the rank of valid rows with a bias), or the budget up to
+    ``MOST_ROWS`` times the minimum; while the
     solution leaves a residual, two more rows, up to c more.
 
     At the very minimum the system is square and a start can end in a spurious root
@@ -200,8 +204,11 @@ def run_ovr(attack: EquationSolving, oracle: Oracle, table: Table,
     free = hi > lo
     c = len(oracle.classes) if oracle.classes is not None else 2
     least = math.ceil(c * row_rank(space) / (c - 1))
-    # a budget above the minimum buys better-conditioned equations: spend it
-    m = attack.n_queries or oracle.ledger.remaining or least + 2
+    # a budget above the minimum buys better-conditioned equations: spend it, up to
+    # MOST_ROWS times the minimum (the solver's cost grows with the cube of the rows:
+    # 404 rows of Adult-income took 20 s, 1,010 took 170 s, 3,000 ran past 5 minutes)
+    m = attack.n_queries or min(oracle.ledger.remaining or least + 2,
+                                max(least + 2, MOST_ROWS * least))
     table.ask(balanced_rows(space, m, rng))
     while True:
         X, P = table.data()

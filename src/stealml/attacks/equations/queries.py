@@ -18,7 +18,7 @@ from stealml.exceptions import OracleCapabilityError
 from stealml.space import CategoricalFeature, FeatureSpace
 
 __all__ = ["CENTER_MARGIN", "Table", "ask_balanced_star", "ask_star", "balanced_point",
-           "balanced_rows", "find_center", "row_rank"]
+           "balanced_rows", "find_center", "numeric_columns", "row_rank"]
 
 # a good centre has every class at p >= CENTER_MARGIN x the saturation threshold (for
 # two classes 3e-4, |logit| <= 8), so the points drawn around it stay usable
@@ -81,7 +81,7 @@ def _log_ratio(P: np.ndarray) -> np.ndarray:
 
 
 def find_center(table: Table, space: FeatureSpace, rng: np.random.Generator,
-                max_search: int) -> np.ndarray:
+                max_search: int, valid: bool = False) -> np.ndarray:
     """A point whose answer gives every class p >= CENTER_MARGIN x the saturation
     threshold, or the best point seen.
 
@@ -90,7 +90,9 @@ def find_center(table: Table, space: FeatureSpace, rng: np.random.Generator,
     are asked; with two classes, once a point of
     the other class is found, regula falsi on the logit (linear in x for a logistic
     model, and still approximately known when saturated) reaches a moderate point in a
-    few queries.
+    few queries. With ``valid`` (an API that takes raw rows only), every candidate is a
+    valid row with the first one's categories, so that the points between two of them
+    are valid rows too.
     """
     good = CENTER_MARGIN * table.min_probability
     lo, hi = space.encoded_bounds()
@@ -105,9 +107,14 @@ def find_center(table: Table, space: FeatureSpace, rng: np.random.Generator,
     if best_p >= good:
         return first
     z_first = float(_log_ratio(P)[0]) if P.shape[1] == 2 else 0.0
+    numeric = numeric_columns(space)
     for i in range(2 * max_search):
-        cand = space.sample_encoded(1, rng) if i % 2 == 0 else \
-            rng.uniform(lo, hi, size=(1, len(lo)))
+        if valid:  # the first row's categories, other numeric values
+            cand = first[None, :].copy()
+            cand[0, numeric] = rng.uniform(lo[numeric], hi[numeric])
+        else:
+            cand = space.sample_encoded(1, rng) if i % 2 == 0 else \
+                rng.uniform(lo, hi, size=(1, len(lo)))
         asked, P = table.ask(cand)
         if not len(asked):
             break
@@ -178,9 +185,24 @@ def _room(L: np.ndarray, min_probability: float) -> float:
     return log_p_min - float(np.log(min_probability))
 
 
+def numeric_columns(space: FeatureSpace) -> np.ndarray:
+    """The encoded columns of the space's continuous features."""
+    of = space.feature_of_column
+    return np.array([c for c in range(space.n_encoded)
+                     if not isinstance(space.features[of[c]], CategoricalFeature)], dtype=int)
+
+
+def _block_of(space: FeatureSpace) -> np.ndarray:
+    """For each encoded column, the index of its categorical feature's block (-1 for a
+    continuous column)."""
+    of = space.feature_of_column
+    return np.array([of[c] if isinstance(space.features[of[c]], CategoricalFeature) else -1
+                     for c in range(space.n_encoded)], dtype=int)
+
+
 def ask_star(table: Table, space: FeatureSpace, rng: np.random.Generator, lo: np.ndarray,
              hi: np.ndarray, free: np.ndarray, spread: float, max_shrink: int,
-             max_search: int) -> np.ndarray:
+             max_search: int, valid: bool = False) -> np.ndarray:
     """One usable equation per free column and the bias: d + 1 queries when none is
     saturated. Returns the point the steps were taken from.
 
@@ -199,16 +221,28 @@ def ask_star(table: Table, space: FeatureSpace, rng: np.random.Generator, lo: np
     query, so that a more moderate point found is stepped from at once. A step whose
     answer is saturated anyway is asked again 8 times shorter (``max_shrink`` times).
 
+    With ``valid`` (an API that takes raw rows only, :func:`~stealml.oracles.valid_rows_only`),
+    every query is a valid row: the origin takes each categorical feature's first value,
+    the search for a centre keeps to valid rows, and a one-hot column's step switches its
+    feature from the base's category to the column's (the answer's change is then the
+    difference of the two columns' weights; a block of k values gives k - 1 equations,
+    the rank valid rows can give: :func:`row_rank`). Such a step cannot be shortened.
+
     References: Tramèr et al., USENIX Security 2016, section 4.1.1.
     """
+    block = _block_of(space) if valid else np.full(len(lo), -1)
     origin = np.where(free, np.clip(0.0, lo, hi), lo)
+    if valid:
+        for cols in (np.flatnonzero(block == b) for b in np.unique(block[block >= 0])):
+            origin[cols] = 0.0
+            origin[cols[0]] = 1.0
     asked, P = table.ask(origin[None, :])
     if not len(asked):
         return origin
     if table.usable(P)[0]:
         base, L_base = origin, _log_ratios(P)[0]
     else:
-        base = find_center(table, space, rng, max_search)
+        base = find_center(table, space, rng, max_search, valid)
         X, P_all = table.data()
         at = np.flatnonzero((X == base).all(axis=1))
         if not len(at) or not table.usable(P_all[at[:1]])[0]:
@@ -224,9 +258,17 @@ def ask_star(table: Table, space: FeatureSpace, rng: np.random.Generator, lo: np
         batch = todo[:1] if room < full else [
             t for t in todo[:STAR_ROUND] if width[t[0]] == width[todo[0][0]]]
         todo = todo[len(batch):]
-        steps = [_step(j, 8.0 ** -shrunk, base, lo, hi, effect, room, spread, full)
+        if valid:  # a one-hot column: from the base's category (not asked: its own)
+            batch = [(j, k) for j, k in batch if block[j] < 0 or base[j] == 0]
+            if not batch:
+                continue
+        steps = [1.0 if block[j] >= 0 else
+                 _step(j, 8.0 ** -shrunk, base, lo, hi, effect, room, spread, full)
                  for j, shrunk in batch]
         X = np.repeat(base[None, :], len(batch), axis=0)
+        for i, (j, _) in enumerate(batch):
+            if block[j] >= 0:
+                X[i, block == block[j]] = 0.0
         X[np.arange(len(batch)), [j for j, _ in batch]] += steps
         asked, P = table.ask(X)
         ok = table.usable(P)
@@ -238,7 +280,7 @@ def ask_star(table: Table, space: FeatureSpace, rng: np.random.Generator, lo: np
                 r = _room(L[i], table.min_probability)
                 if room < full and r > best[0]:
                     best = (r, X[i], L[i])
-            elif shrunk < max_shrink:
+            elif shrunk < max_shrink and block[j] < 0:
                 todo.insert(0, (j, shrunk + 1))
         _, base, L_base = best
     return base
