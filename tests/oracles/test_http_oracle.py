@@ -187,12 +187,13 @@ def test_equation_solving_over_http_sends_valid_rows_of_a_categorical_space(
 
 def test_labels_only_attacks_over_http_on_a_categorical_space(tmp_path, mixed_space,
                                                               binary_logreg) -> None:
-    """Jacobian augmentation switches categories (its points stay valid rows); Lowd-Meek,
-    whose line searches move one-hot columns between 0 and 1, is refused in one line;
+    """Jacobian augmentation switches categories (its points stay valid rows); Lowd-Meek
+    and functionally-equivalent extraction, whose lines move one-hot columns between 0
+    and 1, are refused in one line;
     `--output labels` reads a service's labels only, and `--rounding` is refused."""
     from dataclasses import replace
 
-    from stealml.attacks import LowdMeek, SubstituteJacobian
+    from stealml.attacks import FunctionallyEquivalent, LowdMeek, SubstituteJacobian
     from stealml.exceptions import ConfigurationError, UnsupportedModelError
     from stealml.experiments.remote import run_remote
     from stealml.experiments.runner import ExtractionConfig
@@ -206,10 +207,13 @@ def test_labels_only_attacks_over_http_on_a_categorical_space(tmp_path, mixed_sp
         assert result.queries == 150 and result.info["rounds"] >= 2
         with pytest.raises(UnsupportedModelError, match="this API takes raw rows"):
             LowdMeek(random_state=0).run(HttpOracle(url))
+
     with running(load_settings(None, models=[{"name": "m",
                                               "path": tmp_path / "m.skops"}])) as url:
         config = ExtractionConfig(target=url, protocol="stealml", attack="retrain-uniform",
                                   output="labels", budget=40, eval_queries=100)
+        with pytest.raises(UnsupportedModelError, match="this API takes raw rows"):
+            FunctionallyEquivalent(random_state=0).run(HttpOracle(url))
         result, report = run_remote(config)
         assert result.queries == 40 and report["fidelity"]["r_unif"] < 0.3
         with pytest.raises(ConfigurationError, match="attack 'equation-solving' reads what"):

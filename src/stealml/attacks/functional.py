@@ -51,8 +51,8 @@ from stealml.attacks._relu_model import build_deep_mlp, build_mlp, relu_architec
 from stealml.attacks._relu_solve import Layer, ball_points, global_fit, local_fit, solve_signs
 from stealml.attacks._relu_sweep import sweep_one_layer
 from stealml.attacks.base import Attack, Querier
-from stealml.exceptions import ConfigurationError
-from stealml.oracles.base import Oracle
+from stealml.exceptions import ConfigurationError, UnsupportedModelError
+from stealml.oracles.base import Oracle, valid_rows_only
 from stealml.random import RandomState, as_generator
 from stealml.validation import check_positive_int
 
@@ -147,6 +147,12 @@ class FunctionallyEquivalent(Attack):
         max_lines = check_positive_int(self.max_lines, "max_lines")
         if not self.extent > 0:
             raise ConfigurationError(f"extent must be positive, not {self.extent}")
+        if valid_rows_only(oracle):
+            raise UnsupportedModelError(
+                f"attack {self.name!r} searches for critical points along lines through "
+                f"the model space, which move one-hot columns between 0 and 1, and this "
+                f"API takes raw rows, whose categorical features have no such values: use "
+                f"substitute-jacobian or substitute-knockoff")
         rng = as_generator(self.random_state)
         lo, hi = oracle.space.encoded_bounds()
         half = (hi - lo) / 2
