@@ -188,8 +188,10 @@ def test_equation_solving_over_http_sends_valid_rows_of_a_categorical_space(
 def test_labels_only_attacks_over_http_on_a_categorical_space(tmp_path, mixed_space,
                                                               binary_logreg) -> None:
     """Jacobian augmentation switches categories (its points stay valid rows); Lowd-Meek
-    and functionally-equivalent extraction, whose lines move one-hot columns between 0
-    and 1, are refused in one line;
+    searches along numeric columns between rows of the same categories and switches
+    categories on the segments found (exact on every valid row);
+    functionally-equivalent extraction, whose lines move one-hot columns between 0 and
+    1, is refused in one line;
     `--output labels` reads a service's labels only, and `--rounding` is refused."""
     from dataclasses import replace
 
@@ -205,8 +207,13 @@ def test_labels_only_attacks_over_http_on_a_categorical_space(tmp_path, mixed_sp
         result = SubstituteJacobian(n_seeds=50, max_iter=200, n_estimators=1,
                                     random_state=0).run(oracle)
         assert result.queries == 150 and result.info["rounds"] >= 2
-        with pytest.raises(UnsupportedModelError, match="this API takes raw rows"):
-            LowdMeek(random_state=0).run(HttpOracle(url))
+        lowd = LowdMeek(random_state=0).run(HttpOracle(url))  # between rows of one
+        # category combination, then switching each category on found segments
+        assert lowd.complete and lowd.info["degree"] == 1
+        test = mixed_space.sample_encoded(5000, 7)
+        assert np.array_equal(lowd.model.predict(test), binary_logreg.predict(test))
+        with pytest.raises(UnsupportedModelError, match="use degree 1"):
+            LowdMeek(degree=2, random_state=0).run(HttpOracle(url))
 
     with running(load_settings(None, models=[{"name": "m",
                                               "path": tmp_path / "m.skops"}])) as url:

@@ -15,18 +15,31 @@ import numpy as np
 
 from stealml.attacks._labels import LabelStore, Path, bisect
 from stealml.exceptions import UnsupportedModelError
-from stealml.space import FeatureSpace
+from stealml.space import CategoricalFeature, FeatureSpace
 
 __all__ = ["BoundarySearch"]
+
+# valid rows: far ends given the near end's categories that may answer its class before
+# the search gives up (per boundary point wanted, and in all)
+MISSES_PER_POINT, MISSES = 10, 100
 
 
 class BoundarySearch:
     """A pool of labelled points, and boundary points found between its two classes."""
 
     def __init__(self, store: LabelStore, space: FeatureSpace,
-                 rng: np.random.Generator) -> None:
+                 rng: np.random.Generator, valid: bool = False) -> None:
         self.store = store
         self.space = space
+        # valid: every query a valid row (an API of raw rows over categorical features):
+        # the pool holds valid rows, and each search runs between two rows of the same
+        # categories, along numeric columns only (:meth:`boundary_points`)
+        self.valid = valid
+        self.missed = 0  # valid: far ends that answered the near end's class
+        self.categorical = np.zeros(space.n_encoded, dtype=bool)
+        for i, f in enumerate(space.features):
+            if isinstance(f, CategoricalFeature):
+                self.categorical[space.feature_of_column == i] = True
         self.path = Path(space, valid=False)
         lo, hi = space.encoded_bounds()
         self.lo, self.hi = lo, hi
@@ -45,6 +58,8 @@ class BoundarySearch:
         X[0] = (self.lo + self.hi) / 2
         X[1::2] = self.space.sample_encoded(len(X[1::2]), self.rng)
         X[2::2] = self.rng.uniform(self.lo, self.hi, (len(X[2::2]), len(self.lo)))
+        if self.valid:
+            X = self.space.sample_encoded(max_search, self.rng)
         edges = [0, *[e for e in (8, 16, 32, 64, 128) if e < max_search], max_search]
         for start, stop in itertools.pairwise(edges):
             y = self.store.ask(X[start:stop])
@@ -109,6 +124,14 @@ class BoundarySearch:
             a = np.array([p[0] for p in pairs])
             b = np.array([p[1] for p in pairs])
             A, B = self.pool[a], self.pool[b]
+            if self.valid:  # the far end with the near end's categories: a numeric line
+                asked = len(A)
+                A, B, a = self._same_categories(A, B, a)
+                self.missed += asked - len(A)
+                if self.missed > MISSES_PER_POINT * n + MISSES:
+                    break  # the numeric columns seldom cross the boundary: give up
+                if not len(A):
+                    continue
             tau = np.empty((len(A), 0))
             lo_t, hi_t = bisect(self.store.ask, self.path, A, B, self.pool_y[a], steps, tau)
             finished = (hi_t - lo_t) <= 2.0 ** -steps * (1 + 1e-9)
@@ -116,6 +139,70 @@ class BoundarySearch:
             for i in np.flatnonzero(finished):
                 self.points.append(mid[i])
                 self.ends.append((A[i], B[i]))
+
+    def cover_categories(self, steps: int, rounds: int = 4) -> None:
+        """Valid rows: for every one-hot column, a boundary point reached by switching a
+        found segment's category to it. The column is switched on in both ends of a
+        boundary segment found so far (its feature's other columns off); if the two
+        ends then answer differently (2 queries), the search between them gives a point
+        that differs from the segment's own in that category and in the numeric values
+        only, which ties the column's weight to the segment's category's. (A category
+        merely present in some boundary point is not enough: the points between rows of
+        a few category combinations leave columns that always appear together, and
+        their weights, free.) Up to ``rounds`` segments are tried per column, a
+        different one each round."""
+        order = self.rng.permutation(len(self.ends))
+        if not len(order):
+            return
+        of = self.space.feature_of_column
+        missing = [int(c) for c in np.flatnonzero(self.categorical)]
+        for r in range(rounds):
+            if self.store.exhausted or not missing:
+                return
+            pick = []
+            for k, col in enumerate(missing):  # a segment not already of that category
+                for t in range(len(order)):
+                    e = int(order[(k + r + t) % len(order)])
+                    if self.ends[e][0][col] != 1.0:
+                        pick.append((col, e))
+                        break
+            if not pick:
+                return
+            A = np.array([self.ends[e][0] for _, e in pick])
+            B = np.array([self.ends[e][1] for _, e in pick])
+            for i, (col, _) in enumerate(pick):
+                block = of == of[col]
+                A[i, block], B[i, block] = 0.0, 0.0
+                A[i, col], B[i, col] = 1.0, 1.0
+            y = self.store.ask(np.vstack([A, B]))
+            if len(y) < 2 * len(A):
+                return
+            ya, yb = y[:len(A)], y[len(A):]
+            keep = np.flatnonzero(ya.astype(str) != yb.astype(str))
+            if not len(keep):
+                continue
+            tau = np.empty((len(keep), 0))
+            lo_t, hi_t = bisect(self.store.ask, self.path, A[keep], B[keep], ya[keep], steps,
+                                tau)
+            finished = (hi_t - lo_t) <= 2.0 ** -steps * (1 + 1e-9)
+            mid = self.path.at(A[keep], B[keep], (lo_t + hi_t) / 2, tau)
+            done = set()
+            for f in np.flatnonzero(finished):
+                self.points.append(mid[f])
+                self.ends.append((A[keep][f], B[keep][f]))
+                done.add(pick[int(keep[f])][0])
+            missing = [c for c in missing if c not in done]
+
+    def _same_categories(self, A: np.ndarray, B: np.ndarray,
+                         a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The pairs whose far end, given the near end's categories, still answers the
+        other class (one query each): the line between them moves numeric columns only,
+        so every point of it is a valid row and the label changes on the boundary itself
+        (a category switch would change it off the boundary)."""
+        B = np.where(self.categorical, A, B)
+        y = self.store.ask(B)
+        keep = np.flatnonzero(np.asarray(y).astype(str) != self.pool_y[a[:len(y)]].astype(str))
+        return A[keep], B[keep], a[keep]
 
     def grow_pool(self, size: int) -> None:
         """Ask uniform points of the box until the pool holds ``size`` (affinely
@@ -125,7 +212,8 @@ class BoundarySearch:
             self._grow_pool(size - len(self.pool))
 
     def _grow_pool(self, n: int = 16) -> None:
-        X = self.rng.uniform(self.lo, self.hi, (n, len(self.lo)))
+        X = (self.space.sample_encoded(n, self.rng) if self.valid
+             else self.rng.uniform(self.lo, self.hi, (n, len(self.lo))))
         y = self.store.ask(X)
         self.pool = np.vstack([self.pool, X[:len(y)]])
         self.pool_y = np.concatenate([self.pool_y, y])
