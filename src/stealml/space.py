@@ -256,6 +256,13 @@ class FeatureSpace:
         """For each model-space column, the index of its raw feature."""
         return np.concatenate([np.full(f.width, i) for i, f in enumerate(self.features)])
 
+    @property
+    def categorical_columns(self) -> np.ndarray:
+        """For each model-space column, whether it is a one-hot column of a categorical
+        feature (a valid row holds 0 or 1 there, with a single 1 per feature)."""
+        return np.concatenate([np.full(f.width, isinstance(f, CategoricalFeature))
+                               for f in self.features]).astype(bool)
+
     def encoded_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper bounds of each model-space column: [-1, 1] or [0, 1]."""
         lo = np.zeros(self.n_encoded)

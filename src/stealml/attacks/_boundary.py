@@ -15,7 +15,7 @@ import numpy as np
 
 from stealml.attacks._labels import LabelStore, Path, bisect
 from stealml.exceptions import UnsupportedModelError
-from stealml.space import CategoricalFeature, FeatureSpace
+from stealml.space import FeatureSpace
 
 __all__ = ["BoundarySearch"]
 
@@ -36,10 +36,7 @@ class BoundarySearch:
         # categories, along numeric columns only (:meth:`boundary_points`)
         self.valid = valid
         self.missed = 0  # valid: far ends that answered the near end's class
-        self.categorical = np.zeros(space.n_encoded, dtype=bool)
-        for i, f in enumerate(space.features):
-            if isinstance(f, CategoricalFeature):
-                self.categorical[space.feature_of_column == i] = True
+        self.categorical = space.categorical_columns
         self.path = Path(space, valid=False)
         lo, hi = space.encoded_bounds()
         self.lo, self.hi = lo, hi

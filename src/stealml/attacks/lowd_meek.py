@@ -209,13 +209,9 @@ class LowdMeek(Attack):
 
 def _first_columns(space: Any) -> np.ndarray:
     """The first one-hot column of each categorical feature (the reference category)."""
-    from stealml.space import CategoricalFeature
-
-    out = np.zeros(space.n_encoded, dtype=bool)
-    for i, f in enumerate(space.features):
-        if isinstance(f, CategoricalFeature):
-            out[np.flatnonzero(space.feature_of_column == i)[0]] = True
-    return out
+    of = space.feature_of_column
+    first = np.r_[True, of[1:] != of[:-1]]  # each feature's first column
+    return np.asarray(first & space.categorical_columns)
 
 
 def _fit_surface(search: BoundarySearch, free: np.ndarray, degree: int,

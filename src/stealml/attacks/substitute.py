@@ -46,7 +46,6 @@ from stealml.attacks.base import Attack, Querier
 from stealml.exceptions import ConfigurationError, FeatureCountError, UnsupportedModelError
 from stealml.oracles.base import Oracle, valid_rows_only
 from stealml.random import RandomState, as_generator
-from stealml.space import CategoricalFeature
 from stealml.validation import check_positive_int
 
 __all__ = ["SubstituteJacobian", "SubstituteKnockoff", "input_gradient"]
@@ -270,8 +269,7 @@ class SubstituteJacobian(Substitute):
         new = X0[rng.permutation(len(X0))[:m]]
         valid = valid_rows_only(oracle)
         of = space.feature_of_column
-        blocks = [np.flatnonzero(of == i) for i, f in enumerate(space.features)
-                  if isinstance(f, CategoricalFeature)]
+        blocks = [np.flatnonzero(of == i) for i in np.unique(of[space.categorical_columns])]
         rounds = 0
         while len(new) and not store.exhausted:
             store.ask(new)

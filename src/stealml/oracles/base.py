@@ -37,10 +37,8 @@ def valid_rows_only(oracle: Any) -> bool:
     decodes each query to raw feature values (:attr:`BaseOracle.raw_rows`) and the space
     has a categorical feature, whose one-hot block then takes no value between 0 and 1
     (an oracle without the attribute reads model-space rows)."""
-    from stealml.space import CategoricalFeature
-
-    return bool(getattr(oracle, "raw_rows", False)) and any(
-        isinstance(f, CategoricalFeature) for f in oracle.space.features)
+    return bool(getattr(oracle, "raw_rows", False)) and \
+        bool(oracle.space.categorical_columns.any())
 
 
 @runtime_checkable

@@ -35,7 +35,6 @@ from stealml.attacks.equations.queries import (
     ask_balanced_star,
     ask_star,
     balanced_rows,
-    numeric_columns,
     row_rank,
 )
 from stealml.exceptions import ConfigurationError, UnsupportedModelError
@@ -353,7 +352,7 @@ class EquationSolving(Attack):
         categorical = np.zeros(len(lo), dtype=bool)
         if valid and len(pending):
             drawn = balanced_rows(space, len(pending), rng)
-            categorical = np.isin(np.arange(len(lo)), numeric_columns(space), invert=True)
+            categorical = space.categorical_columns
             keep = rng.random((len(pending), space.n_features)) < 0.5
             keep_col = keep[:, space.feature_of_column]
             pending[:, categorical] = np.where(keep_col, center, drawn)[:, categorical]

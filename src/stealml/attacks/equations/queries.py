@@ -18,7 +18,7 @@ from stealml.exceptions import OracleCapabilityError
 from stealml.space import CategoricalFeature, FeatureSpace
 
 __all__ = ["CENTER_MARGIN", "Table", "ask_balanced_star", "ask_star", "balanced_point",
-           "balanced_rows", "find_center", "numeric_columns", "row_rank"]
+           "balanced_rows", "find_center", "row_rank"]
 
 # a good centre has every class at p >= CENTER_MARGIN x the saturation threshold (for
 # two classes 3e-4, |logit| <= 8), so the points drawn around it stay usable
@@ -107,7 +107,7 @@ def find_center(table: Table, space: FeatureSpace, rng: np.random.Generator,
     if best_p >= good:
         return first
     z_first = float(_log_ratio(P)[0]) if P.shape[1] == 2 else 0.0
-    numeric = numeric_columns(space)
+    numeric = np.flatnonzero(~space.categorical_columns)
     for i in range(2 * max_search):
         if valid:  # the first row's categories, other numeric values
             cand = first[None, :].copy()
@@ -185,19 +185,10 @@ def _room(L: np.ndarray, min_probability: float) -> float:
     return log_p_min - float(np.log(min_probability))
 
 
-def numeric_columns(space: FeatureSpace) -> np.ndarray:
-    """The encoded columns of the space's continuous features."""
-    of = space.feature_of_column
-    return np.array([c for c in range(space.n_encoded)
-                     if not isinstance(space.features[of[c]], CategoricalFeature)], dtype=int)
-
-
 def _block_of(space: FeatureSpace) -> np.ndarray:
-    """For each encoded column, the index of its categorical feature's block (-1 for a
+    """For each encoded column, the index of its categorical feature (-1 for a
     continuous column)."""
-    of = space.feature_of_column
-    return np.array([of[c] if isinstance(space.features[of[c]], CategoricalFeature) else -1
-                     for c in range(space.n_encoded)], dtype=int)
+    return np.where(space.categorical_columns, space.feature_of_column, -1)
 
 
 def ask_star(table: Table, space: FeatureSpace, rng: np.random.Generator, lo: np.ndarray,
