@@ -234,3 +234,23 @@ def test_a_models_address_given_as_the_base_url_is_explained(service, api_key) -
                                           r"URL \(http://127\.0\.0\.1:\d+\) and the model's "
                                           r"name \(lr\)"):
         HttpOracle(f"{service}/models/lr", api_key=api_key)
+
+
+def test_kernel_equation_solving_over_http_draws_valid_rows(tmp_path, mixed_space) -> None:
+    """A kernel logistic regression on a space with categorical features, behind an API
+    of raw rows: the attack's uniform draws are valid rows, and it still fits the
+    target on them."""
+    from stealml.models.kernel_logreg import KernelLogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = mixed_space.sample_encoded(300, rng)
+    y = (X[:, 0] + X[:, 1] ** 2 + X[:, 2] > 0.5).astype(int)
+    model = KernelLogisticRegression(gamma=1.0, n_representers=3, C=100.0,
+                                     random_state=0).fit(X, y)
+    save_model(tmp_path / "k.skops", model, mixed_space)
+    with running(load_settings(None, models=[{"name": "k", "path": tmp_path / "k.skops"}])) \
+            as url:
+        result = EquationSolving(model_class="kernel-logreg", n_representers=3, gamma=1.0,
+                                 restarts=10, random_state=0).run(HttpOracle(url))
+    test = mixed_space.sample_encoded(2000, 5)
+    assert np.mean(result.model.predict(test) == model.predict(test)) > 0.99
