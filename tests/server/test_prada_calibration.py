@@ -127,7 +127,8 @@ def test_a_served_regressor_is_watched_with_its_queries_in_one_group(
     regressor_json = tmp_path / "regressor.json"
     calibrate_prada(rows, None).save(regressor_json)
     classifier_json = tmp_path / "classifier.json"
-    calibrate_prada(rows, np.zeros(len(rows))).save(classifier_json)
+    calibrate_prada(rows, np.zeros(len(rows)), orders=3, short_orders=30).save(
+        classifier_json)  # only refused: a quick calibration will do
 
     def settings(**monitor: Any) -> Any:
         return load_settings(None, max_batch=50, models=[
