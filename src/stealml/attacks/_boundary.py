@@ -51,12 +51,13 @@ class BoundarySearch:
 
     def find_both_classes(self, max_search: int, classes: np.ndarray | None) -> None:
         """Ask the centre and uniform points of the box until both classes answer."""
-        X = np.empty((max_search, len(self.lo)))
-        X[0] = (self.lo + self.hi) / 2
-        X[1::2] = self.space.sample_encoded(len(X[1::2]), self.rng)
-        X[2::2] = self.rng.uniform(self.lo, self.hi, (len(X[2::2]), len(self.lo)))
-        if self.valid:
+        if self.valid:  # valid rows only
             X = self.space.sample_encoded(max_search, self.rng)
+        else:
+            X = np.empty((max_search, len(self.lo)))
+            X[0] = (self.lo + self.hi) / 2
+            X[1::2] = self.space.sample_encoded(len(X[1::2]), self.rng)
+            X[2::2] = self.rng.uniform(self.lo, self.hi, (len(X[2::2]), len(self.lo)))
         edges = [0, *[e for e in (8, 16, 32, 64, 128) if e < max_search], max_search]
         for start, stop in itertools.pairwise(edges):
             y = self.store.ask(X[start:stop])
@@ -146,8 +147,9 @@ class BoundarySearch:
         only, which ties the column's weight to the segment's category's. (A category
         merely present in some boundary point is not enough: the points between rows of
         a few category combinations leave columns that always appear together, and
-        their weights, free.) Up to ``rounds`` segments are tried per column, a
-        different one each round."""
+        their weights, free.) Each segment is first extended to the box's faces along
+        its line, which keeps the switched crossing in reach. Up to ``rounds`` segments
+        are tried per column, a different one each round."""
         order = self.rng.permutation(len(self.ends))
         if not len(order):
             return
@@ -165,8 +167,8 @@ class BoundarySearch:
                         break
             if not pick:
                 return
-            A = np.array([self.ends[e][0] for _, e in pick])
-            B = np.array([self.ends[e][1] for _, e in pick])
+            A, B = self._stretch(np.array([self.ends[e][0] for _, e in pick]),
+                                 np.array([self.ends[e][1] for _, e in pick]))
             for i, (col, _) in enumerate(pick):
                 block = of == of[col]
                 A[i, block], B[i, block] = 0.0, 0.0
@@ -189,6 +191,19 @@ class BoundarySearch:
                 self.ends.append((A[keep][f], B[keep][f]))
                 done.add(pick[int(keep[f])][0])
             missing = [c for c in missing if c not in done]
+
+    def _stretch(self, A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each line ``A[i] -> B[i]`` extended both ways to the box's faces: a category's
+        switch moves the crossing along it, and a long line keeps it in reach."""
+        D = B - A
+        with np.errstate(divide="ignore", invalid="ignore"):
+            low = np.where(D > 0, (self.lo - A) / D, np.where(D < 0, (self.hi - A) / D,
+                                                                -np.inf))
+            high = np.where(D > 0, (self.hi - A) / D, np.where(D < 0, (self.lo - A) / D,
+                                                                 np.inf))
+        t0 = np.minimum(low.max(axis=1), 0.0)[:, None]
+        t1 = np.maximum(high.min(axis=1), 1.0)[:, None]
+        return np.clip(A + t0 * D, self.lo, self.hi), np.clip(A + t1 * D, self.lo, self.hi)
 
     def _same_categories(self, A: np.ndarray, B: np.ndarray,
                          a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
