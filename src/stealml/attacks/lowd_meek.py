@@ -68,7 +68,9 @@ class LowdMeek(Attack):
     Notes
     -----
     Labels fix the boundary, not the scale of w: the stolen model's labels match the
-    target's, its probabilities do not.
+    target's, its probabilities do not. When the budget runs out before the line
+    searches are done, the model is a logistic regression retrained on every answer
+    bought (``complete`` is False and ``info["message"]`` says so).
 
     Against an API that takes raw rows over categorical features
     (:func:`~stealml.oracles.valid_rows_only`), whose one-hot columns are 0 or 1, every
@@ -76,11 +78,9 @@ class LowdMeek(Attack):
     numeric columns between two rows of the same categories, and each category is then
     switched on in both ends of a segment found, whose new crossing ties its weight to
     the segment's category's. Each feature's first one-hot column is dropped (its
-    weight joins the bias: valid rows cannot tell them apart), degree 1 only. Adult-
-    income's logistic regression over HTTP: exact (R_test = R_unif = 0) with 5,955-5,967
-    queries on seeds 0-5, against 3,123 on the model space. When the budget runs out before the line
-    searches are done, the model is a logistic regression retrained on every answer
-    bought (``complete`` is False and ``info["message"]`` says so).
+    weight joins the bias: valid rows cannot tell them apart), degree 1 only.
+    Adult-income's logistic regression over HTTP: exact (R_test = R_unif = 0) with 5,955-5,967
+    queries on seeds 0-5, against 3,123 on the model space.
 
     Examples
     --------
